@@ -1,0 +1,65 @@
+"""Shared test setup. Environment first: TensorFlow and huggingface_hub read it at import."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Small but valid shapes per architecture, so every test stays fast on two CPU cores.
+SMALL = {
+    "cnn": {},
+    "resnet18": {"input_shape": (28, 28, 1)},
+    "resnet34": {"input_shape": (28, 28, 1)},
+    "xception_localizer": {"input_shape": (71, 71, 1)},
+}
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def small_overrides(name: str) -> dict:
+    """Overrides that make ``name`` cheap to build and run in tests."""
+    return dict(SMALL.get(name.split(".")[0], {}))
+
+
+def sample_batch(model: keras.Model, batch: int = 2, seed: int = 0) -> np.ndarray:
+    """Random pixels in [0, 255] shaped for ``model``'s input."""
+    shape = (batch, *model.inputs[0].shape[1:])
+    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
+
+
+def predict(model: keras.Model, x: np.ndarray):
+    """Inference-mode outputs as numpy (a dict for multi-output models)."""
+    out = model(x, training=False)
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, out)
+
+
+def run_python(code: str, env: dict | None = None, timeout: int = 300) -> str:
+    """Run ``code`` in a fresh interpreter (own backend, nothing imported); return stdout."""
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"subprocess failed:\n{result.stdout}\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+try:  # the local Hub fixtures, when present
+    from conftest_hub import *  # noqa: F401,F403,E402
+except ImportError:  # pragma: no cover
+    pass

@@ -1,0 +1,157 @@
+"""Every registered architecture: builds, predicts, and round-trips through config, .keras and safetensors."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from conftest import predict, run_python, sample_batch, small_overrides
+
+import zoo
+
+ARCHITECTURES = zoo.list_models()
+
+
+def test_the_three_tutorial_architectures_are_registered():
+    assert {"cnn", "resnet34", "xception_localizer"} <= set(ARCHITECTURES)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_builds_and_predicts_with_right_shapes(name):
+    model = zoo.create(name, **small_overrides(name), num_classes=7)
+    out = predict(model, sample_batch(model, batch=3))
+    if isinstance(out, dict):
+        assert out["class"].shape == (3, 7)
+        assert out["box"].shape == (3, 4)
+        assert np.all((out["box"] >= 0) & (out["box"] <= 1))
+        probabilities = out["class"]
+    else:
+        assert out.shape == (3, 7)
+        probabilities = out
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_config_json_round_trip_gives_identical_predictions(name):
+    model = zoo.create(name, **small_overrides(name))
+    config = json.loads(json.dumps(model.get_config()))
+    clone = type(model).from_config(config)
+    assert json.dumps(clone.get_config(), sort_keys=True) == json.dumps(model.get_config(), sort_keys=True)
+    clone.set_weights(model.get_weights())
+    x = sample_batch(model)
+    keras.tree.map_structure(np.testing.assert_array_equal, predict(clone, x), predict(model, x))
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_keras_file_loads_in_fresh_process_with_safe_mode(name, tmp_path):
+    model = zoo.create(name, **small_overrides(name))
+    x = sample_batch(model)
+    np.save(tmp_path / "x.npy", x)
+    expected = predict(model, x)
+    model.save(tmp_path / "model.keras")
+    run_python(
+        f"""
+import keras, numpy as np, zoo
+model = keras.saving.load_model({str(tmp_path / 'model.keras')!r}, safe_mode=True)
+out = model(np.load({str(tmp_path / 'x.npy')!r}), training=False)
+out = keras.tree.map_structure(keras.ops.convert_to_numpy, out)
+if isinstance(out, dict):
+    for key, value in out.items():
+        np.save({str(tmp_path)!r} + f"/out_{{key}}.npy", value)
+else:
+    np.save({str(tmp_path / 'out_output.npy')!r}, out)
+"""
+    )
+    if isinstance(expected, dict):
+        for key, value in expected.items():
+            np.testing.assert_array_equal(np.load(tmp_path / f"out_{key}.npy"), value)
+    else:
+        np.testing.assert_array_equal(np.load(tmp_path / "out_output.npy"), expected)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_safetensors_round_trip_is_exact(name, tmp_path):
+    model = zoo.create(name, **small_overrides(name))
+    zoo.save_weights(model, tmp_path / "model.safetensors")
+    other = zoo.create(name, **small_overrides(name))
+    report = zoo.load_weights(other, tmp_path / "model.safetensors")
+    assert len(report.loaded) == len(model.weights)
+    for a, b in zip(model.weights, other.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    x = sample_batch(model)
+    keras.tree.map_structure(np.testing.assert_array_equal, predict(other, x), predict(model, x))
+
+
+def test_residual_unit_config_has_every_argument_and_works_in_sequential(tmp_path):
+    unit = zoo.ResidualUnit(32, strides=2, activation="elu", name="unit")
+    config = unit.get_config()
+    assert {k: config[k] for k in ("filters", "strides", "activation")} == {
+        "filters": 32,
+        "strides": 2,
+        "activation": "elu",
+    }
+    model = keras.Sequential([keras.Input((8, 8, 16)), unit], name="seq")
+    assert model.output_shape == (None, 4, 4, 32)
+    assert unit.compute_output_shape((None, 8, 8, 16)) == (None, 4, 4, 32)
+    model.save(tmp_path / "seq.keras")
+    loaded = keras.saving.load_model(tmp_path / "seq.keras", safe_mode=True)
+    x = np.random.default_rng(1).normal(size=(2, 8, 8, 16)).astype("float32")
+    np.testing.assert_array_equal(predict(loaded, x), predict(model, x))
+
+
+def test_identity_skip_when_shape_is_unchanged():
+    unit = zoo.ResidualUnit(16, name="unit")
+    unit.build((None, 8, 8, 16))
+    assert unit.skip_conv is None
+    assert sorted(v.path for v in unit.weights if "skip" in v.path) == []
+
+
+def test_default_conv_flavours_follow_the_tutorial():
+    cnn_conv = zoo.CNNConv2D(filters=8)
+    assert (cnn_conv.kernel_size, cnn_conv.padding, cnn_conv.activation.__name__) == ((3, 3), "same", "relu")
+    resnet_conv = zoo.ResNetConv2D(8)
+    assert (resnet_conv.use_bias, resnet_conv.strides, resnet_conv.activation.__name__) == (False, (1, 1), "linear")
+
+
+def test_resnet34_has_the_tutorial_stage_layout():
+    model = zoo.create("resnet34", stem="imagenet", input_shape=(64, 64, 3))
+    units = [layer for layer in model.layers if isinstance(layer, zoo.ResidualUnit)]
+    assert [u.filters for u in units] == [64] * 3 + [128] * 4 + [256] * 6 + [512] * 3
+    assert [u.strides for u in units if u.strides == 2] == [2, 2, 2]
+    assert model.get_layer("stem_conv").kernel_size == (7, 7)
+    assert model.get_layer("stem_pool") is not None
+
+
+def test_resnet_without_top_returns_pooled_features():
+    model = zoo.create("resnet18", include_top=False)
+    assert model.output_shape == (None, 512)
+
+
+def test_localizer_compile_reports_box_iou():
+    from zoo.models.xception import compile_localizer
+
+    model = compile_localizer(zoo.create("xception_localizer", input_shape=(71, 71, 1)))
+    x = sample_batch(model, batch=4)
+    y = {"class": np.arange(4), "box": np.full((4, 4), 0.5, dtype="float32")}
+    results = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert {"class_accuracy", "box_box_iou", "box_iou_50"} <= set(results)
+    assert 0.0 <= results["box_box_iou"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "name, overrides, message",
+    [
+        ("cnn", {"num_classes": 0}, "Received: num_classes=0"),
+        ("resnet34", {"num_classes": 1}, "Received: num_classes=1"),
+        ("cnn", {"dropout": 1.5}, "Received: dropout=1.5"),
+        ("resnet34", {"stem": "huge"}, "Received: stem='huge'"),
+        ("xception_localizer", {"input_shape": (64, 64, 1)}, "at least 71x71"),
+        ("xception_localizer", {"backbone_weights": "imagenet"}, "3 input channels"),
+        ("cnn", {"input_shape": (28, 28)}, "Received: input_shape=(28, 28)"),
+        ("cnn", {"colour": True}, "Unknown argument(s) ['colour']"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(name, overrides, message):
+    with pytest.raises(ValueError) as error:
+        zoo.create(name, **overrides)
+    assert message in str(error.value)

@@ -1,0 +1,67 @@
+"""``registry.json``: the registry exported from code, and a staleness check.
+
+Example:
+    >>> write_catalog("registry.json")          # regenerate
+    >>> check_catalog("registry.json")          # raises CatalogStaleError when out of date
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from zoo.registry import all_specs
+
+CATALOG_VERSION = 1
+
+
+class CatalogStaleError(RuntimeError):
+    """``registry.json`` does not match what the code generates."""
+
+
+def catalog() -> dict[str, Any]:
+    """Every architecture and weight tag, as written to ``registry.json``."""
+    from zoo.api import info
+
+    models = {}
+    for spec in all_specs():
+        details = info(spec.name)
+        details.pop("name")
+        details.pop("tag")
+        models[spec.name] = details
+    return {
+        "catalog_version": CATALOG_VERSION,
+        "generated_by": "python scripts/update_registry.py",
+        "models": models,
+    }
+
+
+def render_catalog() -> str:
+    """``registry.json``'s exact text."""
+    return json.dumps(catalog(), indent=2, sort_keys=True) + "\n"
+
+
+def write_catalog(path: str | os.PathLike) -> Path:
+    """Regenerate ``registry.json`` at ``path``."""
+    path = Path(path)
+    path.write_text(render_catalog())
+    return path
+
+
+def check_catalog(path: str | os.PathLike) -> None:
+    """Raise :class:`CatalogStaleError` naming the differing entries if ``path`` is stale."""
+    path = Path(path)
+    expected = render_catalog()
+    if not path.exists():
+        raise CatalogStaleError(f"{str(path)!r} does not exist; run `python scripts/update_registry.py`.")
+    actual = path.read_text()
+    if actual != expected:
+        old = json.loads(actual).get("models", {}) if actual.strip() else {}
+        new = json.loads(expected)["models"]
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise CatalogStaleError(
+            f"{str(path)!r} is stale (entries differ: {changed or 'format'}); "
+            "run `python scripts/update_registry.py` and commit the result."
+        )

@@ -1,0 +1,53 @@
+"""Argument checks shared by the model builders: clear errors instead of deep Keras traces."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+def check_num_classes(num_classes: Any) -> int:
+    """Return ``num_classes`` if it is an integer >= 2, else raise ``ValueError``."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            "`num_classes` must be an integer >= 2 (a softmax over one class is constant). "
+            f"Received: num_classes={num_classes!r}"
+        )
+    return num_classes
+
+
+def check_input_shape(input_shape: Any, *, min_size: int = 1, name: str = "model") -> tuple:
+    """Return ``input_shape`` as a ``(height, width, channels)`` tuple of positive ints.
+
+    Raises ``ValueError`` when the shape is malformed or smaller than ``min_size`` pixels.
+    """
+    ok = (
+        isinstance(input_shape, Sequence)
+        and len(input_shape) == 3
+        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape)
+    )
+    if not ok:
+        raise ValueError(
+            f"`input_shape` of {name} must be (height, width, channels) with positive integers. "
+            f"Received: input_shape={input_shape!r}"
+        )
+    height, width, _ = input_shape
+    if height < min_size or width < min_size:
+        raise ValueError(
+            f"{name} needs inputs of at least {min_size}x{min_size} pixels. "
+            f"Received: input_shape={tuple(input_shape)!r}"
+        )
+    return tuple(input_shape)
+
+
+def check_rate(name: str, value: Any) -> float:
+    """Return a rate in [0, 1), else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"`{name}` must be a number in [0, 1). Received: {name}={value!r}")
+    return float(value)
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError``."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
+    return value

@@ -1,0 +1,44 @@
+"""Weight-tag metadata shared by the architectures trained on Fashion-MNIST."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from zoo.data.fashion_mnist import LABEL_NAMES
+from zoo.registry import WeightSpec
+
+#: How every zoo model expects its input: raw pixels, rescaled inside the model.
+RAW_PIXELS = {
+    "input": "float32 or uint8 pixels in [0, 255], NHWC, grayscale",
+    "rescaling": "inside the model (Rescaling 1/255 layer)",
+    "resize": None,
+}
+
+
+def fashion_mnist_weights(
+    arch: str,
+    *,
+    tag: str = "fmnist",
+    overrides: Mapping[str, Any] | None = None,
+    targets: Mapping[str, float] | None = None,
+    dataset: str = "fashion_mnist",
+    description: str = "Trained from scratch on Fashion-MNIST (60,000 train images, 10 classes).",
+    train_command: str | None = None,
+) -> WeightSpec:
+    """A :class:`WeightSpec` for Fashion-MNIST weights of ``arch``.
+
+    Example:
+        >>> fashion_mnist_weights("cnn").tag
+        'fmnist'
+    """
+    return WeightSpec(
+        tag=tag,
+        dataset=dataset,
+        description=description,
+        overrides=dict(overrides or {}),
+        label_names=LABEL_NAMES,
+        preprocessing=RAW_PIXELS,
+        targets=dict(targets or {}),
+        hub_repo_id=f"keras-zoo/{arch}.{tag}",
+        train_command=train_command or f"python scripts/train.py {arch}",
+    )

@@ -1,0 +1,50 @@
+"""The tutorial's sequential CNN for 28x28x1 Fashion-MNIST images."""
+
+from __future__ import annotations
+
+import keras
+
+from zoo.layers import CNNConv2D
+from zoo.models._checks import check_input_shape, check_num_classes, check_rate
+from zoo.registry import register_model
+from zoo.models._tags import fashion_mnist_weights
+
+
+@register_model(weights=[fashion_mnist_weights("cnn", targets={"accuracy": 0.935})], head=("predictions",))
+def cnn(
+    input_shape: tuple[int, int, int] = (28, 28, 1),
+    num_classes: int = 10,
+    dropout: float = 0.5,
+) -> keras.Sequential:
+    """The tutorial CNN: Conv64(7x7) - pool - Conv128 - Conv128 - pool - Dense128 - Dense64 - softmax.
+
+    Inputs are raw pixels in [0, 255]; a ``Rescaling`` layer inside the model maps them to [0, 1].
+
+    Example:
+        >>> model = cnn(num_classes=10)
+        >>> model.output_shape
+        (None, 10)
+    """
+    input_shape = check_input_shape(input_shape, min_size=4, name="cnn")
+    num_classes = check_num_classes(num_classes)
+    dropout = check_rate("dropout", dropout)
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            keras.layers.Rescaling(1.0 / 255.0, name="rescale"),
+            CNNConv2D(filters=64, kernel_size=7, name="conv1"),
+            keras.layers.MaxPool2D(name="pool1"),
+            CNNConv2D(filters=128, name="conv2"),
+            CNNConv2D(filters=128, name="conv3"),
+            keras.layers.MaxPool2D(name="pool2"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(128, activation="relu", kernel_initializer="he_normal", name="fc1"),
+            keras.layers.Dropout(dropout, name="dropout1"),
+            keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal", name="fc2"),
+            keras.layers.Dropout(dropout, name="dropout2"),
+            keras.layers.Dense(
+                num_classes, activation="softmax", dtype="float32", name="predictions"
+            ),
+        ],
+        name="cnn",
+    )

@@ -1,0 +1,99 @@
+"""ResNet-18/34 built from the serializable :class:`zoo.layers.ResidualUnit`."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+
+from zoo.layers import ResidualUnit, ResNetConv2D
+from zoo.models._checks import check_choice, check_input_shape, check_num_classes
+from zoo.models._tags import fashion_mnist_weights
+from zoo.registry import register_model
+
+STEMS = ("imagenet", "small")
+_WIDTHS = (64, 128, 256, 512)
+#: Overrides of the Fashion-MNIST weights: 28x28x1 input and the small stem.
+_FMNIST = {"input_shape": (28, 28, 1), "num_classes": 10, "stem": "small"}
+
+
+def build_resnet(
+    name: str,
+    units_per_stage: Sequence[int],
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    stem: str,
+    include_top: bool,
+) -> keras.Model:
+    """A basic-block ResNet with ``units_per_stage`` ResidualUnits at widths 64/128/256/512.
+
+    ``stem="imagenet"`` is the 7x7/2 conv + 3x3/2 max-pool stem; ``stem="small"`` a 3x3/1 conv
+    without pooling, for 28-64 px inputs. With ``include_top=False`` the model returns the
+    globally average-pooled features.
+
+    Example:
+        >>> build_resnet("resnet18", (2, 2, 2, 2), (32, 32, 3), 10, "small", True).output_shape
+        (None, 10)
+    """
+    input_shape = check_input_shape(input_shape, name=name)
+    stem = check_choice("stem", stem, STEMS)
+    if include_top:
+        num_classes = check_num_classes(num_classes)
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    if stem == "imagenet":
+        x = ResNetConv2D(64, kernel_size=7, strides=2, name="stem_conv")(x)
+    else:
+        x = ResNetConv2D(64, kernel_size=3, strides=1, name="stem_conv")(x)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.Activation("relu", name="stem_relu")(x)
+    if stem == "imagenet":
+        x = keras.layers.MaxPool2D(pool_size=3, strides=2, padding="same", name="stem_pool")(x)
+    previous = 64
+    for stage, (filters, units) in enumerate(zip(_WIDTHS, units_per_stage), start=1):
+        for unit in range(1, units + 1):
+            strides = 1 if filters == previous else 2
+            x = ResidualUnit(filters, strides=strides, name=f"stage{stage}_unit{unit}")(x)
+            previous = filters
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if include_top:
+        x = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+@register_model(
+    weights=[fashion_mnist_weights("resnet18", overrides=_FMNIST, targets={"accuracy": 0.95})],
+    head=("predictions",),
+)
+def resnet18(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    num_classes: int = 1000,
+    stem: str = "imagenet",
+    include_top: bool = True,
+) -> keras.Model:
+    """ResNet-18: ResidualUnits 2x64, 2x128, 2x256, 2x512.
+
+    Example:
+        >>> resnet18(input_shape=(28, 28, 1), num_classes=10, stem="small").output_shape
+        (None, 10)
+    """
+    return build_resnet("resnet18", (2, 2, 2, 2), input_shape, num_classes, stem, include_top)
+
+
+@register_model(
+    weights=[fashion_mnist_weights("resnet34", overrides=_FMNIST, targets={"accuracy": 0.96})],
+    head=("predictions",),
+)
+def resnet34(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    num_classes: int = 1000,
+    stem: str = "imagenet",
+    include_top: bool = True,
+) -> keras.Model:
+    """ResNet-34 (the tutorial's): ResidualUnits 3x64, 4x128, 6x256, 3x512.
+
+    Example:
+        >>> resnet34(input_shape=(28, 28, 1), num_classes=10, stem="small").output_shape
+        (None, 10)
+    """
+    return build_resnet("resnet34", (3, 4, 6, 3), input_shape, num_classes, stem, include_top)

@@ -1,0 +1,320 @@
+"""The model registry: architecture specs, weight tags, release records, plugins and listing.
+
+Names follow timm: ``arch`` or ``arch.tag`` (``resnet34.fmnist``). A bare ``arch`` means its
+default tag when it has one. Architectures register themselves with :func:`register_model`;
+other installed packages add theirs through the ``zoo.models`` entry-point group, e.g. in
+their ``pyproject.toml``::
+
+    [project.entry-points."zoo.models"]
+    my_models = "my_package.models"   # a module whose import calls @zoo.register_model
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib.metadata
+import importlib.resources
+import inspect
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+ENTRY_POINT_GROUP = "zoo.models"
+_RELEASE_PACKAGE = "zoo.released"
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One released file: its name, sha256 and size in bytes."""
+
+    name: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """What exists of a weight tag: files with hashes, measured metrics, where to get them.
+
+    Written by ``scripts/release.py`` / ``scripts/publish.py --register`` into
+    ``zoo/released/<arch>.<tag>.json``; never edited by hand.
+    """
+
+    files: tuple[FileRecord, ...]
+    metrics: Mapping[str, float]
+    train_command: str
+    seed: int | None = None
+    backend: str | None = None
+    trained_on: str | None = None
+    storage_dtype: str = "float32"
+    local_dir: str | None = None
+    hub_repo_id: str | None = None
+    hub_revision: str | None = None
+    notes: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Release":
+        files = tuple(FileRecord(**f) for f in data["files"])
+        known = {k: v for k, v in data.items() if k != "files" and k in cls.__dataclass_fields__}
+        return cls(files=files, **known)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": [vars(f) for f in self.files],
+            "metrics": dict(self.metrics),
+            "train_command": self.train_command,
+            "seed": self.seed,
+            "backend": self.backend,
+            "trained_on": self.trained_on,
+            "storage_dtype": self.storage_dtype,
+            "local_dir": self.local_dir,
+            "hub_repo_id": self.hub_repo_id,
+            "hub_revision": self.hub_revision,
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """A weight tag: what the weights were trained for and with which architecture overrides.
+
+    ``release`` is filled from the release record when the weights exist; a tag without one
+    is listed as planned, never as available.
+    """
+
+    tag: str
+    dataset: str
+    description: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    label_names: tuple[str, ...] = ()
+    preprocessing: Mapping[str, Any] = field(default_factory=dict)
+    targets: Mapping[str, float] = field(default_factory=dict)
+    license: str = "apache-2.0"
+    hub_repo_id: str | None = None
+    train_command: str = ""
+    release: Release | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.release is not None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered architecture: its builder, default config and weight tags."""
+
+    name: str
+    builder: Callable[..., Any]
+    default_config: Mapping[str, Any]
+    description: str
+    weights: Mapping[str, WeightSpec]
+    default_tag: str | None
+    head: tuple[str, ...]
+    module: str
+
+    def weight(self, tag: str | None) -> WeightSpec | None:
+        """The weight spec for ``tag`` (``None`` means the default tag)."""
+        tag = tag or self.default_tag
+        if tag is None:
+            return None
+        if tag not in self.weights:
+            raise ValueError(
+                f"Unknown weight tag {tag!r} for {self.name!r}. "
+                f"Known tags: {sorted(self.weights) or 'none'}. Received: name='{self.name}.{tag}'"
+            )
+        return self.weights[tag]
+
+    def config_for(self, tag: str | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """Default config, then the tag's overrides, then the caller's (checked) overrides."""
+        unknown = sorted(set(overrides) - set(self.default_config))
+        if unknown:
+            raise ValueError(
+                f"Unknown argument(s) {unknown} for {self.name!r}. "
+                f"Accepted: {sorted(self.default_config)}. Received: {dict(overrides)!r}"
+            )
+        spec = self.weight(tag)
+        return {**self.default_config, **(spec.overrides if spec else {}), **overrides}
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_plugins_loaded = False
+
+
+def _signature_defaults(builder: Callable[..., Any]) -> dict[str, Any]:
+    defaults = {}
+    for param in inspect.signature(builder).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if param.default is inspect.Parameter.empty:
+            raise TypeError(
+                f"Builder {builder.__name__!r} must give every argument a default. "
+                f"Received: parameter {param.name!r} without one"
+            )
+        defaults[param.name] = param.default
+    return defaults
+
+
+def read_release(name: str) -> Release | None:
+    """The release record of ``arch.tag`` shipped in ``zoo/released/``, or ``None``."""
+    try:
+        text = importlib.resources.files(_RELEASE_PACKAGE).joinpath(f"{name}.json").read_text()
+    except (FileNotFoundError, ModuleNotFoundError):
+        return None
+    return Release.from_dict(json.loads(text))
+
+
+def register_model(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    weights: Iterable[WeightSpec] = (),
+    default_tag: str | None = None,
+    head: Iterable[str] = (),
+    overwrite: bool = False,
+) -> Any:
+    """Register a model builder under ``name`` (default: the function's name).
+
+    The builder must take keyword arguments only, each with a default; those defaults are the
+    architecture's default config. ``head`` names the layers re-initialised when weights
+    trained with another ``num_classes`` are loaded.
+
+    Example:
+        >>> @register_model(head=("predictions",))
+        ... def tiny_mlp(input_shape=(4,), num_classes=2):
+        ...     ...
+    """
+
+    def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
+        arch = name or builder.__name__
+        if not _NAME_RE.match(arch):
+            raise ValueError(
+                "Model names are lower-case letters, digits and underscores, starting with a "
+                f"letter (dots separate tags). Received: name={arch!r}"
+            )
+        if arch in _REGISTRY and not overwrite and _REGISTRY[arch].builder is not builder:
+            raise ValueError(
+                f"A model named {arch!r} is already registered by {_REGISTRY[arch].module}. "
+                "Pass overwrite=True to replace it."
+            )
+        tags: dict[str, WeightSpec] = {}
+        for spec in weights:
+            if not _TAG_RE.match(spec.tag):
+                raise ValueError(f"Invalid weight tag. Received: tag={spec.tag!r}")
+            release = spec.release or read_release(f"{arch}.{spec.tag}")
+            tags[spec.tag] = _replace(spec, release=release)
+        chosen = default_tag or (next(iter(tags)) if tags else None)
+        if chosen is not None and chosen not in tags:
+            raise ValueError(f"default_tag must be one of {sorted(tags)}. Received: {chosen!r}")
+        doc = inspect.getdoc(builder) or ""
+        _REGISTRY[arch] = ModelSpec(
+            name=arch,
+            builder=builder,
+            default_config=_signature_defaults(builder),
+            description=doc.split("\n\n")[0].replace("\n", " "),
+            weights=tags,
+            default_tag=chosen,
+            head=tuple(head),
+            module=builder.__module__,
+        )
+        return builder
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def _replace(spec: WeightSpec, **changes: Any) -> WeightSpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)
+
+
+def _load_plugins() -> None:
+    """Import the built-in models and every ``zoo.models`` entry point, once."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    import zoo.models  # noqa: F401  (registers the built-in architectures)
+
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry_point.load()
+        except Exception as error:  # a broken plugin must not break the zoo
+            warnings.warn(f"zoo plugin {entry_point.name!r} failed to load: {error!r}")
+            continue
+        if callable(loaded) and not inspect.isclass(loaded) and not inspect.ismodule(loaded):
+            if loaded.__name__ not in _REGISTRY:
+                register_model(loaded)
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """Split ``"arch.tag"`` into ``("arch", "tag")``; a bare name gives ``("arch", None)``.
+
+    Example:
+        >>> split_name("resnet34.fmnist")
+        ('resnet34', 'fmnist')
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"A model name must be a non-empty string. Received: name={name!r}")
+    arch, _, tag = name.partition(".")
+    return arch, (tag or None)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of ``name`` (``arch`` or ``arch.tag``).
+
+    Unknown names raise ``ValueError`` naming the closest registered names.
+    """
+    _load_plugins()
+    arch, tag = split_name(name)
+    if arch not in _REGISTRY:
+        candidates = list(_REGISTRY) + [f"{a}.{t}" for a, s in _REGISTRY.items() for t in s.weights]
+        close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(
+            f"Unknown model {name!r}.{hint} Registered: {sorted(_REGISTRY)}. "
+            f"Received: name={name!r}"
+        )
+    spec = _REGISTRY[arch]
+    spec.weight(tag)  # validates the tag
+    return spec
+
+
+def _natural_key(text: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def list_models(pattern: str | Iterable[str] = "*", pretrained: bool = False) -> list[str]:
+    """Registered names matching ``pattern`` (fnmatch wildcards), naturally sorted.
+
+    With ``pretrained=True`` only ``arch.tag`` names whose weights exist are returned.
+
+    Example:
+        >>> list_models("resnet*")
+        ['resnet18', 'resnet34']
+    """
+    _load_plugins()
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    if pretrained:
+        names = [
+            f"{arch}.{tag}"
+            for arch, spec in _REGISTRY.items()
+            for tag, weight in spec.weights.items()
+            if weight.available
+        ]
+    else:
+        names = list(_REGISTRY)
+    selected = {
+        n for n in names for p in patterns if fnmatch.fnmatchcase(n, p) or fnmatch.fnmatchcase(n.split(".")[0], p)
+    }
+    return sorted(selected, key=_natural_key)
+
+
+def all_specs() -> list[ModelSpec]:
+    """Every registered :class:`ModelSpec`, naturally sorted by name."""
+    _load_plugins()
+    return [_REGISTRY[name] for name in sorted(_REGISTRY, key=_natural_key)]
