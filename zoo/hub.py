@@ -79,19 +79,21 @@ def verify_files(folder: Path, records: Iterable[FileRecord], *, evict: bool = F
     With ``evict=True`` (files from the Hub cache) a bad copy is deleted so that the next call
     downloads it again instead of trusting it.
     """
+    bad = []
     for record in records:
         path = folder / record.name
         if not path.exists():
             raise IntegrityError(f"Missing file {record.name!r} in {str(folder)!r}.")
         actual = sha256_of(path)
         if actual != record.sha256:
+            bad.append(f"{record.name!r}: expected {record.sha256}, got {actual}")
             if evict:
                 _evict(path)
-            raise IntegrityError(
-                f"sha256 mismatch for {record.name!r} in {str(folder)!r}: expected "
-                f"{record.sha256}, got {actual}. The file was not used"
-                + (" and was removed from the cache; retry to download it again." if evict else ".")
-            )
+    if bad:
+        raise IntegrityError(
+            f"sha256 mismatch for {'; '.join(bad)} in {str(folder)!r}. The files were not used"
+            + (" and were removed from the cache; retry to download them again." if evict else ".")
+        )
 
 
 def _weight_records(config: Mapping[str, Any]) -> tuple[FileRecord, ...]:
@@ -117,10 +119,10 @@ def parse_handle(handle: str) -> tuple[str, str | None]:
 
 
 def _explain(error: Exception, repo_id: str, revision: str | None) -> HubError:
-    from huggingface_hub import errors
+    from huggingface_hub import constants, errors
 
     where = f"{repo_id!r} at revision {revision or 'main'!r}"
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
     if isinstance(error, errors.RevisionNotFoundError):
         return HubError(f"Revision not found: {where} on {endpoint}. Check the branch, tag or commit sha.")
     if isinstance(error, errors.RepositoryNotFoundError):
@@ -128,14 +130,14 @@ def _explain(error: Exception, repo_id: str, revision: str | None) -> HubError:
             f"Repository not found: {where} on {endpoint}. Check the name, or pass a token "
             "(HF_TOKEN or token=) if the repo is private."
         )
-    if isinstance(error, errors.EntryNotFoundError):
-        return HubError(f"File not found in {where} on {endpoint}: {error}")
     if isinstance(error, errors.LocalEntryNotFoundError):
         return HubError(
             f"Could not get {where}: the Hub at {endpoint} was not reachable (or HF_HUB_OFFLINE=1 "
             "is set) and the Hugging Face cache has no copy. Connect to the network, point "
             "HF_ENDPOINT at a reachable mirror, or load from a local folder or file path instead."
         )
+    if isinstance(error, errors.EntryNotFoundError):
+        return HubError(f"File not found in {where} on {endpoint}: {error}")
     if isinstance(error, errors.HfHubHTTPError):
         return HubError(f"The Hub at {endpoint} refused a request for {where}: {error}")
     return HubError(f"Could not download {where} from {endpoint}: {error!r}")
@@ -160,6 +162,7 @@ def pull(
     """
     from huggingface_hub import snapshot_download
 
+    endpoint = endpoint or os.environ.get("HF_ENDPOINT")
     if Path(repo_id).is_dir():
         folder = Path(repo_id)
         records = release.files if release else _weight_records(read_config(folder))
@@ -179,7 +182,18 @@ def pull(
         )
     except Exception as error:  # huggingface_hub / HTTP errors become one clear error
         raise _explain(error, repo_id, revision) from error
-    records = release.files if release else _weight_records(read_config(folder))
+    if release is not None:
+        records = release.files
+    else:
+        try:
+            records = _weight_records(read_config(folder))
+        except ValueError as error:  # undecodable JSON: a damaged download, trust nothing
+            for path in folder.iterdir():
+                _evict(path)
+            raise IntegrityError(
+                f"{CONFIG_NAME} of {repo_id!r} is not valid JSON ({error}); it was removed from "
+                "the cache, retry to download it again."
+            ) from error
     records = tuple(r for r in records if r.name != CARD_NAME)
     verify_files(folder, records, evict=True)
     return folder
@@ -226,14 +240,16 @@ def load_folder(folder: Path, *, verify: bool = True, **overrides: Any) -> keras
     return model
 
 
-def load_repo(handle: str, cache_dir: str | os.PathLike | None = None, **overrides: Any) -> keras.Model:
+def load_repo(
+    handle: str, cache_dir: str | os.PathLike | None = None, token: str | None = None, **overrides: Any
+) -> keras.Model:
     """Load ``"hf://namespace/name@revision"``: pull, verify, build, load weights.
 
     Example:
         >>> model = load_repo("hf://keras-zoo/cnn.fmnist@main")
     """
     repo_id, revision = parse_handle(handle)
-    folder = pull(repo_id, revision=revision, cache_dir=cache_dir)
+    folder = pull(repo_id, revision=revision, cache_dir=cache_dir, token=token)
     return load_folder(folder, verify=False, **overrides)
 
 
@@ -328,6 +344,7 @@ def push(
     """
     from huggingface_hub import HfApi
 
+    endpoint = endpoint or os.environ.get("HF_ENDPOINT")
     api = HfApi(endpoint=endpoint, token=token, library_name="keras-zoo")
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as staging_name:
         staging = Path(staging_name)
@@ -363,7 +380,7 @@ def push(
 def _explain_push(error: Exception, repo_id: str) -> HubError:
     from huggingface_hub import errors
 
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    endpoint = os.environ.get("HF_ENDPOINT") or "the Hub"
     status = getattr(getattr(error, "response", None), "status_code", None)
     if status in (401, 403) or isinstance(error, errors.LocalTokenNotFoundError):
         return HubError(

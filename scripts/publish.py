@@ -1,0 +1,41 @@
+"""Push a run or release folder to the Hub; with --register, pin it in the registry.
+
+Usage:
+    python scripts/publish.py weights/cnn.fmnist keras-zoo/cnn.fmnist --register cnn.fmnist
+    python scripts/publish.py runs/cnn-0 me/my-cnn --private
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import zoo
+from zoo.catalog import write_catalog
+from zoo.release import ROOT, register_publication
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="run folder or weights/<arch>.<tag> release folder")
+    parser.add_argument("repo_id", help="namespace/name on the Hub")
+    parser.add_argument("--revision", default="main", help="branch to commit to (default: main)")
+    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument("--message", help="commit message")
+    parser.add_argument("--create-pr", action="store_true", help="open a pull request instead")
+    parser.add_argument("--replace-card", action="store_true", help="replace an existing README.md")
+    parser.add_argument("--register", metavar="ARCH.TAG", help="pin the pushed commit for this tag")
+    args = parser.parse_args(argv)
+    sha = zoo.push(
+        args.folder, args.repo_id, revision=args.revision, private=args.private,
+        commit_message=args.message, create_pr=args.create_pr, replace_card=args.replace_card,
+    )
+    print(f"pushed {args.folder} to {args.repo_id}@{sha}")
+    if args.register:
+        register_publication(args.register, args.repo_id, sha)
+        write_catalog(ROOT / "registry.json")
+        print(f"registered {args.register} -> {args.repo_id}@{sha}; registry.json regenerated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The registry: names and tags, listing, errors, info, plugins, registry.json."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import ROOT, run_python
+
+import zoo
+from zoo.catalog import CatalogStaleError, check_catalog, render_catalog
+from zoo.registry import split_name
+
+
+def test_list_models_with_wildcards_is_naturally_sorted():
+    assert zoo.list_models() == ["cnn", "resnet18", "resnet34", "xception_localizer"]
+    assert zoo.list_models("resnet*") == ["resnet18", "resnet34"]
+    assert zoo.list_models(["cnn", "x*"]) == ["cnn", "xception_localizer"]
+    assert zoo.list_models("nothing*") == []
+
+
+def test_pretrained_listing_shows_only_weights_that_exist():
+    released = zoo.list_models(pretrained=True)
+    for name in released:
+        arch, tag = split_name(name)
+        assert zoo.info(name)["weights"][tag]["available"] is True
+    for arch in zoo.list_models():
+        for tag, weight in zoo.info(arch)["weights"].items():
+            assert (f"{arch}.{tag}" in released) == weight["available"]
+            if not weight["available"]:
+                assert "release" not in weight
+
+
+def test_unknown_name_suggests_the_closest_names():
+    with pytest.raises(ValueError) as error:
+        zoo.create("resnet43")
+    assert "Did you mean 'resnet34'" in str(error.value)
+    assert "Received: name='resnet43'" in str(error.value)
+
+
+def test_unknown_tag_lists_known_tags():
+    with pytest.raises(ValueError, match=r"Known tags: \['fmnist'\]"):
+        zoo.create("cnn.imagenet")
+
+
+def test_bare_name_means_default_tag_and_tag_overrides_apply():
+    assert zoo.create("resnet34").input_shape == (None, 28, 28, 1)
+    assert zoo.create("resnet34.fmnist").get_layer("stem_conv").kernel_size == (3, 3)
+    model = zoo.create("resnet34", input_shape=(64, 64, 3), stem="imagenet", num_classes=100)
+    assert model.output_shape == (None, 100)
+    assert model.zoo_config["config"]["stem"] == "imagenet"
+
+
+def test_info_reports_spec_config_inputs_parameters_and_tags():
+    details = zoo.info("resnet34")
+    assert details["name"] == "resnet34" and details["tag"] == "fmnist"
+    assert details["input_spec"]["shape"] == [None, 28, 28, 1]
+    assert details["parameters"] == zoo.create("resnet34").count_params()
+    assert details["default_config"]["stem"] == "imagenet" and details["config"]["stem"] == "small"
+    assert details["weights"]["fmnist"]["label_names"][0] == "T-shirt/top"
+
+
+def test_register_model_rejects_bad_names_and_builders():
+    with pytest.raises(ValueError, match="Received: name='Bad.Name'"):
+        zoo.register_model(name="Bad.Name")(lambda: None)
+    with pytest.raises(TypeError, match="must give every argument a default"):
+
+        @zoo.register_model
+        def needs_argument(width):  # pragma: no cover - never built
+            return width
+
+
+def test_registry_json_is_up_to_date():
+    """Fails when code changed but `python scripts/update_registry.py` was not run."""
+    check_catalog(ROOT / "registry.json")
+
+
+def test_stale_registry_json_is_detected(tmp_path):
+    stale = json.loads(render_catalog())
+    stale["models"]["cnn"]["parameters"] += 1
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(stale))
+    with pytest.raises(CatalogStaleError, match=r"entries differ: \['cnn'\]"):
+        check_catalog(path)
+    result = subprocess.run(
+        [sys.executable, "scripts/update_registry.py", "--check", "--path", str(path)],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 1 and "stale" in result.stderr
+
+
+def test_plugin_package_registers_through_entry_point(tmp_path):
+    """A tiny package installed during the test adds a model without touching zoo."""
+    package = tmp_path / "plugin_src"
+    (package / "zoo_tiny_plugin").mkdir(parents=True)
+    (package / "pyproject.toml").write_text(
+        textwrap.dedent(
+            """
+            [build-system]
+            requires = ["setuptools>=68"]
+            build-backend = "setuptools.build_meta"
+            [project]
+            name = "zoo-tiny-plugin"
+            version = "0.0.1"
+            [project.entry-points."zoo.models"]
+            tiny = "zoo_tiny_plugin.models"
+            """
+        )
+    )
+    (package / "zoo_tiny_plugin" / "__init__.py").write_text("")
+    (package / "zoo_tiny_plugin" / "models.py").write_text(
+        textwrap.dedent(
+            """
+            import keras
+            import zoo
+
+            @zoo.register_model(head=("predictions",))
+            def tiny_mlp(input_shape=(4,), num_classes=3):
+                '''A two-layer perceptron from a plugin.'''
+                inputs = keras.Input(input_shape)
+                x = keras.layers.Dense(8, activation="relu", name="hidden")(inputs)
+                outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+                return keras.Model(inputs, outputs, name="tiny_mlp")
+            """
+        )
+    )
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(package)],
+        check=True, capture_output=True,
+    )
+    out = run_python(
+        "import zoo; print(zoo.list_models()); print(zoo.create('tiny_mlp', num_classes=5).output_shape)",
+        env={"PYTHONPATH": f"{target}:{ROOT}"},
+    )
+    assert "'tiny_mlp'" in out and "(None, 5)" in out

@@ -1,0 +1,94 @@
+"""Releases: stage a run's weights in ``weights/<arch>.<tag>/`` and record them in the registry.
+
+The staging folder holds exactly what gets pushed to the Hub (``config.json``, safetensors
+weights, ``README.md`` and its images). The release record ``zoo/released/<arch>.<tag>.json``
+carries every file's sha256 and size, the test metrics, the train command and, once
+published, the Hub repo and pinned revision. ``registry.json`` is regenerated from both.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from zoo import hub
+from zoo.registry import Release, get_spec, read_release, split_name
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDS_DIR = Path(__file__).resolve().parent / "released"
+_STAGED = ("config.json", "*.safetensors", "*.safetensors.index.json", "README.md", "*.png")
+
+
+def record_path(name: str) -> Path:
+    """Where the release record of ``arch.tag`` lives."""
+    return RECORDS_DIR / f"{name}.json"
+
+
+def write_record(name: str, release: Release) -> Path:
+    """Write the release record of ``name``."""
+    path = record_path(name)
+    path.write_text(json.dumps(release.to_dict(), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def stage_release(run_dir: str | Path, name: str, *, overwrite: bool = False, notes: str = "") -> Release:
+    """Copy a run folder's release files to ``weights/<arch>.<tag>/`` and write its record.
+
+    Example:
+        >>> stage_release("runs/cnn-0", "cnn.fmnist")
+    """
+    arch, tag = split_name(name)
+    spec = get_spec(name)
+    weight = spec.weight(tag)
+    if weight is None or tag is None:
+        raise ValueError(f"A release needs a registered 'arch.tag' name. Received: name={name!r}")
+    run_dir = Path(run_dir)
+    config = hub.read_config(run_dir)
+    if config.get("architecture") != arch:
+        raise ValueError(
+            f"The run in {str(run_dir)!r} trained {config.get('architecture')!r}, not {arch!r}. "
+            f"Received: name={name!r}"
+        )
+    target = ROOT / "weights" / name
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{str(target)!r} exists; pass overwrite=True to replace that release.")
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    names = []
+    for pattern in _STAGED:
+        for path in sorted(run_dir.glob(pattern)):
+            if path.name == "last.safetensors":
+                continue
+            shutil.copy2(path, target / path.name)
+            names.append(path.name)
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    release = Release(
+        files=hub.file_records(target, names),
+        metrics=metrics,
+        train_command=config.get("train_command", weight.train_command),
+        seed=config.get("seed"),
+        backend=config.get("backend"),
+        trained_on=config.get("trained_on"),
+        storage_dtype=config.get("weights", {}).get("storage_dtype", "float32"),
+        local_dir=str(target.relative_to(ROOT)),
+        notes=notes,
+    )
+    write_record(name, release)
+    return release
+
+
+def register_publication(name: str, repo_id: str, revision: str) -> Release:
+    """Pin the Hub repo and revision of an existing release record.
+
+    Example:
+        >>> register_publication("cnn.fmnist", "keras-zoo/cnn.fmnist", "3f1c...")
+    """
+    release = read_release(name)
+    if release is None:
+        raise ValueError(f"No release record for {name!r}; stage the release first. Received: name={name!r}")
+    release = replace(release, hub_repo_id=repo_id, hub_revision=revision)
+    write_record(name, release)
+    return release

@@ -1,0 +1,104 @@
+"""Data-parallel training over every local device, for the JAX and TensorFlow backends.
+
+* JAX: ``keras.distribution.DataParallel`` over ``keras.distribution.list_devices()``, set
+  globally with ``keras.distribution.set_distribution`` for the duration of the run (and
+  restored afterwards). Variables are replicated, each batch is split along its first axis.
+  With ``KERAS_DISTRIBUTION_NUM_PROCESSES`` > 1 (plus ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` and
+  ``KERAS_DISTRIBUTION_PROCESS_ID``) ``keras.distribution.initialize()`` joins the hosts first.
+* TensorFlow: ``tf.distribute.MirroredStrategy`` over the GPUs, else over the logical CPU
+  devices; the model and its optimizer are built and compiled inside ``scope()``.
+
+The batch size stays the global batch size (all replicas together). This is the only module
+of the zoo that touches ``tf.*``. On one CPU, two devices can be simulated: for JAX set
+``XLA_FLAGS=--xla_force_host_platform_device_count=2`` before JAX starts; for TensorFlow call
+``tf.config.set_logical_device_configuration`` with two configurations before TF starts.
+
+Example:
+    >>> with data_parallel() as parallel:             # doctest: +SKIP
+    ...     with parallel.scope():
+    ...         model = zoo.create("cnn"); model.compile(...)
+    ...     model.fit(dataset, epochs=1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Iterator
+
+import keras
+
+__all__ = ["Parallel", "data_parallel"]
+
+
+class Parallel:
+    """An active data-parallel setup: ``scope()`` for building, ``num_replicas`` devices.
+
+    Example:
+        >>> Parallel(None, 1).num_replicas
+        1
+    """
+
+    def __init__(self, strategy: Any, num_replicas: int, description: str = "single device"):
+        self.strategy = strategy
+        self.num_replicas = num_replicas
+        self.description = description
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        """Where to create and compile the model (a no-op except for TensorFlow)."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+
+def _maybe_initialize_multi_host() -> None:
+    if int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1") or 1) > 1:
+        keras.distribution.initialize()
+
+
+@contextlib.contextmanager
+def _jax_parallel() -> Iterator[Parallel]:
+    _maybe_initialize_multi_host()
+    devices = keras.distribution.list_devices()
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    try:
+        yield Parallel(None, len(devices), f"JAX DataParallel over {len(devices)} device(s)")
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
+@contextlib.contextmanager
+def _tf_parallel() -> Iterator[Parallel]:
+    import tensorflow as tf
+
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    names = [device.name for device in devices]
+    strategy = tf.distribute.MirroredStrategy(devices=names)
+    yield Parallel(strategy, strategy.num_replicas_in_sync, f"tf.distribute.MirroredStrategy over {names}")
+
+
+@contextlib.contextmanager
+def data_parallel(enabled: bool = True) -> Iterator[Parallel]:
+    """Run the enclosed training data-parallel over all local devices (or not, if disabled).
+
+    Raises ``NotImplementedError`` on backends other than JAX and TensorFlow.
+
+    Example:
+        >>> with data_parallel(enabled=False) as parallel:
+        ...     parallel.num_replicas
+        1
+    """
+    if not enabled:
+        yield Parallel(None, 1)
+        return
+    backend = keras.backend.backend()
+    if backend == "jax":
+        with _jax_parallel() as parallel:
+            yield parallel
+    elif backend == "tensorflow":
+        with _tf_parallel() as parallel:
+            yield parallel
+    else:
+        raise NotImplementedError(
+            f"distribute=True supports the 'jax' and 'tensorflow' backends. Received: "
+            f"KERAS_BACKEND={backend!r}. Train without --distribute, or switch backend."
+        )
