@@ -10,6 +10,7 @@ cache so the next call downloads it again. Nothing here knows a particular archi
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -194,7 +195,7 @@ def pull(
                 f"{CONFIG_NAME} of {repo_id!r} is not valid JSON ({error}); it was removed from "
                 "the cache, retry to download it again."
             ) from error
-    records = tuple(r for r in records if r.name != CARD_NAME)
+    records = tuple(r for r in records if any(fnmatch.fnmatch(r.name, p) for p in REPO_PATTERNS))
     verify_files(folder, records, evict=True)
     return folder
 
