@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from zoo import hub
-from zoo.registry import Release, get_spec, read_release, split_name
+from zoo.registry import Release, get_spec, split_name
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS_DIR = Path(__file__).resolve().parent / "released"
@@ -86,9 +86,9 @@ def register_publication(name: str, repo_id: str, revision: str) -> Release:
     Example:
         >>> register_publication("cnn.fmnist", "keras-zoo/cnn.fmnist", "3f1c...")
     """
-    release = read_release(name)
-    if release is None:
+    path = record_path(name)
+    if not path.exists():
         raise ValueError(f"No release record for {name!r}; stage the release first. Received: name={name!r}")
-    release = replace(release, hub_repo_id=repo_id, hub_revision=revision)
+    release = replace(Release.from_dict(json.loads(path.read_text())), hub_repo_id=repo_id, hub_revision=revision)
     write_record(name, release)
     return release

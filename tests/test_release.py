@@ -1,0 +1,78 @@
+"""Release staging: weights/<arch>.<tag>/ + record, loading it by name, hash checks."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import predict, sample_batch
+
+import zoo
+from zoo import api, release
+from zoo.hub import IntegrityError, export_folder
+from zoo.registry import WeightSpec, _REGISTRY, read_release, register_model
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """Releases written under tmp_path instead of the checkout."""
+    monkeypatch.setattr(release, "ROOT", tmp_path)
+    monkeypatch.setattr(release, "RECORDS_DIR", tmp_path / "records")
+    monkeypatch.setattr(api, "_repo_root", lambda: tmp_path)
+    (tmp_path / "records").mkdir()
+    return tmp_path
+
+
+def _fake_run(folder, model):
+    export_folder(model, folder, metadata={"train_command": "python scripts/train.py cnn", "seed": 3})
+    (folder / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+    (folder / "last.safetensors").write_bytes(b"not released")
+    return folder
+
+
+def test_stage_release_records_hashes_and_loads_by_name(sandbox, monkeypatch):
+    model = zoo.create("cnn")
+    run = _fake_run(sandbox / "run", model)
+    staged = release.stage_release(run, "cnn.fmnist")
+    assert staged.local_dir == "weights/cnn.fmnist"
+    assert {f.name for f in staged.files} == {"config.json", "model.safetensors"}
+    assert staged.metrics == {"accuracy": 0.5} and staged.seed == 3
+    record = json.loads((sandbox / "records" / "cnn.fmnist.json").read_text())
+    assert record["files"][1]["sha256"] == zoo.hub.sha256_of(sandbox / "weights/cnn.fmnist/model.safetensors")
+
+    spec = _REGISTRY["cnn"].weights["fmnist"]
+    monkeypatch.setitem(_REGISTRY, "relcnn", _REGISTRY["cnn"])
+    register_model(_REGISTRY["cnn"].builder, name="relcnn", weights=[WeightSpec(**{**vars(spec), "release": staged})],
+                   head=("predictions",), overwrite=True)
+    x = sample_batch(model)
+    np.testing.assert_array_equal(predict(zoo.load("relcnn"), x), predict(model, x))
+
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        release.stage_release(run, "cnn.fmnist")
+    weights_file = sandbox / "weights/cnn.fmnist/model.safetensors"
+    data = bytearray(weights_file.read_bytes())
+    data[-1] ^= 0xFF
+    weights_file.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="sha256 mismatch for 'model.safetensors'"):
+        zoo.load("relcnn")
+
+
+def test_register_publication_pins_repo_and_revision(sandbox):
+    run = _fake_run(sandbox / "run", zoo.create("cnn"))
+    release.stage_release(run, "cnn.fmnist")
+    pinned = release.register_publication("cnn.fmnist", "keras-zoo/cnn.fmnist", "a" * 40)
+    assert (pinned.hub_repo_id, pinned.hub_revision) == ("keras-zoo/cnn.fmnist", "a" * 40)
+    assert json.loads((sandbox / "records" / "cnn.fmnist.json").read_text())["hub_revision"] == "a" * 40
+
+
+def test_release_refuses_a_run_of_another_architecture(sandbox):
+    run = _fake_run(sandbox / "run", zoo.create("cnn"))
+    with pytest.raises(ValueError, match="trained 'cnn', not 'resnet34'"):
+        release.stage_release(run, "resnet34.fmnist")
+
+
+def test_unreleased_tag_says_so():
+    if read_release("resnet34.fmnist") is not None:
+        pytest.skip("resnet34.fmnist has been released")
+    with pytest.raises(ValueError, match="No released weights for 'resnet34.fmnist' yet"):
+        zoo.load("resnet34")
+    assert zoo.load("resnet34", weights=None).output_shape == (None, 10)

@@ -1,0 +1,29 @@
+"""Training: per-architecture recipes, ``train`` (run folders, resume, multi-device), plots.
+
+Example:
+    >>> from zoo.training import get_recipe, train
+    >>> run = train("cnn", output_dir="runs/cnn-quick", epochs=1, limit=512)  # doctest: +SKIP
+    >>> get_recipe("resnet34").batch_size
+    512
+"""
+
+from zoo.training.fit import compile_model, make_optimizer, make_schedule, train, train_command
+from zoo.training.recipes import RECIPES, Recipe, get_recipe, list_recipes, register_recipe
+from zoo.training.run_dir import RunDir, RunExistsError, default_run_dir, prepare_run_dir
+
+__all__ = [
+    "RECIPES",
+    "Recipe",
+    "RunDir",
+    "RunExistsError",
+    "compile_model",
+    "default_run_dir",
+    "get_recipe",
+    "list_recipes",
+    "make_optimizer",
+    "make_schedule",
+    "prepare_run_dir",
+    "register_recipe",
+    "train",
+    "train_command",
+]

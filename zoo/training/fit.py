@@ -1,0 +1,356 @@
+"""``train``: one call from an architecture name to a finished run folder.
+
+Example:
+    >>> from zoo.training import train
+    >>> run = train("cnn", output_dir="runs/cnn-quick", epochs=1, limit=512)  # doctest: +SKIP
+    >>> sorted(p.name for p in run.iterdir())                              # doctest: +SKIP
+    ['README.md', 'config.json', 'confusion_matrix.png', 'history.csv', ...]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import keras
+
+from zoo.training.recipes import Recipe, get_recipe
+from zoo.training.run_dir import RunDir, prepare_run_dir
+
+__all__ = ["compile_model", "make_optimizer", "make_schedule", "train", "train_command"]
+
+MIXED_POLICY = "mixed_bfloat16"
+
+
+def make_schedule(recipe: Recipe, steps_per_epoch: int) -> Any:
+    """Linear warm-up to ``recipe.lr``, then cosine decay to ``lr * min_lr_ratio`` (or flat).
+
+    Warm-up is capped at half of the run, so very short runs still reach the peak rate.
+
+    Example:
+        >>> schedule = make_schedule(get_recipe("cnn", epochs=4, warmup_epochs=1), 10)
+        >>> float(schedule(10)), float(schedule(40))
+        (0.05, 0.0)
+    """
+    total = max(1, recipe.epochs * steps_per_epoch)
+    warmup = min(int(round(recipe.warmup_epochs * steps_per_epoch)), total // 2)
+    alpha = 1.0 if recipe.schedule == "constant" else recipe.min_lr_ratio
+    decay_steps = max(1, total - warmup)
+    if warmup == 0:
+        return keras.optimizers.schedules.CosineDecay(recipe.lr, decay_steps, alpha=alpha)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps, alpha=alpha, warmup_target=recipe.lr, warmup_steps=warmup
+    )
+
+
+def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The recipe's optimizer with its schedule; no weight decay on biases and BN parameters.
+
+    Example:
+        >>> make_optimizer(get_recipe("resnet34"), 100).nesterov
+        True
+    """
+    schedule = make_schedule(recipe, steps_per_epoch)
+    decay = recipe.weight_decay or None
+    if recipe.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(schedule, momentum=recipe.momentum, nesterov=recipe.nesterov, weight_decay=decay)
+    elif recipe.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(schedule, weight_decay=decay)
+    if recipe.weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> keras.Model:
+    """Compile ``model`` with the recipe's optimizer, (smoothed) cross-entropy and metrics.
+
+    With ``label_smoothing > 0`` the class targets must be one-hot
+    (``zoo.training.data.make_targets``). The localizer adds a box MSE loss, weighted by
+    ``recipe.loss_weights`` (default: the tutorial's 0.8/0.2), and box IoU metrics.
+
+    Example:
+        >>> compile_model(zoo.create("cnn"), get_recipe("cnn"), steps_per_epoch=10).loss  # doctest: +SKIP
+    """
+    from zoo.evaluation import is_localizer
+
+    if (recipe.task == "localization") != is_localizer(model):
+        raise ValueError(
+            f"Recipe task {recipe.task!r} does not fit model {model.name!r} "
+            f"(outputs: {[o.name for o in model.outputs]})."
+        )
+    if recipe.label_smoothing > 0:
+        class_loss: Any = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+        accuracy: Any = keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        class_loss = keras.losses.SparseCategoricalCrossentropy()
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    optimizer = make_optimizer(recipe, steps_per_epoch)
+    if recipe.task == "classification":
+        model.compile(optimizer=optimizer, loss=class_loss, metrics=[accuracy])
+        return model
+    from zoo.metrics import BoxIoUAbove, MeanBoxIoU
+    from zoo.models.xception import LOSS_WEIGHTS
+
+    model.compile(
+        optimizer=optimizer,
+        loss={"class": class_loss, "box": keras.losses.MeanSquaredError()},
+        loss_weights=dict(recipe.loss_weights or LOSS_WEIGHTS),
+        metrics={"class": [accuracy], "box": [MeanBoxIoU(), BoxIoUAbove(0.5)]},
+    )
+    return model
+
+
+@contextlib.contextmanager
+def _precision(mixed: bool) -> Iterator[None]:
+    previous = keras.config.dtype_policy()
+    if mixed:
+        keras.config.set_dtype_policy(MIXED_POLICY)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def train_command(arch: str, **flags: Any) -> str:
+    """The ``scripts/train.py`` command line for these arguments (defaults left out).
+
+    Example:
+        >>> train_command("cnn", epochs=3, seed=0, resume=False, output_dir="runs/x")
+        'python scripts/train.py cnn --epochs 3 --output runs/x'
+    """
+    names = {"output_dir": "--output", "batch_size": "--batch-size", "data_dir": "--data-dir"}
+    parts = ["python", "scripts/train.py", arch]
+    for key, value in flags.items():
+        if value is None or value is False or (key == "seed" and value == 0):
+            continue
+        flag = names.get(key, "--" + key.replace("_", "-"))
+        parts += [flag] if value is True else [flag, str(value)]
+    return " ".join(parts)
+
+
+def _truncate_history(path: Path, epochs: int) -> None:
+    """Keep the rows of the first ``epochs`` epochs (a killed run may have logged one more)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(float(row[0])) < epochs]
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+
+
+def _settings(name: str, recipe: Recipe, model_overrides: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in model_overrides.items()}
+    return {"name": name, "recipe": recipe.to_dict(), "model_overrides": overrides, **extra}
+
+
+def _check_resume(run: RunDir, settings: Mapping[str, Any]) -> None:
+    stored = run.read_marker().get("settings")
+    if stored is not None and json.loads(json.dumps(stored)) != json.loads(json.dumps(settings)):
+        changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+        raise ValueError(
+            f"Cannot resume {str(run.path)!r} with different settings ({changed}). Rerun with "
+            "the original arguments, or pass overwrite=True to start again."
+        )
+
+
+def train(
+    arch_or_name: str | Recipe,
+    *,
+    output_dir: str | os.PathLike,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    overwrite: bool = False,
+    mixed_precision: bool = False,
+    distribute: bool = False,
+    push: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    verbose: int = 1,
+    recipe_overrides: Mapping[str, Any] | None = None,
+    model_overrides: Mapping[str, Any] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    command: str | None = None,
+) -> Path:
+    """Train ``arch_or_name`` (``"cnn"``, ``"resnet34.fmnist"`` or a :class:`Recipe`) on Fashion-MNIST.
+
+    ``epochs``, ``batch_size`` and ``lr`` override the recipe (so does ``recipe_overrides``,
+    any field); ``model_overrides`` go to ``zoo.create`` (e.g. a smaller localizer
+    ``{"input_shape": (71, 71, 1)}``). ``limit`` keeps the first ``limit`` images of each split.
+    An existing run folder is refused unless ``resume`` (continue from the last finished epoch,
+    with the optimizer state) or ``overwrite``. ``mixed_precision`` trains with
+    ``mixed_bfloat16``; ``distribute`` trains data-parallel over all local devices
+    (:mod:`zoo.training.distribute`); ``push`` uploads the finished folder with ``zoo.push``.
+    Extra Keras ``callbacks`` run after the built-in ones. Returns the run folder.
+
+    Example:
+        >>> run = train("cnn", output_dir="runs/cnn-try", epochs=2, limit=1024)  # doctest: +SKIP
+        >>> json.loads((run / "metrics.json").read_text())                     # doctest: +SKIP
+        {'accuracy': 0.7432}
+    """
+    from zoo.api import create
+    from zoo.data import LABEL_NAMES
+    from zoo.evaluation import metrics_from_predictions, predict
+    from zoo.registry import get_spec, split_name
+    from zoo.training.callbacks import BestWeights, LogLearningRate
+    from zoo.training.data import load_training_data
+    from zoo.training.distribute import data_parallel
+    from zoo.weights import load_weights, save_weights
+
+    if isinstance(arch_or_name, Recipe):
+        name, recipe = arch_or_name.arch, arch_or_name
+    else:
+        name, recipe = arch_or_name, get_recipe(arch_or_name)
+    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+    recipe = recipe.replace(**{**dict(recipe_overrides or {}), **{k: v for k, v in flags.items() if v is not None}})
+    if mixed_precision:
+        recipe = recipe.replace(mixed_precision=True)
+    model_overrides = {**recipe.model_overrides, **dict(model_overrides or {})}
+    spec = get_spec(name)
+    tag = split_name(name)[1]
+    model_config = spec.config_for(tag, model_overrides)  # validates the overrides early
+    weight = spec.weight(tag)
+    command = command or train_command(
+        name, epochs=epochs, batch_size=batch_size, lr=lr, limit=limit, output_dir=output_dir, seed=seed,
+        mixed_precision=mixed_precision, distribute=distribute, data_dir=data_dir,
+    ) + (f"  # model_overrides={dict(model_overrides)!r}" if model_overrides else "")
+
+    run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)
+    settings = _settings(name, recipe, model_overrides, seed=seed, limit=limit)
+    if resume:
+        _check_resume(run, settings)
+    initial_epoch = run.backed_up_epochs() if resume else 0
+    run.write_marker(status="training", architecture=name, settings=settings, command=command,
+                     backend=keras.backend.backend())
+    keras.utils.set_random_seed(seed)
+
+    with _precision(recipe.mixed_precision), data_parallel(distribute) as parallel:
+        if parallel.num_replicas > 1 and recipe.batch_size % parallel.num_replicas:
+            raise ValueError(
+                f"batch_size={recipe.batch_size} must be divisible by the {parallel.num_replicas} "
+                "devices of a distributed run."
+            )
+        data = load_training_data(
+            recipe, input_shape=model_config["input_shape"], seed=seed, limit=limit,
+            data_dir=data_dir, num_replicas=parallel.num_replicas,
+        )
+        with parallel.scope():
+            model = create(name, **model_overrides)
+            compile_model(model, recipe, steps_per_epoch=len(data.train))
+        best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
+        _truncate_history(run.history, initial_epoch)
+        data.train.set_epoch(initial_epoch)
+        all_callbacks = [
+            LogLearningRate(),
+            best,
+            keras.callbacks.CSVLogger(str(run.history), append=True),
+            keras.callbacks.BackupAndRestore(str(run.backup)),
+            *callbacks,
+        ]
+        started = time.perf_counter()
+        model.fit(data.train, validation_data=data.val, epochs=recipe.epochs, callbacks=all_callbacks, verbose=verbose)
+        seconds = time.perf_counter() - started
+        optimizer_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        save_weights(model, run.last, overwrite=True)
+        reuse = parallel.num_replicas == 1 and not recipe.mixed_precision
+    # Evaluate (and export) a float32, single-device model holding the best epoch's weights.
+    final = model if reuse else create(name, **model_overrides)
+    load_weights(final, best.weights_path)
+    outputs = predict(final, data.x_test)
+    metrics = metrics_from_predictions(data.y_test, outputs)
+
+    monitored = {"monitor": recipe.monitor, "value": best.best, "epoch": None if best.best_epoch is None else best.best_epoch + 1}
+    training = {
+        "epochs": recipe.epochs, "resumed_from_epoch": initial_epoch or None, "best": monitored,
+        "examples": data.counts, "limit": limit, "seconds_this_session": round(seconds, 1),
+        "optimizer_steps": optimizer_steps, "distribute": parallel.description,
+        "mixed_precision": recipe.mixed_precision,
+    }
+    metadata = {
+        "dataset": weight.dataset if weight else "fashion_mnist",
+        "label_names": list(weight.label_names if weight and weight.label_names else LABEL_NAMES),
+        "preprocessing": dict(weight.preprocessing) if weight else {},
+        "metrics": metrics,
+        "evaluation": {"split": "test", "examples": data.counts["test"], "limit": limit},
+        "recipe": recipe.to_dict(),
+        "seed": seed,
+        "backend": keras.backend.backend(),
+        "train_command": command,
+        "license": weight.license if weight else "apache-2.0",
+        "training": training,
+    }
+    _write_results(run, final, metadata, metrics, data.y_test, data.x_test, outputs)
+    run.write_marker(status="complete", metrics=metrics, training=training)
+    shutil.rmtree(run.best, ignore_errors=True)
+    shutil.rmtree(run.backup, ignore_errors=True)
+    print(_summary(name, metrics, monitored, recipe.epochs, seconds, run.path))
+    if push:
+        from zoo.hub import push as push_folder
+
+        push_folder(run.path, push)
+    return run.path
+
+
+def _write_results(
+    run: RunDir, model: keras.Model, metadata: dict[str, Any], metrics: dict[str, float],
+    y_test: Any, x_test: Any, outputs: Any,
+) -> None:
+    import numpy as np
+
+    from zoo.cards import render_card
+    from zoo.evaluation import confusion_matrix
+    from zoo.hub import export_folder, read_config
+    from zoo.training import plots
+
+    export_folder(model, run.path, metadata=metadata, overwrite=True)
+    run.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    plots.plot_history(run.history, run.curves)
+    labels = np.asarray(y_test["class"] if isinstance(y_test, dict) else y_test)
+    probs = outputs["class"] if isinstance(outputs, dict) else outputs
+    names = metadata["label_names"]
+    if isinstance(outputs, dict):
+        count = min(16, len(x_test))
+        plots.plot_boxes(
+            x_test[:count], y_test["box"][:count], outputs["box"][:count], run.boxes,
+            true_labels=labels[:count], pred_labels=np.argmax(probs[:count], axis=-1), label_names=names,
+        )
+    else:
+        matrix = confusion_matrix(labels, np.argmax(probs, axis=-1), num_classes=probs.shape[-1])
+        plots.plot_confusion_matrix(matrix, names, run.confusion)
+    run.readme.write_text(render_card(read_config(run.path), metrics=metrics, folder=run.path, training=_training_text(metadata)))
+
+
+def _training_text(metadata: Mapping[str, Any]) -> str:
+    recipe = metadata["recipe"]
+    rows = "\n".join(f"| {key} | {value} |" for key, value in recipe.items() if key != "notes")
+    training = metadata["training"]
+    best = training["best"]
+    return (
+        f"Trained with:\n\n```bash\n{metadata['train_command']}\n```\n\n"
+        f"Backend: {metadata['backend']}, seed {metadata['seed']}, {training['distribute']}. "
+        f"Examples: {training['examples']}. Best epoch by {best['monitor']}: {best['epoch']} "
+        f"({best['value']}). {recipe.get('notes', '')}\n\n"
+        f"| recipe | value |\n|---|---|\n{rows}"
+    )
+
+
+def _summary(name: str, metrics: Mapping[str, float], best: Mapping[str, Any], epochs: int, seconds: float, path: Path) -> str:
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "accuracy" or len(metrics) == 1)
+    value = "n/a" if best["value"] is None else f"{best['value']:.4f}"
+    return (
+        f"[zoo] {name}: test {shown} | best {best['monitor']} {value} at epoch {best['epoch']}/{epochs} "
+        f"| {seconds:.0f}s this session | {path}"
+    )
