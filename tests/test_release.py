@@ -32,7 +32,7 @@ def _fake_run(folder, model):
 def test_stage_release_records_hashes_and_loads_by_name(sandbox, monkeypatch):
     model = zoo.create("cnn")
     run = _fake_run(sandbox / "run", model)
-    staged = release.stage_release(run, "cnn.fmnist")
+    staged = release.stage_release(run, "cnn.fmnist", slice_size=None)
     assert staged.local_dir == "weights/cnn.fmnist"
     assert {f.name for f in staged.files} == {"config.json", "model.safetensors"}
     assert staged.metrics == {"accuracy": 0.5} and staged.seed == 3
@@ -47,7 +47,7 @@ def test_stage_release_records_hashes_and_loads_by_name(sandbox, monkeypatch):
     np.testing.assert_array_equal(predict(zoo.load("relcnn"), x), predict(model, x))
 
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        release.stage_release(run, "cnn.fmnist")
+        release.stage_release(run, "cnn.fmnist", slice_size=None)
     weights_file = sandbox / "weights/cnn.fmnist/model.safetensors"
     data = bytearray(weights_file.read_bytes())
     data[-1] ^= 0xFF
@@ -58,7 +58,7 @@ def test_stage_release_records_hashes_and_loads_by_name(sandbox, monkeypatch):
 
 def test_register_publication_pins_repo_and_revision(sandbox):
     run = _fake_run(sandbox / "run", zoo.create("cnn"))
-    release.stage_release(run, "cnn.fmnist")
+    release.stage_release(run, "cnn.fmnist", slice_size=None)
     pinned = release.register_publication("cnn.fmnist", "keras-zoo/cnn.fmnist", "a" * 40)
     assert (pinned.hub_repo_id, pinned.hub_revision) == ("keras-zoo/cnn.fmnist", "a" * 40)
     assert json.loads((sandbox / "records" / "cnn.fmnist.json").read_text())["hub_revision"] == "a" * 40
@@ -67,7 +67,7 @@ def test_register_publication_pins_repo_and_revision(sandbox):
 def test_release_refuses_a_run_of_another_architecture(sandbox):
     run = _fake_run(sandbox / "run", zoo.create("cnn"))
     with pytest.raises(ValueError, match="trained 'cnn', not 'resnet34'"):
-        release.stage_release(run, "resnet34.fmnist")
+        release.stage_release(run, "resnet34.fmnist", slice_size=None)
 
 
 def test_unreleased_tag_says_so():

@@ -18,6 +18,7 @@ from zoo.registry import Release, get_spec, split_name
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS_DIR = Path(__file__).resolve().parent / "released"
+SLICE_SIZE = 1000
 _STAGED = ("config.json", "*.safetensors", "*.safetensors.index.json", "README.md", "*.png")
 
 
@@ -33,8 +34,31 @@ def write_record(name: str, release: Release) -> Path:
     return path
 
 
-def stage_release(run_dir: str | Path, name: str, *, overwrite: bool = False, notes: str = "") -> Release:
+def slice_metrics(folder: Path, size: int = SLICE_SIZE, data_dir: str | Path | None = None) -> dict[str, float]:
+    """Test metrics on the first ``size`` test images, keyed ``<metric>@test[:size]``.
+
+    CI re-measures these on every released tag (a fast check that the weights still
+    reproduce); the full-test figures come from the run's ``metrics.json``.
+    """
+    from zoo.evaluation import evaluate_name
+
+    measured = evaluate_name(folder, limit=size, data_dir=data_dir)
+    return {f"{key}@test[:{size}]": value for key, value in measured.items()}
+
+
+def stage_release(
+    run_dir: str | Path,
+    name: str,
+    *,
+    overwrite: bool = False,
+    notes: str = "",
+    slice_size: int | None = SLICE_SIZE,
+    data_dir: str | Path | None = None,
+) -> Release:
     """Copy a run folder's release files to ``weights/<arch>.<tag>/`` and write its record.
+
+    The record holds the run's test metrics plus the same metrics on the first
+    ``slice_size`` test images (``None`` skips that evaluation).
 
     Example:
         >>> stage_release("runs/cnn-0", "cnn.fmnist")
@@ -65,6 +89,8 @@ def stage_release(run_dir: str | Path, name: str, *, overwrite: bool = False, no
             shutil.copy2(path, target / path.name)
             names.append(path.name)
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    if slice_size:
+        metrics.update(slice_metrics(target, slice_size, data_dir=data_dir))
     release = Release(
         files=hub.file_records(target, names),
         metrics=metrics,

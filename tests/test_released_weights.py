@@ -1,0 +1,59 @@
+"""Every weight tag's metadata, and every released tag's files, hashes and accuracy.
+
+Like torchvision's weights test: metadata is checked for all tags, released or not; released
+tags are loaded (sha256 checked), their architecture compared with the registry, and their
+accuracy on the first 1,000 test images compared with the figure recorded at release time.
+"""
+
+import re
+
+import pytest
+
+import zoo
+from zoo.api import resolve_weights
+from zoo.hub import read_config
+from zoo.registry import all_specs, split_name
+
+TAGS = [(spec.name, tag) for spec in all_specs() for tag in spec.weights]
+RELEASED = zoo.list_models(pretrained=True)
+
+
+@pytest.mark.parametrize("arch, tag", TAGS)
+def test_every_weight_tag_has_complete_metadata(arch, tag):
+    spec = zoo.registry.get_spec(arch)
+    weight = spec.weights[tag]
+    config = spec.config_for(tag, {})
+    assert len(weight.label_names) == config["num_classes"]
+    assert weight.dataset and weight.description and weight.license
+    assert weight.preprocessing["input"] and weight.targets
+    assert weight.train_command.startswith(f"python scripts/train.py {arch}")
+    assert re.fullmatch(r"[\w.-]+/[\w.-]+", weight.hub_repo_id)
+    if weight.release is not None:
+        release = weight.release
+        assert {"config.json", "model.safetensors"} <= {f.name for f in release.files}
+        for record in release.files:
+            assert re.fullmatch(r"[0-9a-f]{64}", record.sha256) and record.size > 0
+        assert set(weight.targets) <= set(release.metrics)
+        assert release.train_command.startswith("python scripts/train.py")
+        assert release.local_dir or (release.hub_repo_id and re.fullmatch(r"[0-9a-f]{40}", release.hub_revision or ""))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", RELEASED or [pytest.param("none", marks=pytest.mark.skip(reason="no weights released yet"))])
+def test_released_weights_load_and_reproduce_their_numbers(name):
+    from zoo.evaluation import evaluate, evaluation_data
+
+    arch, tag = split_name(name)
+    weight, folder = resolve_weights(name)  # raises on any sha256 mismatch
+    config = read_config(folder)
+    spec = zoo.registry.get_spec(arch)
+    assert config["architecture"] == arch
+    assert config["config"] == {k: list(v) if isinstance(v, tuple) else v for k, v in spec.config_for(tag, {}).items()}
+    model = zoo.load(name)
+    assert model.count_params() == zoo.info(name)["parameters"]
+    x, y = evaluation_data(model, limit=1000)
+    measured = evaluate(model, x, y)
+    recorded = {k.split("@")[0]: v for k, v in weight.release.metrics.items() if k.endswith("@test[:1000]")}
+    assert recorded, f"{name} has no metrics on the 1,000-image slice"
+    for key, value in recorded.items():
+        assert abs(measured[key] - value) <= 0.01, (key, measured[key], value)
