@@ -6,7 +6,7 @@ of boxes with IoU >= 0.5). The localization test canvases are built from the tes
 the fixed seed :data:`LOCALIZATION_TEST_SEED`, so every evaluation sees the same canvases.
 
 Example:
-    >>> metrics = evaluate_name("runs/cnn-seed0", limit=1000)       # doctest: +SKIP
+    >>> metrics = evaluate_name("runs/cnn-0", limit=1000)       # doctest: +SKIP
     >>> sorted(metrics)                                              # doctest: +SKIP
     ['accuracy']
 """
@@ -146,7 +146,7 @@ def evaluate_name(
     """Load a model with :func:`zoo.load` (name, run/release folder or ``hf://`` handle), evaluate.
 
     Example:
-        >>> evaluate_name("runs/cnn-seed0", limit=256)               # doctest: +SKIP
+        >>> evaluate_name("runs/cnn-0", limit=256)               # doctest: +SKIP
         {'accuracy': 0.9258}
     """
     from zoo.api import load

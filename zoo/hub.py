@@ -29,7 +29,7 @@ CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 FORMAT_VERSION = 1
 #: Files a zoo repo may contain; only these are downloaded.
-REPO_PATTERNS = ["config.json", "*.safetensors", "*.safetensors.index.json"]
+REPO_PATTERNS = ["config.json", "model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json"]
 _PUSHED_PATTERNS = REPO_PATTERNS + ["README.md", "*.png", "metrics.json"]
 
 

@@ -1,7 +1,7 @@
 """Small Keras callbacks of the training loop: best-epoch weights and the learning rate in logs.
 
 Example:
-    >>> best = BestWeights("runs/cnn-seed0/best", monitor="val_accuracy", mode="max")  # doctest: +SKIP
+    >>> best = BestWeights("runs/cnn-0/best", monitor="val_accuracy", mode="max")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
 
 import keras
 

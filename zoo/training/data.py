@@ -45,6 +45,7 @@ def make_targets(labels: np.ndarray, recipe: Recipe, num_classes: int = NUM_CLAS
     ``keras.losses.CategoricalCrossentropy(label_smoothing=...)`` needs one-hot targets.
 
     Example:
+        >>> from zoo.training import get_recipe
         >>> make_targets(np.array([2]), get_recipe("cnn"), num_classes=3).tolist()
         [[0.0, 0.0, 1.0]]
     """
@@ -58,6 +59,7 @@ def validation_size(recipe: Recipe, num_train: int) -> int:
     """``recipe.val_size``, capped at a tenth of the (possibly limited) training split.
 
     Example:
+        >>> from zoo.training import get_recipe
         >>> validation_size(get_recipe("cnn"), 256), validation_size(get_recipe("cnn"), 60000)
         (25, 5000)
     """

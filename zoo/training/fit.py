@@ -35,7 +35,7 @@ def make_schedule(recipe: Recipe, steps_per_epoch: int) -> Any:
 
     Example:
         >>> schedule = make_schedule(get_recipe("cnn", epochs=4, warmup_epochs=1), 10)
-        >>> float(schedule(10)), float(schedule(40))
+        >>> round(float(schedule(10)), 6), float(schedule(40))
         (0.05, 0.0)
     """
     total = max(1, recipe.epochs * steps_per_epoch)
@@ -74,7 +74,8 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> k
 
     With ``label_smoothing > 0`` the class targets must be one-hot
     (``zoo.training.data.make_targets``). The localizer adds a box MSE loss, weighted by
-    ``recipe.loss_weights`` (default: the tutorial's 0.8/0.2), and box IoU metrics.
+    ``recipe.loss_weights`` (default: the tutorial's 0.8/0.2), and box IoU metrics. A recipe
+    ``bn_momentum`` is set on every BatchNormalization layer (nested models included).
 
     Example:
         >>> compile_model(zoo.create("cnn"), get_recipe("cnn"), steps_per_epoch=10).loss  # doctest: +SKIP
@@ -92,6 +93,10 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> k
     else:
         class_loss = keras.losses.SparseCategoricalCrossentropy()
         accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    if recipe.bn_momentum is not None:
+        for layer in _all_layers(model):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = recipe.bn_momentum
     optimizer = make_optimizer(recipe, steps_per_epoch)
     if recipe.task == "classification":
         model.compile(optimizer=optimizer, loss=class_loss, metrics=[accuracy])
@@ -106,6 +111,11 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> k
         metrics={"class": [accuracy], "box": [MeanBoxIoU(), BoxIoUAbove(0.5)]},
     )
     return model
+
+
+def _all_layers(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
+    """``layer`` and every layer inside it (nested models, layers with sublayers)."""
+    yield from layer._flatten_layers(include_self=True, recursive=True)
 
 
 @contextlib.contextmanager
@@ -193,7 +203,8 @@ def train(
     An existing run folder is refused unless ``resume`` (continue from the last finished epoch,
     with the optimizer state) or ``overwrite``. ``mixed_precision`` trains with
     ``mixed_bfloat16``; ``distribute`` trains data-parallel over all local devices
-    (:mod:`zoo.training.distribute`); ``push`` uploads the finished folder with ``zoo.push``.
+    (:mod:`zoo.training.distribute`); ``push`` uploads the finished folder with ``zoo.push``
+    (all but ``last.safetensors``, ``run.json`` and ``history.csv``).
     Extra Keras ``callbacks`` run after the built-in ones. Returns the run folder.
 
     Example:
@@ -208,6 +219,7 @@ def train(
     from zoo.training.callbacks import BestWeights, LogLearningRate
     from zoo.training.data import load_training_data
     from zoo.training.distribute import data_parallel
+    from zoo.training.report import push_run, summary_line, trained_on, write_results
     from zoo.weights import load_weights, save_weights
 
     if isinstance(arch_or_name, Recipe):
@@ -257,7 +269,7 @@ def train(
             LogLearningRate(),
             best,
             keras.callbacks.CSVLogger(str(run.history), append=True),
-            keras.callbacks.BackupAndRestore(str(run.backup)),
+            keras.callbacks.BackupAndRestore(str(run.backup), delete_checkpoint=False),
             *callbacks,
         ]
         started = time.perf_counter()
@@ -289,68 +301,15 @@ def train(
         "seed": seed,
         "backend": keras.backend.backend(),
         "train_command": command,
+        "trained_on": trained_on(parallel.description),
         "license": weight.license if weight else "apache-2.0",
         "training": training,
     }
-    _write_results(run, final, metadata, metrics, data.y_test, data.x_test, outputs)
+    write_results(run, final, metadata, metrics, data.x_test, data.y_test, outputs)
     run.write_marker(status="complete", metrics=metrics, training=training)
-    shutil.rmtree(run.best, ignore_errors=True)
+    shutil.rmtree(run.best, ignore_errors=True)  # resume state, kept until the results exist
     shutil.rmtree(run.backup, ignore_errors=True)
-    print(_summary(name, metrics, monitored, recipe.epochs, seconds, run.path))
+    print(summary_line(name, metrics, monitored, recipe.epochs, seconds, run.path))
     if push:
-        from zoo.hub import push as push_folder
-
-        push_folder(run.path, push)
+        print(f"[zoo] pushed {run.path} to {push} at {push_run(run.path, push)}")
     return run.path
-
-
-def _write_results(
-    run: RunDir, model: keras.Model, metadata: dict[str, Any], metrics: dict[str, float],
-    y_test: Any, x_test: Any, outputs: Any,
-) -> None:
-    import numpy as np
-
-    from zoo.cards import render_card
-    from zoo.evaluation import confusion_matrix
-    from zoo.hub import export_folder, read_config
-    from zoo.training import plots
-
-    export_folder(model, run.path, metadata=metadata, overwrite=True)
-    run.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
-    plots.plot_history(run.history, run.curves)
-    labels = np.asarray(y_test["class"] if isinstance(y_test, dict) else y_test)
-    probs = outputs["class"] if isinstance(outputs, dict) else outputs
-    names = metadata["label_names"]
-    if isinstance(outputs, dict):
-        count = min(16, len(x_test))
-        plots.plot_boxes(
-            x_test[:count], y_test["box"][:count], outputs["box"][:count], run.boxes,
-            true_labels=labels[:count], pred_labels=np.argmax(probs[:count], axis=-1), label_names=names,
-        )
-    else:
-        matrix = confusion_matrix(labels, np.argmax(probs, axis=-1), num_classes=probs.shape[-1])
-        plots.plot_confusion_matrix(matrix, names, run.confusion)
-    run.readme.write_text(render_card(read_config(run.path), metrics=metrics, folder=run.path, training=_training_text(metadata)))
-
-
-def _training_text(metadata: Mapping[str, Any]) -> str:
-    recipe = metadata["recipe"]
-    rows = "\n".join(f"| {key} | {value} |" for key, value in recipe.items() if key != "notes")
-    training = metadata["training"]
-    best = training["best"]
-    return (
-        f"Trained with:\n\n```bash\n{metadata['train_command']}\n```\n\n"
-        f"Backend: {metadata['backend']}, seed {metadata['seed']}, {training['distribute']}. "
-        f"Examples: {training['examples']}. Best epoch by {best['monitor']}: {best['epoch']} "
-        f"({best['value']}). {recipe.get('notes', '')}\n\n"
-        f"| recipe | value |\n|---|---|\n{rows}"
-    )
-
-
-def _summary(name: str, metrics: Mapping[str, float], best: Mapping[str, Any], epochs: int, seconds: float, path: Path) -> str:
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "accuracy" or len(metrics) == 1)
-    value = "n/a" if best["value"] is None else f"{best['value']:.4f}"
-    return (
-        f"[zoo] {name}: test {shown} | best {best['monitor']} {value} at epoch {best['epoch']}/{epochs} "
-        f"| {seconds:.0f}s this session | {path}"
-    )

@@ -3,7 +3,7 @@
 matplotlib is imported lazily, inside each function, so ``import zoo.training`` stays light.
 
 Example:
-    >>> plot_history("runs/cnn-seed0/history.csv", "runs/cnn-seed0/training_curves.png")  # doctest: +SKIP
+    >>> plot_history("runs/cnn-0/history.csv", "runs/cnn-0/training_curves.png")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
     """Columns of a CSVLogger file as float lists (``epoch`` included).
 
     Example:
-        >>> read_history("runs/cnn-seed0/history.csv")["epoch"][:2]  # doctest: +SKIP
+        >>> read_history("runs/cnn-0/history.csv")["epoch"][:2]  # doctest: +SKIP
         [0.0, 1.0]
     """
     with open(path, newline="") as handle:

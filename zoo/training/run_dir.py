@@ -2,7 +2,7 @@
 
 Layout of a finished run::
 
-    runs/cnn-seed0/
+    runs/cnn-0/
         run.json               marker: architecture, recipe, command, status (written first)
         config.json            zoo.hub.export_folder: architecture + metadata + weight hashes
         model.safetensors      the best epoch (by the recipe's ``monitor``)
@@ -18,7 +18,7 @@ While training, ``backup/`` (keras.callbacks.BackupAndRestore) and ``best/`` (be
 far) hold the state needed to resume; both are removed when the run completes.
 
 Example:
-    >>> run = prepare_run_dir("runs/cnn-seed0", resume=False, overwrite=False)
+    >>> run = prepare_run_dir("runs/cnn-0", resume=False, overwrite=False)
     >>> run.weights.name
     'model.safetensors'
 """
@@ -93,13 +93,13 @@ class RunDir:
 
 
 def default_run_dir(arch: str, seed: int = 0, root: str | os.PathLike = "runs") -> Path:
-    """``runs/<arch>-seed<seed>``: stable, so ``--resume`` finds it again.
+    """``runs/<arch>-<seed>``: stable, so rerunning with ``--resume`` finds it again.
 
     Example:
         >>> default_run_dir("resnet34", seed=1)
-        PosixPath('runs/resnet34-seed1')
+        PosixPath('runs/resnet34-1')
     """
-    return Path(root) / f"{arch.replace('.', '-')}-seed{seed}"
+    return Path(root) / f"{arch.replace('.', '-')}-{seed}"
 
 
 def prepare_run_dir(path: str | os.PathLike, *, resume: bool, overwrite: bool) -> RunDir:
@@ -113,8 +113,8 @@ def prepare_run_dir(path: str | os.PathLike, *, resume: bool, overwrite: bool) -
       ``train`` are never deleted, even with ``overwrite``.
 
     Example:
-        >>> prepare_run_dir("runs/cnn-seed0", resume=False, overwrite=True).path
-        PosixPath('runs/cnn-seed0')
+        >>> prepare_run_dir("runs/cnn-0", resume=False, overwrite=True).path
+        PosixPath('runs/cnn-0')
     """
     if resume and overwrite:
         raise ValueError("Pass either resume=True or overwrite=True, not both.")

@@ -1,0 +1,330 @@
+"""Training (issue #4): recipes, run folders, resume after a kill, evaluation, multi-device.
+
+Every run is tiny (a few hundred Fashion-MNIST images, 1-4 epochs, batch 32) so the module
+stays within a few minutes per backend on two CPU cores. Runs under the tensorflow and jax
+backends; the distributed test simulates two devices in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from conftest import ROOT, run_python, small_overrides
+from conftest_hub import hub_env, local_hub  # noqa: F401
+
+import zoo
+from zoo.data import load_fashion_mnist
+from zoo.evaluation import confusion_matrix, evaluate, evaluation_data, metrics_from_predictions
+from zoo.training import (
+    Recipe,
+    RunExistsError,
+    compile_model,
+    default_run_dir,
+    get_recipe,
+    list_recipes,
+    make_schedule,
+    prepare_run_dir,
+    train,
+    train_command,
+)
+from zoo.training.data import make_targets
+
+BACKEND = keras.backend.backend()
+DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
+pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="needs the dataset-fashion-mnist package")
+CLASSIFIER_FILES = {
+    "run.json", "config.json", "model.safetensors", "last.safetensors", "metrics.json",
+    "history.csv", "training_curves.png", "confusion_matrix.png", "README.md",
+}
+
+
+def tiny_train(arch: str, folder: Path, *, epochs: int = 1, limit: int = 128, **kwargs) -> Path:
+    return train(
+        arch, output_dir=folder, epochs=epochs, batch_size=32, limit=limit,
+        model_overrides=small_overrides(arch), verbose=0, **kwargs,
+    )
+
+
+def history_epochs(run: Path) -> list[int]:
+    lines = (run / "history.csv").read_text().strip().splitlines()
+    return [int(line.split(",")[0]) for line in lines[1:]]
+
+
+def check_run_folder(run: Path, expected_files: set[str], epochs: int) -> dict:
+    assert expected_files <= {p.name for p in run.iterdir()}
+    assert not (run / "backup").exists() and not (run / "best").exists()
+    config = json.loads((run / "config.json").read_text())
+    for key in ("dataset", "label_names", "preprocessing", "metrics", "recipe", "seed", "backend",
+                "train_command", "license"):
+        assert key in config, key
+    assert config["backend"] == BACKEND
+    assert config["metrics"] == json.loads((run / "metrics.json").read_text())
+    assert set(config["weights"]["files"]) == {"model.safetensors"}
+    assert history_epochs(run) == list(range(epochs))
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+    card = (run / "README.md").read_text()
+    assert config["train_command"] in card and "training_curves.png" in card
+    for png in run.glob("*.png"):
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    return config
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory) -> Path:
+    return tiny_train("cnn", tmp_path_factory.mktemp("runs") / "cnn", epochs=2, limit=256)
+
+
+# --- recipes and run-folder rules (no training) ---------------------------------------------
+
+
+def test_every_architecture_has_a_recipe():
+    assert set(zoo.list_models()) <= set(list_recipes())
+    for arch in list_recipes():
+        recipe = get_recipe(arch)
+        assert recipe.schedule == "cosine" and recipe.warmup_epochs > 0 and "unmeasured" in recipe.notes
+    assert get_recipe("resnet34.fmnist", epochs=3).epochs == 3
+    assert get_recipe("xception_localizer").task == "localization"
+    with pytest.raises(ValueError, match="Unknown recipe field"):
+        get_recipe("cnn", learning_rate=0.1)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        get_recipe("cnn", label_smoothing=1.5)
+    with pytest.raises(ValueError, match="only support flips"):
+        Recipe(arch="x", task="localization", pad_crop=4)
+    with pytest.raises(ValueError, match="No training recipe"):
+        get_recipe("not_a_model")
+
+
+def test_schedule_warms_up_then_decays():
+    recipe = get_recipe("resnet34", epochs=10, warmup_epochs=2)
+    schedule = make_schedule(recipe, steps_per_epoch=10)
+    rates = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 10, 20, 60, 100)]
+    assert rates[0] == 0.0 and rates[1] == pytest.approx(0.1) and rates[2] == pytest.approx(0.2)
+    assert rates[2] > rates[3] > rates[4] and rates[4] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_run_dir_rules(tmp_path):
+    assert default_run_dir("resnet34", seed=3) == Path("runs/resnet34-3")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    for kwargs in ({"resume": False, "overwrite": False}, {"resume": False, "overwrite": True}):
+        with pytest.raises(RunExistsError, match="not a zoo run folder"):
+            prepare_run_dir(foreign, **kwargs)
+    assert (foreign / "notes.txt").exists()
+    with pytest.raises(ValueError, match="not both"):
+        prepare_run_dir(tmp_path / "new", resume=True, overwrite=True)
+    run = prepare_run_dir(tmp_path / "new", resume=False, overwrite=False)
+    run.write_marker(status="training")
+    (run.path / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    with pytest.raises(RunExistsError, match="--resume"):
+        prepare_run_dir(run.path, resume=False, overwrite=False)
+    assert prepare_run_dir(run.path, resume=True, overwrite=False).path == run.path
+    assert not any(prepare_run_dir(run.path, resume=False, overwrite=True).path.iterdir())
+
+
+def test_train_command_round_trips_flags():
+    command = train_command("cnn", epochs=3, batch_size=64, limit=None, seed=2, distribute=True, output_dir="runs/x")
+    assert command == "python scripts/train.py cnn --epochs 3 --batch-size 64 --seed 2 --distribute --output runs/x"
+
+
+def test_train_script_help_documents_every_flag():
+    import importlib.util
+
+    saved = dict(os.environ)
+    try:
+        spec = importlib.util.spec_from_file_location("train_script", ROOT / "scripts" / "train.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    parser = module.build_parser(list_recipes())
+    flags = ["--epochs", "--batch-size", "--lr", "--limit", "--output", "--seed", "--resume",
+             "--overwrite", "--push", "--mixed-precision", "--distribute", "--data-dir"]
+    actions = {opt: action for action in parser._actions for opt in action.option_strings}
+    for flag in flags:
+        assert actions[flag].help, flag
+    assert set(list_recipes()) <= set(parser._actions[1].choices)
+    args = parser.parse_args(["cnn", "--epochs", "2", "--mixed-precision", "--push", "me/cnn"])
+    assert (args.arch, args.epochs, args.mixed_precision, args.push) == ("cnn", 2, True, "me/cnn")
+
+
+# --- evaluation helpers ---------------------------------------------------------------------
+
+
+def test_evaluation_metrics():
+    assert confusion_matrix(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 2]), num_classes=3).tolist() == [
+        [1, 0, 0], [0, 0, 1], [0, 0, 2]]
+    labels = np.array([1, 0])
+    boxes = np.array([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.2, 0.2]], np.float32)
+    outputs = {"class": np.array([[0.1, 0.9], [0.2, 0.8]]), "box": boxes.copy()}
+    outputs["box"][1] = [0.8, 0.8, 0.2, 0.2]  # no overlap
+    metrics = metrics_from_predictions({"class": labels, "box": boxes}, outputs)
+    assert metrics == {"accuracy": 0.5, "class_accuracy": 0.5, "box_iou": 0.5, "iou_50": 0.5}
+
+
+# --- training runs --------------------------------------------------------------------------
+
+
+def test_cnn_run_folder_is_complete(cnn_run):
+    config = check_run_folder(cnn_run, CLASSIFIER_FILES, epochs=2)
+    assert config["architecture"] == "cnn" and config["dataset"] == "fashion_mnist"
+    assert len(config["label_names"]) == 10 and config["recipe"]["epochs"] == 2
+    assert config["training"]["examples"] == {"train": 231, "val": 25, "test": 256}
+    # The exported best weights reproduce metrics.json; last.safetensors loads too.
+    model = zoo.load(cnn_run)
+    x, y = evaluation_data(model, limit=256)
+    assert evaluate(model, x, y) == json.loads((cnn_run / "metrics.json").read_text())
+    zoo.load_weights(zoo.create("cnn"), cnn_run / "last.safetensors")
+
+
+def test_refuses_to_overwrite_a_run(cnn_run):
+    before = (cnn_run / "model.safetensors").stat().st_mtime_ns
+    with pytest.raises(RunExistsError, match="overwrite"):
+        tiny_train("cnn", cnn_run)
+    with pytest.raises(RunExistsError, match="already complete"):
+        tiny_train("cnn", cnn_run, resume=True)
+    assert (cnn_run / "model.safetensors").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet34"])
+def test_resnet_tiny_run(arch, tmp_path):
+    run = tiny_train(arch, tmp_path / arch, limit=64)
+    config = check_run_folder(run, CLASSIFIER_FILES, epochs=1)
+    assert config["config"]["stem"] == "small" and config["config"]["input_shape"] == [28, 28, 1]
+
+
+def test_localizer_tiny_run(tmp_path):
+    run = tiny_train("xception_localizer", tmp_path / "loc", limit=64)
+    files = CLASSIFIER_FILES - {"confusion_matrix.png"} | {"boxes.png"}
+    config = check_run_folder(run, files, epochs=1)
+    assert config["config"]["input_shape"] == [71, 71, 1]
+    assert set(config["metrics"]) == {"accuracy", "class_accuracy", "box_iou", "iou_50"}
+    assert 0.0 <= config["metrics"]["box_iou"] <= 1.0
+    assert config["dataset"] == "fashion_mnist_localization"
+
+
+@pytest.mark.parametrize("arch", ["cnn", "resnet18"])
+def test_loss_decreases_on_a_fixed_batch(arch):
+    keras.utils.set_random_seed(0)
+    recipe = get_recipe(arch, lr=0.01, warmup_epochs=0, schedule="constant", weight_decay=0.0)
+    x, labels = load_fashion_mnist("train", limit=32)
+    y = make_targets(labels, recipe)
+    model = compile_model(zoo.create(arch, **small_overrides(arch)), recipe, steps_per_epoch=1)
+    losses = [float(model.train_on_batch(x, y, return_dict=True)["loss"]) for _ in range(12)]
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+# --- resume after a kill, and the evaluate script -------------------------------------------
+
+
+def test_resume_after_kill_then_evaluate_script_reproduces_metrics(tmp_path):
+    run = tmp_path / "killed"
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), "cnn", "--epochs", "4", "--batch-size", "32",
+               "--limit", "640", "--output", str(run), "--verbose", "2"]
+    env = {**os.environ, "KERAS_BACKEND": BACKEND}
+    with open(tmp_path / "first.log", "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        backed_up = run / "backup" / "training_metadata.json"
+        deadline = time.monotonic() + 240
+        while not backed_up.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None, "training ended before the first epoch was backed up:\n" + (
+            tmp_path / "first.log").read_text()[-3000:]
+        time.sleep(0.2)  # let the backup files be written completely
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=60) == -signal.SIGKILL
+    assert not (run / "config.json").exists()
+    assert json.loads((run / "run.json").read_text())["status"] == "training"
+    done = json.loads(backed_up.read_text())["epoch"]
+    assert 1 <= done < 4
+
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "[zoo] cnn: test accuracy" in resumed.stdout
+    config = check_run_folder(run, CLASSIFIER_FILES, epochs=4)
+    training = config["training"]
+    assert training["resumed_from_epoch"] == done
+    # The optimizer state came back: its step counter covers all 4 epochs of 18 steps.
+    assert training["optimizer_steps"] == 4 * (576 // 32)
+
+    evaluated = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(run), "--limit", "640", "--json"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    printed = json.loads(evaluated.stdout[evaluated.stdout.index("{"):])
+    assert printed == json.loads((run / "metrics.json").read_text())
+
+
+# --- two simulated devices ------------------------------------------------------------------
+
+_DISTRIBUTED = """
+import json, sys
+import keras, numpy as np
+backend = keras.backend.backend()
+if backend == "tensorflow":
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from zoo.training import train
+
+class CheckReplicas(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        for variable in self.model.weights:
+            if backend == "jax":
+                array = variable.value
+                assert len(array.sharding.device_set) == 2 and array.sharding.is_fully_replicated
+                copies = [np.asarray(shard.data) for shard in array.addressable_shards]
+            else:
+                strategy = self.model.distribute_strategy
+                assert strategy.num_replicas_in_sync == 2
+                copies = [np.asarray(v) for v in strategy.experimental_local_results(variable.value)]
+            assert len(copies) == 2, variable.path
+            assert np.array_equal(copies[0], copies[1]), variable.path
+        steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        print("REPLICAS", len(self.model.weights), "STEPS", steps)
+
+run = train("cnn", output_dir=sys.argv[1], epochs=1, batch_size=32, limit=160, distribute=True,
+            callbacks=[CheckReplicas()], verbose=0)
+print("METRICS", json.loads((run / "metrics.json").read_text()))
+print("CONFIG", json.loads((run / "config.json").read_text())["training"]["distribute"])
+"""
+
+
+@pytest.mark.skipif(BACKEND not in ("jax", "tensorflow"), reason="distribution needs jax or tensorflow")
+def test_distributed_two_devices(tmp_path):
+    env = {"KERAS_BACKEND": BACKEND}
+    if BACKEND == "jax":
+        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    code = f"import sys; sys.argv = ['-', {str(tmp_path / 'dist')!r}]\n" + _DISTRIBUTED
+    out = run_python(code, env=env)
+    assert "REPLICAS 12 STEPS 4" in out, out
+    assert "METRICS {'accuracy'" in out
+    assert ("DataParallel over 2 device" if BACKEND == "jax" else "MirroredStrategy") in out
+
+
+# --- --push ---------------------------------------------------------------------------------
+
+
+def test_push_uploads_the_run_folder(tmp_path, local_hub, monkeypatch):
+    from huggingface_hub import HfApi
+
+    monkeypatch.setenv("HF_ENDPOINT", local_hub.endpoint)
+    run = tiny_train("cnn", tmp_path / "pushed", limit=64, push="tester/cnn-run")
+    files = set(HfApi(endpoint=local_hub.endpoint).list_repo_files("tester/cnn-run"))
+    assert {"config.json", "model.safetensors", "README.md", "metrics.json", "confusion_matrix.png"} <= files
+    assert "last.safetensors" not in files
+    card = local_hub.file_bytes("tester/cnn-run", "README.md", "main").decode()
+    assert "hf://tester/cnn-run" in card
+    x, _ = load_fashion_mnist("test", limit=8)
+    np.testing.assert_array_equal(zoo.load("hf://tester/cnn-run").predict(x, verbose=0), zoo.load(run).predict(x, verbose=0))

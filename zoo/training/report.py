@@ -1,0 +1,128 @@
+"""What a finished run writes: exported model, metrics, figures, model card, summary line.
+
+Example:
+    >>> print(summary_line("cnn", {"accuracy": 0.9}, {"monitor": "val_accuracy", "value": 0.9, "epoch": 2}, 2, 5.0, Path("r")))
+    [zoo] cnn: test accuracy 0.9000 | best val_accuracy 0.9000 at epoch 2/2 | 5s this session | r
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import keras
+import numpy as np
+
+from zoo.training.run_dir import RunDir
+
+__all__ = ["push_run", "summary_line", "trained_on", "write_results"]
+
+#: Files of a run folder that stay local when it is pushed (resume state, last epoch, log).
+LOCAL_ONLY = ("last.safetensors", "run.json", "history.csv")
+
+
+def trained_on(distribution: str = "single device") -> str:
+    """Where the run trained: OS, machine, Keras devices and the distribution setup.
+
+    Example:
+        >>> trained_on().startswith(platform.system())
+        True
+    """
+    try:
+        devices = ", ".join(keras.distribution.list_devices())
+    except Exception:  # backends without device listing
+        devices = "unknown devices"
+    return f"{platform.system()} {platform.machine()}; {keras.backend.backend()} on {devices}; {distribution}"
+
+
+def write_results(
+    run: RunDir, model: keras.Model, metadata: dict[str, Any], metrics: dict[str, float],
+    x_test: np.ndarray, y_test: Any, outputs: Any,
+) -> None:
+    """Write config.json + model.safetensors, metrics.json, the plots and README.md into ``run``.
+
+    ``outputs`` are ``model``'s predictions on ``x_test`` (``zoo.evaluation.predict``).
+
+    Example:
+        >>> write_results(run, model, metadata, metrics, x_test, y_test, outputs)  # doctest: +SKIP
+    """
+    from zoo.cards import render_card
+    from zoo.evaluation import confusion_matrix
+    from zoo.hub import export_folder, read_config
+    from zoo.training import plots
+
+    export_folder(model, run.path, metadata=metadata, overwrite=True)
+    run.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    plots.plot_history(run.history, run.curves)
+    labels = np.asarray(y_test["class"] if isinstance(y_test, dict) else y_test)
+    probs = outputs["class"] if isinstance(outputs, dict) else outputs
+    names = metadata["label_names"]
+    if isinstance(outputs, dict):
+        count = min(16, len(x_test))
+        plots.plot_boxes(
+            x_test[:count], y_test["box"][:count], outputs["box"][:count], run.boxes,
+            true_labels=labels[:count], pred_labels=np.argmax(probs[:count], axis=-1), label_names=names,
+        )
+    else:
+        matrix = confusion_matrix(labels, np.argmax(probs, axis=-1), num_classes=probs.shape[-1])
+        plots.plot_confusion_matrix(matrix, names, run.confusion)
+    run.readme.write_text(render_card(read_config(run.path), metrics=metrics, folder=run.path, training=_training_text(metadata)))
+
+
+def _training_text(metadata: Mapping[str, Any]) -> str:
+    recipe = metadata["recipe"]
+    rows = "\n".join(f"| {key} | {value} |" for key, value in recipe.items() if key != "notes")
+    training = metadata["training"]
+    best, examples = training["best"], training["examples"]
+    return (
+        f"Trained with:\n\n```bash\n{metadata['train_command']}\n```\n\n"
+        f"Backend: {metadata['backend']}, seed {metadata['seed']}, {training['distribute']}. "
+        f"Images: {examples['train']} train, {examples['val']} validation (from the train split), "
+        f"{examples['test']} test (the metrics above). Best epoch by {best['monitor']}: "
+        f"{best['epoch']} of {training['epochs']} ({best['value']}). {recipe.get('notes', '')}\n\n"
+        f"| recipe | value |\n|---|---|\n{rows}"
+    )
+
+
+def summary_line(name: str, metrics: Mapping[str, float], best: Mapping[str, Any], epochs: int, seconds: float, path: Path) -> str:
+    """The one line printed at the end of a run.
+
+    Example:
+        >>> summary_line("cnn", {"accuracy": 0.9}, {"monitor": "val_accuracy", "value": 0.91, "epoch": 3}, 3, 12.0, Path("runs/cnn-0"))
+        '[zoo] cnn: test accuracy 0.9000 | best val_accuracy 0.9100 at epoch 3/3 | 12s this session | runs/cnn-0'
+    """
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "accuracy" or len(metrics) == 1)
+    value = "n/a" if best["value"] is None else f"{best['value']:.4f}"
+    return (
+        f"[zoo] {name}: test {shown} | best {best['monitor']} {value} at epoch {best['epoch']}/{epochs} "
+        f"| {seconds:.0f}s this session | {path}"
+    )
+
+
+def push_run(run_path: Path, repo_id: str, **kwargs: Any) -> str:
+    """Upload a finished run folder with ``zoo.push``, without its local-only files.
+
+    ``last.safetensors`` would otherwise be uploaded (and downloaded by every pull) next to
+    ``model.safetensors``. The model card is rendered again with ``repo_id`` so its usage
+    snippet loads ``hf://<repo_id>``. Returns the commit sha.
+
+    Example:
+        >>> push_run(Path("runs/cnn-0"), "me/cnn.fmnist")  # doctest: +SKIP
+        '3f1c...'
+    """
+    from zoo.cards import render_card
+    from zoo.hub import push, read_config
+
+    with tempfile.TemporaryDirectory(prefix="zoo-run-push-") as name:
+        staging = Path(name)
+        for path in Path(run_path).iterdir():
+            if path.is_file() and path.name not in LOCAL_ONLY:
+                shutil.copy2(path, staging / path.name)
+        config = read_config(staging)
+        card = render_card(config, repo_id=repo_id, metrics=config.get("metrics"), folder=staging, training=_training_text(config))
+        (staging / "README.md").write_text(card)
+        return push(staging, repo_id, **kwargs)
