@@ -9,9 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import zoo
-from zoo.catalog import write_catalog
-from zoo.release import ROOT, register_publication
+from zoo.release import publish
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,17 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--message", help="commit message")
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead")
     parser.add_argument("--replace-card", action="store_true", help="replace an existing README.md")
-    parser.add_argument("--register", metavar="ARCH.TAG", help="pin the pushed commit for this tag")
+    parser.add_argument("--register", metavar="ARCH.TAG", help="pin the pushed commit for this released tag")
     args = parser.parse_args(argv)
-    sha = zoo.push(
-        args.folder, args.repo_id, revision=args.revision, private=args.private,
+    sha = publish(
+        args.folder, args.repo_id, register=args.register, revision=args.revision, private=args.private,
         commit_message=args.message, create_pr=args.create_pr, replace_card=args.replace_card,
     )
-    print(f"pushed {args.folder} to {args.repo_id}@{sha}")
-    if args.register:
-        register_publication(args.register, args.repo_id, sha)
-        write_catalog(ROOT / "registry.json")
-        print(f"registered {args.register} -> {args.repo_id}@{sha}; registry.json regenerated")
+    print(f"pushed {args.folder} to {args.repo_id}@{sha}" + (f"; pinned for {args.register}" if args.register else ""))
     return 0
 
 

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from conftest import predict, sample_batch
+from conftest_hub import hub_env, local_hub  # noqa: F401
 
 import zoo
 from zoo import api, release
@@ -76,3 +77,17 @@ def test_unreleased_tag_says_so():
     with pytest.raises(ValueError, match="No released weights for 'resnet34.fmnist' yet"):
         zoo.load("resnet34")
     assert zoo.load("resnet34", weights=None).output_shape == (None, 10)
+
+
+def test_publish_pushes_the_release_and_pins_the_commit(sandbox, local_hub, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", local_hub.endpoint)
+    model = zoo.create("cnn")
+    staged = release.stage_release(_fake_run(sandbox / "run", model), "cnn.fmnist", slice_size=None)
+    sha = release.publish(sandbox / staged.local_dir, "keras-zoo/cnn.fmnist", register="cnn.fmnist")
+    record = json.loads((sandbox / "records" / "cnn.fmnist.json").read_text())
+    assert (record["hub_repo_id"], record["hub_revision"]) == ("keras-zoo/cnn.fmnist", sha)
+    assert (sandbox / "registry.json").exists()
+    pulled = zoo.pull("keras-zoo/cnn.fmnist", revision=sha, release=release.Release.from_dict(record))
+    assert (pulled / "model.safetensors").read_bytes() == (sandbox / staged.local_dir / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="No release record for 'resnet34.fmnist'"):
+        release.publish(sandbox / staged.local_dir, "keras-zoo/x", register="resnet34.fmnist")

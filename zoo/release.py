@@ -12,6 +12,7 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from zoo import hub
 from zoo.registry import Release, get_spec, split_name
@@ -118,3 +119,32 @@ def register_publication(name: str, repo_id: str, revision: str) -> Release:
     release = replace(Release.from_dict(json.loads(path.read_text())), hub_repo_id=repo_id, hub_revision=revision)
     write_record(name, release)
     return release
+
+
+def publish(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    register: str | None = None,
+    **push_options: Any,
+) -> str:
+    """Push a run or release folder with :func:`zoo.push`; with ``register``, pin the commit.
+
+    Pinning writes the repo id and commit sha into the tag's release record and regenerates
+    ``registry.json``, so ``zoo.load(register)`` pulls exactly that commit from the Hub.
+
+    Example:
+        >>> publish("weights/cnn.fmnist", "keras-zoo/cnn.fmnist", register="cnn.fmnist")
+    """
+    from zoo.catalog import write_catalog
+
+    if register is not None and not record_path(register).exists():
+        raise ValueError(
+            f"No release record for {register!r}; stage it with scripts/release.py first. "
+            f"Received: register={register!r}"
+        )
+    sha = hub.push(folder, repo_id, **push_options)
+    if register is not None:
+        register_publication(register, repo_id, sha)
+        write_catalog(ROOT / "registry.json")
+    return sha
