@@ -25,7 +25,7 @@ from functools import partial
 
 import keras
 
-__all__ = ["cnn", "resnet34", "xception_localizer", "BUILDERS", "ResidualUnit"]
+__all__ = ["BUILDERS", "ResidualUnit", "cnn", "resnet34", "xception_localizer"]
 
 
 def cnn(input_shape=(28, 28, 1), num_classes=10):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["CNN", "ResNet34", "BasicBlock", "build", "count_params"]
+__all__ = ["CNN", "BasicBlock", "ResNet34", "build", "count_params"]
 
 
 def _he_init(module: nn.Module) -> None:

@@ -63,8 +63,10 @@ class ResidualUnit(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = _positive_int("filters", filters)
         self.strides = _positive_int("strides", strides)
-        self.activation = keras.activations.serialize(keras.activations.get(activation))
         self._activation_fn = keras.activations.get(activation)
+        # Keep the name as given: serializing a function here would import TensorFlow
+        # through Keras' serialization helpers even on the JAX and torch backends.
+        self.activation = activation if isinstance(activation, str) else keras.activations.serialize(activation)
         self.conv1 = ResNetConv2D(self.filters, strides=self.strides, name="conv1")
         self.bn1 = keras.layers.BatchNormalization(name="bn1")
         self.conv2 = ResNetConv2D(self.filters, name="conv2")
