@@ -31,6 +31,7 @@ def _fake_run(folder, model):
 
 
 def test_stage_release_records_hashes_and_loads_by_name(sandbox, monkeypatch):
+    monkeypatch.setitem(_REGISTRY, "cnn", _REGISTRY["cnn"])  # restore the real release afterwards
     model = zoo.create("cnn")
     run = _fake_run(sandbox / "run", model)
     staged = release.stage_release(run, "cnn.fmnist", slice_size=None)
@@ -57,7 +58,8 @@ def test_stage_release_records_hashes_and_loads_by_name(sandbox, monkeypatch):
         zoo.load("relcnn")
 
 
-def test_register_publication_pins_repo_and_revision(sandbox):
+def test_register_publication_pins_repo_and_revision(sandbox, monkeypatch):
+    monkeypatch.setitem(_REGISTRY, "cnn", _REGISTRY["cnn"])  # restore the real release afterwards
     run = _fake_run(sandbox / "run", zoo.create("cnn"))
     release.stage_release(run, "cnn.fmnist", slice_size=None)
     pinned = release.register_publication("cnn.fmnist", "keras-zoo/cnn.fmnist", "a" * 40)
@@ -80,13 +82,15 @@ def test_unreleased_tag_says_so():
 
 
 def test_publish_pushes_the_release_and_pins_the_commit(sandbox, local_hub, monkeypatch):
+    monkeypatch.setitem(_REGISTRY, "cnn", _REGISTRY["cnn"])  # restore the real release afterwards
     monkeypatch.setenv("HF_ENDPOINT", local_hub.endpoint)
     model = zoo.create("cnn")
     staged = release.stage_release(_fake_run(sandbox / "run", model), "cnn.fmnist", slice_size=None)
     sha = release.publish(sandbox / staged.local_dir, "keras-zoo/cnn.fmnist", register="cnn.fmnist")
     record = json.loads((sandbox / "records" / "cnn.fmnist.json").read_text())
     assert (record["hub_repo_id"], record["hub_revision"]) == ("keras-zoo/cnn.fmnist", sha)
-    assert (sandbox / "registry.json").exists()
+    catalog = json.loads((sandbox / "registry.json").read_text())
+    assert catalog["models"]["cnn"]["weights"]["fmnist"]["release"]["hub_revision"] == sha
     pulled = zoo.pull("keras-zoo/cnn.fmnist", revision=sha, release=release.Release.from_dict(record))
     assert (pulled / "model.safetensors").read_bytes() == (sandbox / staged.local_dir / "model.safetensors").read_bytes()
     with pytest.raises(ValueError, match="No release record for 'resnet34.fmnist'"):

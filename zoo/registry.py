@@ -226,6 +226,27 @@ def register_model(
     return decorate(fn) if fn is not None else decorate
 
 
+def set_release(name: str, release: Release | None) -> None:
+    """Attach ``release`` to the registered weight tag ``arch.tag`` of this process.
+
+    Called when a release record is written, so that listings and ``registry.json`` rendered
+    afterwards in the same process see it.
+    """
+    spec = get_spec(name)
+    arch, tag = split_name(name)
+    weight = spec.weight(tag)
+    if weight is None:
+        raise ValueError(f"{name!r} has no weight tag. Received: name={name!r}")
+    weights = {**spec.weights, weight.tag: _replace(weight, release=release)}
+    _REGISTRY[arch] = _replace_spec(spec, weights=weights)
+
+
+def _replace_spec(spec: ModelSpec, **changes: Any) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)
+
+
 def _replace(spec: WeightSpec, **changes: Any) -> WeightSpec:
     from dataclasses import replace
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import hub
-from zoo.registry import Release, get_spec, split_name
+from zoo.registry import Release, get_spec, set_release, split_name
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS_DIR = Path(__file__).resolve().parent / "released"
@@ -32,6 +32,7 @@ def write_record(name: str, release: Release) -> Path:
     """Write the release record of ``name``."""
     path = record_path(name)
     path.write_text(json.dumps(release.to_dict(), indent=2, sort_keys=True) + "\n")
+    set_release(name, release)
     return path
 
 
