@@ -19,7 +19,7 @@ import inspect
 import json
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 ENTRY_POINT_GROUP = "zoo.models"
@@ -206,7 +206,7 @@ def register_model(
             if not _TAG_RE.match(spec.tag):
                 raise ValueError(f"Invalid weight tag. Received: tag={spec.tag!r}")
             release = spec.release or read_release(f"{arch}.{spec.tag}")
-            tags[spec.tag] = _replace(spec, release=release)
+            tags[spec.tag] = replace(spec, release=release)
         chosen = default_tag or (next(iter(tags)) if tags else None)
         if chosen is not None and chosen not in tags:
             raise ValueError(f"default_tag must be one of {sorted(tags)}. Received: {chosen!r}")
@@ -237,20 +237,8 @@ def set_release(name: str, release: Release | None) -> None:
     weight = spec.weight(tag)
     if weight is None:
         raise ValueError(f"{name!r} has no weight tag. Received: name={name!r}")
-    weights = {**spec.weights, weight.tag: _replace(weight, release=release)}
-    _REGISTRY[arch] = _replace_spec(spec, weights=weights)
-
-
-def _replace_spec(spec: ModelSpec, **changes: Any) -> ModelSpec:
-    from dataclasses import replace
-
-    return replace(spec, **changes)
-
-
-def _replace(spec: WeightSpec, **changes: Any) -> WeightSpec:
-    from dataclasses import replace
-
-    return replace(spec, **changes)
+    weights = {**spec.weights, weight.tag: replace(weight, release=release)}
+    _REGISTRY[arch] = replace(spec, weights=weights)
 
 
 def _load_plugins() -> None:
