@@ -53,6 +53,7 @@ ROOT = HERE.parent
 ALL_BACKENDS = ("tensorflow", "jax", "torch")
 ALL_MODELS = ("cnn", "resnet34", "xception_localizer")
 TORCH_MODELS = ("cnn", "resnet34")
+ALL_SECTIONS = ("throughput", "options", "peer", "load", "hub")
 HUB_NAMESPACE = "tester"
 HUB_TOKEN = "hf_benchmark_token"
 SCHEMA_VERSION = 1
@@ -258,6 +259,106 @@ def _summary(per_window: dict[str, list[float]]) -> dict[str, Any]:
     return out
 
 
+def _compile_for_benchmark(model: Any, localizer: bool, *, as_dict: bool = True, jit_compile: Any = "auto") -> None:
+    """SGD(0.01, momentum 0.9), cross-entropy (+ box MSE weighted 0.8/0.2 for the localizer), no metrics."""
+    import keras
+
+    if localizer:
+        loss = {"class": "sparse_categorical_crossentropy", "box": "mse"} if as_dict else ["sparse_categorical_crossentropy", "mse"]
+        weights = {"class": 0.8, "box": 0.2} if as_dict else [0.8, 0.2]
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=loss, loss_weights=weights, jit_compile=jit_compile)
+    else:
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy", jit_compile=jit_compile)
+
+
+def _synthetic_batches(shape: tuple, localizer: bool, seed: int = 0) -> Callable[[int], tuple[Any, Any, Any]]:
+    """``make(n) -> (x, labels, boxes)``: float32 pixels in [0, 255], int labels, boxes (localizer)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def make(n: int):
+        x = rng.uniform(0, 255, size=(n, *shape)).astype("float32")
+        labels = rng.integers(0, 10, size=(n,)).astype("int32")
+        boxes = rng.uniform(0.1, 0.9, size=(n, 4)).astype("float32") if localizer else None
+        return x, labels, boxes
+
+    return make
+
+
+def _measure_training(models: dict[str, Any], make_data: Callable[[int], tuple[Any, dict]], batch: int, plan: dict) -> tuple[dict, dict]:
+    """Warm-up ``fit`` of every model (it compiles), then interleaved timed windows.
+
+    ``make_data(n)`` returns ``(x, {key: y})``. Returns ``(first_fit_s, summary)``; the summary has
+    ``steps_per_window``, ``warmup_step_s`` and per key the windows (images/s) and their median.
+    """
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        """Timestamps at each batch end (a custom batch callback makes Keras sync every step)."""
+
+        def __init__(self):
+            super().__init__()
+            self.times: list[float] = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.times.append(time.perf_counter())
+
+    def fit(key: str, x, y, steps: int) -> list[float]:
+        timer = StepTimer()
+        n = steps * batch
+        models[key].fit(x[:n], _slice(y[key], n), batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
+        if len(timer.times) != steps:
+            raise RuntimeError(f"expected {steps} batches, got {len(timer.times)}")
+        return timer.times
+
+    warm = plan["warmup_steps"] + 1
+    x, y = make_data(warm * batch)
+    step_s: dict[str, float] = {}
+    first_fit_s: dict[str, float] = {}
+    for key in models:
+        t = time.perf_counter()
+        times = fit(key, x, y, warm)
+        first_fit_s[key] = time.perf_counter() - t
+        deltas = [b - a for a, b in itertools.pairwise(times)]
+        step_s[key] = median(deltas) or (times[-1] - t)
+    first = next(iter(models))
+    steps = _steps_for(step_s[first], plan["train_window_s"], plan)
+    windows = _windows_for((steps + 1) * max(step_s.values()) * len(models), plan)
+    x, y = make_data((steps + 1) * batch)
+
+    def window(key: str) -> float:
+        times = fit(key, x, y, steps + 1)  # the first step of every fit call is not timed
+        return steps * batch / (times[-1] - times[0])
+
+    per_window = _interleaved(list(models), windows, window)
+    return first_fit_s, {"steps_per_window": steps, "warmup_step_s": step_s, **_summary(per_window)}
+
+
+def _measure_inference(models: dict[str, Any], xb: Any, plan: dict) -> dict:
+    """``predict_on_batch`` (the compiled predict function) on one batch, interleaved windows."""
+    batch = len(xb)
+    step: dict[str, float] = {}
+    for key, model in models.items():
+        model.predict_on_batch(xb)  # compiles
+        t = time.perf_counter()
+        for _ in range(2):
+            model.predict_on_batch(xb)
+        step[key] = (time.perf_counter() - t) / 2
+    first = next(iter(models))
+    calls = _steps_for(step[first], plan["infer_window_s"], plan)
+    windows = _windows_for(calls * max(step.values()) * len(models), plan)
+
+    def window(key: str) -> float:
+        model = models[key]
+        t = time.perf_counter()
+        for _ in range(calls):
+            model.predict_on_batch(xb)
+        return calls * batch / (time.perf_counter() - t)
+
+    return {"batches_per_window": calls, **_summary(_interleaved(list(models), windows, window))}
+
+
 def worker_throughput(params: dict) -> dict:
     """zoo vs tutorial Keras code, one architecture, one backend: train + inference images/s."""
     _quiet_logs()
@@ -266,8 +367,6 @@ def worker_throughput(params: dict) -> dict:
     shape = tuple(params["input_shape"])
     batch = int(params["batch"])
     t0 = time.perf_counter()
-    import keras
-    import numpy as np
     import reference_keras
 
     import zoo
@@ -288,89 +387,79 @@ def worker_throughput(params: dict) -> dict:
     if result["params"]["zoo"] != result["params"]["reference"]:
         raise RuntimeError(f"zoo and reference {name} differ in size: {result['params']}")
 
-    rng = np.random.default_rng(0)
     localizer = name == "xception_localizer"
     for key, model in models.items():
-        if localizer:
-            is_zoo = key == "zoo"
-            loss = {"class": "sparse_categorical_crossentropy", "box": "mse"} if is_zoo else ["sparse_categorical_crossentropy", "mse"]
-            weights = {"class": 0.8, "box": 0.2} if is_zoo else [0.8, 0.2]
-            model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=loss, loss_weights=weights)
-        else:
-            model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
+        _compile_for_benchmark(model, localizer, as_dict=key == "zoo")
     result["jit_compile"] = {k: getattr(m, "jit_compile", None) for k, m in models.items()}
+    synthetic = _synthetic_batches(shape, localizer)
 
     def make_data(n: int):
-        x = rng.uniform(0, 255, size=(n, *shape)).astype("float32")
-        labels = rng.integers(0, 10, size=(n,)).astype("int32")
+        x, labels, boxes = synthetic(n)
         if not localizer:
             return x, {"zoo": labels, "reference": labels}
-        boxes = rng.uniform(0.1, 0.9, size=(n, 4)).astype("float32")
         return x, {"zoo": {"class": labels, "box": boxes}, "reference": (labels, boxes)}
 
-    class StepTimer(keras.callbacks.Callback):
-        """Timestamps at each batch end (a custom batch callback makes Keras sync every step)."""
-
-        def __init__(self):
-            super().__init__()
-            self.times: list[float] = []
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.times.append(time.perf_counter())
-
-    def fit(key: str, x, y, steps: int) -> list[float]:
-        timer = StepTimer()
-        n = steps * batch
-        models[key].fit(x[:n], _slice(y[key], n), batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
-        if len(timer.times) != steps:
-            raise RuntimeError(f"expected {steps} batches, got {len(timer.times)}")
-        return timer.times
-
-    # -- training: warm-up (compiles), calibrate, then interleaved timed windows -----------------
-    warm = plan["warmup_steps"] + 1
-    x, y = make_data(warm * batch)
-    step_s: dict[str, float] = {}
-    result["first_fit_s"] = {}
-    for key in models:
-        t = time.perf_counter()
-        times = fit(key, x, y, warm)
-        result["first_fit_s"][key] = time.perf_counter() - t
-        deltas = [b - a for a, b in itertools.pairwise(times)]
-        step_s[key] = median(deltas) or (times[-1] - t)
-    steps = _steps_for(step_s["zoo"], plan["train_window_s"], plan)
-    train_windows = _windows_for((steps + 1) * max(step_s.values()) * len(models), plan)
-    x, y = make_data((steps + 1) * batch)
-
-    def train_window(key: str) -> float:
-        times = fit(key, x, y, steps + 1)  # the first step of every fit call is not timed
-        return steps * batch / (times[-1] - times[0])
-
-    train = _interleaved(list(models), train_windows, train_window)
-    result["train"] = {"steps_per_window": steps, "warmup_step_s": step_s, **_summary(train)}
+    x, _ = make_data(batch)
+    result["first_fit_s"], result["train"] = _measure_training(models, make_data, batch, plan)
     result["train"]["ratio"] = ratio(result["train"]["zoo"]["median"], result["train"]["reference"]["median"])
-
-    # -- inference: predict_on_batch on one batch (compiled predict function) -------------------
-    xb = x[:batch]
-    infer_step: dict[str, float] = {}
-    for key, model in models.items():
-        model.predict_on_batch(xb)  # compiles
-        t = time.perf_counter()
-        for _ in range(2):
-            model.predict_on_batch(xb)
-        infer_step[key] = (time.perf_counter() - t) / 2
-    calls = _steps_for(infer_step["zoo"], plan["infer_window_s"], plan)
-    infer_windows = _windows_for(calls * max(infer_step.values()) * len(models), plan)
-
-    def infer_window(key: str) -> float:
-        model = models[key]
-        t = time.perf_counter()
-        for _ in range(calls):
-            model.predict_on_batch(xb)
-        return calls * batch / (time.perf_counter() - t)
-
-    infer = _interleaved(list(models), infer_windows, infer_window)
-    result["infer"] = {"batches_per_window": calls, **_summary(infer)}
+    result["infer"] = _measure_inference(models, x, plan)
     result["infer"]["ratio"] = ratio(result["infer"]["zoo"]["median"], result["infer"]["reference"]["median"])
+    return result
+
+
+#: Compile / precision options measured against the backend's default (``jit_compile="auto"``,
+#: float32). XLA off is only tried where "auto" turns it on and the backend can run without it at
+#: a useful speed (TensorFlow); JAX without jit runs op by op, and torch.compile is left out.
+OPTION_POLICIES = {"default": "float32", "xla": "float32", "no_xla": "float32", "mixed_bfloat16": "mixed_bfloat16"}
+
+
+def worker_options(params: dict) -> dict:
+    """The zoo model under compile / precision options, against the backend's default: images/s."""
+    _quiet_logs()
+    plan = params["plan"]
+    name = params["model"]
+    shape = tuple(params["input_shape"])
+    batch = int(params["batch"])
+    import keras
+
+    import zoo
+
+    result: dict[str, Any] = {"model": name, "input_shape": list(shape), "batch": batch}
+    result.update(_backend_info())
+    backend = keras.backend.backend()
+    localizer = name == "xception_localizer"
+    _seed(0)
+
+    def build(policy: str, jit_compile: Any) -> Any:
+        keras.config.set_dtype_policy(policy)
+        try:
+            model = zoo.create(name, input_shape=shape, **ZOO_OVERRIDES[name])
+        finally:
+            keras.config.set_dtype_policy("float32")
+        _compile_for_benchmark(model, localizer, jit_compile=jit_compile)
+        return model
+
+    models: dict[str, Any] = {"default": build("float32", "auto")}
+    auto_jit = bool(models["default"].jit_compile)
+    if backend == "tensorflow":
+        models["no_xla" if auto_jit else "xla"] = build("float32", not auto_jit)
+    models["mixed_bfloat16"] = build("mixed_bfloat16", "auto")
+    result["options"] = {
+        key: {"jit_compile": model.jit_compile, "dtype_policy": OPTION_POLICIES[key]} for key, model in models.items()
+    }
+    synthetic = _synthetic_batches(shape, localizer)
+
+    def make_data(n: int):
+        x, labels, boxes = synthetic(n)
+        y = {"class": labels, "box": boxes} if localizer else labels
+        return x, {key: y for key in models}
+
+    x, _ = make_data(batch)
+    result["first_fit_s"], result["train"] = _measure_training(models, make_data, batch, plan)
+    result["infer"] = _measure_inference(models, x, plan)
+    for part in ("train", "infer"):
+        base = result[part]["default"]["median"]
+        result[part]["ratio_vs_default"] = {key: ratio(result[part][key]["median"], base) for key in models}
     return result
 
 
@@ -692,7 +781,10 @@ def worker_hub(params: dict) -> dict:
     return result
 
 
-WORKERS = {"throughput": worker_throughput, "torch": worker_torch, "load": worker_load, "hub": worker_hub}
+WORKERS = {
+    "throughput": worker_throughput, "options": worker_options, "torch": worker_torch,
+    "load": worker_load, "hub": worker_hub,
+}
 
 
 def run_worker(kind: str, params_path: str, result_path: str) -> int:
@@ -847,7 +939,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", help="comma list among tensorflow,jax,torch (default: every installed one)")
     parser.add_argument("--models", help=f"comma list among {','.join(ALL_MODELS)} (default: all)")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for results.md, results.json and logs/")
-    parser.add_argument("--sections", default="throughput,peer,load,hub", help="comma list among throughput,peer,load,hub")
+    parser.add_argument("--sections", default=",".join(ALL_SECTIONS), help=f"comma list among {','.join(ALL_SECTIONS)}")
     parser.add_argument("--tf-onednn", default="default,1", help="TensorFlow variants: 'default' (environment as is, "
                         "TF_ENABLE_ONEDNN_OPTS unset), '1' and/or '0' (default: default,1)")
     parser.add_argument("--torch-variants", default="eager", help="PyTorch peer variants: eager[,channels_last]")
@@ -882,7 +974,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.timeout is not None:
         plan["timeout_s"] = args.timeout
 
-    sections = parse_list(args.sections, ("throughput", "peer", "load", "hub"), "sections")
+    sections = parse_list(args.sections, ALL_SECTIONS, "sections")
     requested_backends = parse_list(args.backends, ALL_BACKENDS, "backends") if args.backends else list(ALL_BACKENDS)
     models = parse_list(args.models, ALL_MODELS, "models") if args.models else list(ALL_MODELS)
     tf_variants = parse_list(args.tf_onednn, ("default", "1", "0"), "--tf-onednn values") or ["default"]
@@ -925,6 +1017,7 @@ def main(argv: list[str] | None = None) -> int:
             "env": {k: os.environ.get(k) for k in ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "XLA_FLAGS", "KERAS_BACKEND")},
         },
         "throughput": [],
+        "options": [],
         "torch_peer": [],
         "load": [],
         "hub": None,
@@ -956,6 +1049,13 @@ def main(argv: list[str] | None = None) -> int:
                         result.update(backend=backend, variant=variant, model=model)
                         results["throughput"].append(result)
                         record_error("throughput", result)
+            if "options" in sections:
+                for backend in backends:
+                    env = runner.env_for(backend, drop=("TF_ENABLE_ONEDNN_OPTS",))
+                    result = runner.run("options", f"{backend} {model} options", params, env)
+                    result.update(backend=backend, model=model)
+                    results["options"].append(result)
+                    record_error("options", result)
             if "peer" in sections and model in TORCH_MODELS:
                 if not torch_ok:
                     if not any(s["section"] == "peer" for s in skipped):
@@ -1157,6 +1257,27 @@ def render_markdown(results: dict) -> str:
             )
         lines.append("")
 
+    options = [r for r in results.get("options", []) if r.get("status") == "ok"]
+    if options:
+        lines += [
+            "### Compile and precision options (zoo model, against the backend's default)",
+            "",
+            ("default = `jit_compile=\"auto\"`, float32; `xla` / `no_xla` = `jit_compile=True` / `False`; "
+            "`mixed_bfloat16` = the Keras dtype policy (bfloat16 compute, float32 variables), `jit_compile=\"auto\"`. "
+            "Measured interleaved in one process per backend and model."),
+            "",
+            "| backend | model | option | jit_compile | train img/s | vs default | infer img/s | vs default | first fit s |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in options:
+            for key, option in r["options"].items():
+                lines.append(
+                    f"| {r['backend']} | {r['model']} | {key} | {option['jit_compile']} | {_f(r['train'][key]['median'])} "
+                    f"| {_f(r['train']['ratio_vs_default'][key], 2)} | {_f(r['infer'][key]['median'])} "
+                    f"| {_f(r['infer']['ratio_vs_default'][key], 2)} | {_f(r['first_fit_s'][key], 1)} |"
+                )
+        lines.append("")
+
     loads = [r for r in results["load"] if r.get("status") == "ok"]
     if loads:
         lines += [
@@ -1216,7 +1337,7 @@ def render_markdown(results: dict) -> str:
         lines.append("")
 
     notes = []
-    for section in ("throughput", "load"):
+    for section in ("throughput", "options", "load"):
         for r in results[section]:
             if r.get("backend") not in (None, "tensorflow") and r.get("tensorflow_imported"):
                 notes.append(f"{section} {r.get('label')}: TensorFlow was imported into this {r['backend']} worker")

@@ -1,6 +1,7 @@
 """Stage a finished run as a release: weights/<arch>.<tag>/ plus its registry record.
 
 Usage: python scripts/release.py runs/cnn-0 cnn.fmnist [--overwrite] [--notes TEXT]
+       python scripts/release.py runs/resnet34-0 resnet34.fmnist --storage-dtype float16 --max-shard-mb 15
 """
 
 import argparse
@@ -17,8 +18,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", help="the registered arch.tag the weights are released as")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing release folder")
     parser.add_argument("--notes", default="", help="a note stored in the release record")
+    parser.add_argument("--storage-dtype", choices=("float32", "float16", "bfloat16"),
+                        help="write the weights in this dtype instead of copying them; the staged files are "
+                        "evaluated on the whole test split and must stay within 0.05 points of the run")
+    parser.add_argument("--max-shard-mb", type=float,
+                        help="split the weights into shards of at most this many MiB of tensors (whole tensors "
+                        "per shard) plus model.safetensors.index.json")
+    parser.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, "
+                        "then /usr/share/datasets/fashion-mnist)")
     args = parser.parse_args(argv)
-    release = stage_release(args.run_dir, args.name, overwrite=args.overwrite, notes=args.notes)
+    if args.max_shard_mb is not None and args.max_shard_mb <= 0:
+        parser.error(f"--max-shard-mb must be > 0. Received: {args.max_shard_mb}")
+    release = stage_release(
+        args.run_dir, args.name, overwrite=args.overwrite, notes=args.notes, data_dir=args.data_dir,
+        storage_dtype=args.storage_dtype,
+        max_shard_size=None if args.max_shard_mb is None else int(args.max_shard_mb * 2**20),
+    )
     write_catalog(ROOT / "registry.json")
     print(f"staged {args.name} in {release.local_dir} ({len(release.files)} files); registry.json regenerated")
     return 0

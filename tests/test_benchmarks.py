@@ -43,7 +43,7 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
 
     results = json.loads((out / "results.json").read_text())
     assert (out / "results.md").read_text().startswith("# zoo CPU benchmark results")
-    assert {"schema_version", "meta", "throughput", "torch_peer", "load", "hub", "skipped", "errors"} <= set(results)
+    assert {"schema_version", "meta", "throughput", "options", "torch_peer", "load", "hub", "skipped", "errors"} <= set(results)
     assert results["errors"] == []
     assert results["meta"]["quick"] is True
     assert {"cpu", "versions", "plan", "started", "finished"} <= set(results["meta"])
@@ -56,6 +56,17 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
             assert _positive(row[part][side]["median"])
         assert _positive(row[part]["ratio"])
     assert _positive(row["peak_rss_mb"])
+
+    (options,) = results["options"]
+    assert options["status"] == "ok" and options["backend"] == BACKEND and options["model"] == "cnn"
+    assert {"default", "mixed_bfloat16"} <= set(options["options"])
+    assert options["options"]["mixed_bfloat16"]["dtype_policy"] == "mixed_bfloat16"
+    for part in ("train", "infer"):
+        for key in options["options"]:
+            assert len(options[part][key]["windows"]) >= 3
+            assert _positive(options[part][key]["median"])
+        assert options[part]["ratio_vs_default"]["default"] == 1.0
+        assert all(_positive(v) for v in options[part]["ratio_vs_default"].values())
 
     if importlib.util.find_spec("torch"):
         (peer,) = results["torch_peer"]

@@ -1,6 +1,7 @@
 """Release staging: weights/<arch>.<tag>/ + record, loading it by name, hash checks."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +13,13 @@ from zoo import api, release
 from zoo.hub import IntegrityError, export_folder
 from zoo.registry import WeightSpec, _REGISTRY, read_release, register_model
 
+RELEASED_CNN = Path(__file__).resolve().parents[1] / "weights" / "cnn.fmnist"
+
 
 @pytest.fixture
 def sandbox(tmp_path, monkeypatch):
     """Releases written under tmp_path instead of the checkout."""
+    zoo.list_models()  # registers the built-in architectures (the tests below patch _REGISTRY)
     monkeypatch.setattr(release, "ROOT", tmp_path)
     monkeypatch.setattr(release, "RECORDS_DIR", tmp_path / "records")
     monkeypatch.setattr(api, "_repo_root", lambda: tmp_path)
@@ -95,3 +99,54 @@ def test_publish_pushes_the_release_and_pins_the_commit(sandbox, local_hub, monk
     assert (pulled / "model.safetensors").read_bytes() == (sandbox / staged.local_dir / "model.safetensors").read_bytes()
     with pytest.raises(ValueError, match="No release record for 'resnet34.fmnist'"):
         release.publish(sandbox / staged.local_dir, "keras-zoo/x", register="resnet34.fmnist")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not RELEASED_CNN.exists(), reason="cnn.fmnist is not staged in this checkout")
+def test_stage_release_converts_to_float16_shards_and_checks_the_drift(sandbox, monkeypatch):
+    """A release converted to float16 shards: measured again on the whole test split."""
+    from zoo.evaluation import evaluate_name
+
+    monkeypatch.setitem(_REGISTRY, "cnn", _REGISTRY["cnn"])  # restore the real release afterwards
+    trained = zoo.load(str(RELEASED_CNN))
+    run = sandbox / "run"
+    export_folder(trained, run, metadata={"train_command": "python scripts/train.py cnn", "seed": 0})
+    float32 = evaluate_name(run)
+    (run / "metrics.json").write_text(json.dumps(float32))
+
+    staged = release.stage_release(run, "cnn.fmnist", slice_size=None, storage_dtype="float16", max_shard_size=2_000_000)
+    folder = sandbox / "weights/cnn.fmnist"
+    shards = sorted(p.name for p in folder.glob("model-*.safetensors"))
+    assert len(shards) >= 2 and (folder / "model.safetensors.index.json").exists()
+    assert not (folder / "model.safetensors").exists()
+    # whole tensors per shard (the largest, fc1's kernel, is 1.6 MB in float16) + a JSON header
+    assert all((folder / name).stat().st_size <= 2_000_000 + 16_384 for name in shards)
+    assert staged.storage_dtype == "float16"
+    assert {f.name for f in staged.files} == {"config.json", "model.safetensors.index.json", *shards}
+    assert abs(staged.metrics["accuracy"] - float32["accuracy"]) <= release.STORAGE_TOLERANCE
+    config = json.loads((folder / "config.json").read_text())
+    assert config["weights"]["storage_dtype"] == "float16"
+    assert config["metrics"] == staged.metrics
+    assert config["metrics_before_conversion"] == {"storage_dtype": "float32", **float32}
+    reloaded = zoo.load(str(folder))
+    assert reloaded.get_layer("conv1").kernel.dtype == "float32"  # stored float16, computed in float32
+    x = sample_batch(trained)
+    np.testing.assert_allclose(predict(reloaded, x), predict(trained, x), atol=5e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not RELEASED_CNN.exists(), reason="cnn.fmnist is not staged in this checkout")
+def test_stage_release_refuses_a_conversion_that_moves_the_metrics(sandbox, monkeypatch):
+    monkeypatch.setitem(_REGISTRY, "cnn", _REGISTRY["cnn"])
+    run = sandbox / "run"
+    export_folder(zoo.load(str(RELEASED_CNN)), run, metadata={"train_command": "python scripts/train.py cnn", "seed": 0})
+    previous = release.stage_release(run, "cnn.fmnist", slice_size=None)  # an existing release
+    folder = sandbox / "weights/cnn.fmnist"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    (run / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))  # far from what the weights score
+    with pytest.raises(ValueError, match=r"moved test metrics by more than 0.0005: \{'accuracy'"):
+        release.stage_release(run, "cnn.fmnist", slice_size=None, storage_dtype="float16", overwrite=True)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # left as it was
+    assert not list((sandbox / "weights").glob(".*staging"))
+    record = json.loads((sandbox / "records" / "cnn.fmnist.json").read_text())
+    assert record["storage_dtype"] == "float32" and record["metrics"] == previous.metrics

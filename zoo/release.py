@@ -20,7 +20,16 @@ from zoo.registry import Release, get_spec, set_release, split_name
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS_DIR = Path(__file__).resolve().parent / "released"
 SLICE_SIZE = 1000
+#: Largest change of a test metric that converting the stored weights (float16, bfloat16) may
+#: cause: 0.05 accuracy points.
+STORAGE_TOLERANCE = 0.0005
 _STAGED = ("config.json", "*.safetensors", "*.safetensors.index.json", "README.md", "*.png")
+_WEIGHT_FILES = ("config.json", "*.safetensors", "*.safetensors.index.json")
+#: config.json keys that ``hub.model_config`` writes itself (everything else is run metadata).
+_MODEL_KEYS = (
+    "format", "format_version", "architecture", "tag", "config", "keras_config", "keras_version",
+    "zoo_version", "input_spec", "weights",
+)
 
 
 def record_path(name: str) -> Path:
@@ -56,14 +65,27 @@ def stage_release(
     notes: str = "",
     slice_size: int | None = SLICE_SIZE,
     data_dir: str | Path | None = None,
+    storage_dtype: str | None = None,
+    max_shard_size: int | None = None,
+    tolerance: float = STORAGE_TOLERANCE,
 ) -> Release:
     """Copy a run folder's release files to ``weights/<arch>.<tag>/`` and write its record.
 
     The record holds the run's test metrics plus the same metrics on the first
     ``slice_size`` test images (``None`` skips that evaluation).
 
+    With ``storage_dtype`` (``"float16"``, ``"bfloat16"``) or ``max_shard_size`` (bytes), the
+    weights are written again in that form instead of copied; the staged files are then
+    evaluated on the run's test images (the whole test split unless the run used ``--limit``),
+    and a metric that moved by more than ``tolerance`` from the run's figure stops the release.
+    The record, config.json and model card carry the figures of the staged files; config.json
+    keeps the run's figures next to them. The folder is built aside and swapped in when
+    complete, so a failed staging leaves an existing release untouched.
+
     Example:
         >>> stage_release("runs/cnn-0", "cnn.fmnist")
+        >>> stage_release("runs/resnet34-0", "resnet34.fmnist", storage_dtype="float16",
+        ...               max_shard_size=15 * 2**20)
     """
     arch, tag = split_name(name)
     spec = get_spec(name)
@@ -80,21 +102,26 @@ def stage_release(
     target = ROOT / "weights" / name
     if target.exists() and not overwrite:
         raise FileExistsError(f"{str(target)!r} exists; pass overwrite=True to replace that release.")
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    names = []
-    for pattern in _STAGED:
-        for path in sorted(run_dir.glob(pattern)):
-            if path.name == "last.safetensors":
-                continue
-            shutil.copy2(path, target / path.name)
-            names.append(path.name)
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
-    if slice_size:
-        metrics.update(slice_metrics(target, slice_size, data_dir=data_dir))
+    # Built next to the target and swapped in only when complete: a failed staging (a conversion
+    # that moves the metrics, a crash) leaves an existing release as it was.
+    staging = target.with_name(f".{target.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        metrics, config, names = _fill_staging(
+            run_dir, staging, config, storage_dtype=storage_dtype, max_shard_size=max_shard_size,
+            tolerance=tolerance, data_dir=data_dir,
+        )
+        if slice_size:
+            metrics.update(slice_metrics(staging, slice_size, data_dir=data_dir))
+        files = hub.file_records(staging, names)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     release = Release(
-        files=hub.file_records(target, names),
+        files=files,
         metrics=metrics,
         train_command=config.get("train_command", weight.train_command),
         seed=config.get("seed"),
@@ -106,6 +133,81 @@ def stage_release(
     )
     write_record(name, release)
     return release
+
+
+def _fill_staging(
+    run_dir: Path,
+    staging: Path,
+    config: dict[str, Any],
+    *,
+    storage_dtype: str | None,
+    max_shard_size: int | None,
+    tolerance: float,
+    data_dir: str | Path | None,
+) -> tuple[dict[str, float], dict[str, Any], list[str]]:
+    """Copy (or convert) the run's release files into ``staging``: (metrics, config, file names)."""
+    convert = storage_dtype is not None or max_shard_size is not None
+    for pattern in _STAGED:
+        for path in sorted(run_dir.glob(pattern)):
+            if path.name == "last.safetensors" or (convert and any(path.match(p) for p in _WEIGHT_FILES)):
+                continue
+            shutil.copy2(path, staging / path.name)
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    if convert:
+        metrics = _convert_weights(
+            run_dir, staging, metrics, storage_dtype=storage_dtype or "float32",
+            max_shard_size=max_shard_size, tolerance=tolerance, data_dir=data_dir,
+        )
+        config = hub.read_config(staging)
+    names = sorted(p.name for pattern in _STAGED for p in staging.glob(pattern))
+    return metrics, config, names
+
+
+def _convert_weights(
+    run_dir: Path,
+    target: Path,
+    run_metrics: dict[str, float],
+    *,
+    storage_dtype: str,
+    max_shard_size: int | None,
+    tolerance: float,
+    data_dir: str | Path | None,
+) -> dict[str, float]:
+    """Write the run's weights into ``target`` as ``storage_dtype`` (sharded above
+    ``max_shard_size``), measure them on the run's test images (the whole test split unless the
+    run used ``--limit``) and check the drift.
+
+    Returns the staged files' metrics; config.json and README.md of ``target`` carry them.
+    """
+    from zoo.cards import render_card
+    from zoo.evaluation import evaluate_name
+    from zoo.training.report import training_text
+    from zoo.weights import DEFAULT_MAX_SHARD_SIZE
+
+    run_config = hub.read_config(run_dir)
+    model = hub.load_folder(run_dir)
+    metadata = {key: value for key, value in run_config.items() if key not in _MODEL_KEYS}
+    hub.export_folder(
+        model, target, metadata=metadata, storage_dtype=storage_dtype,
+        max_shard_size=max_shard_size or DEFAULT_MAX_SHARD_SIZE, overwrite=True,
+    )
+    limit = (run_config.get("evaluation") or {}).get("limit")  # the run's own test images
+    measured = evaluate_name(target, limit=limit, data_dir=data_dir)
+    drift = {key: measured[key] - run_metrics[key] for key in measured if key in run_metrics}
+    too_far = {key: round(value, 6) for key, value in drift.items() if abs(value) > tolerance}
+    if too_far:
+        raise ValueError(
+            f"Storing the weights as {storage_dtype} moved test metrics by more than {tolerance}: "
+            f"{too_far} (run: {run_metrics}, staged: {measured}). Release the float32 weights instead."
+        )
+    config = hub.read_config(target)
+    config["metrics"] = measured
+    config["metrics_before_conversion"] = {"storage_dtype": run_config.get("weights", {}).get("storage_dtype", "float32"), **run_metrics}
+    (target / hub.CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str))
+    if (target / hub.CARD_NAME).exists() or (run_dir / hub.CARD_NAME).exists():
+        card = render_card(config, metrics=measured, folder=target, training=training_text(config))
+        (target / hub.CARD_NAME).write_text(card)
+    return measured
 
 
 def register_publication(name: str, repo_id: str, revision: str) -> Release:

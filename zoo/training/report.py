@@ -70,10 +70,16 @@ def write_results(
     else:
         matrix = confusion_matrix(labels, np.argmax(probs, axis=-1), num_classes=probs.shape[-1])
         plots.plot_confusion_matrix(matrix, names, run.confusion)
-    run.readme.write_text(render_card(read_config(run.path), metrics=metrics, folder=run.path, training=_training_text(metadata)))
+    run.readme.write_text(render_card(read_config(run.path), metrics=metrics, folder=run.path, training=training_text(metadata)))
 
 
-def _training_text(metadata: Mapping[str, Any]) -> str:
+def training_text(metadata: Mapping[str, Any]) -> str:
+    """The model card's "Training" section: train command, backend, seed, data sizes, recipe.
+
+    Example:
+        >>> training_text(read_config(Path("runs/cnn-0"))).startswith("Trained with:")  # doctest: +SKIP
+        True
+    """
     recipe = metadata["recipe"]
     rows = "\n".join(f"| {key} | {value} |" for key, value in recipe.items() if key != "notes")
     training = metadata["training"]
@@ -123,6 +129,6 @@ def push_run(run_path: Path, repo_id: str, **kwargs: Any) -> str:
             if path.is_file() and path.name not in LOCAL_ONLY:
                 shutil.copy2(path, staging / path.name)
         config = read_config(staging)
-        card = render_card(config, repo_id=repo_id, metrics=config.get("metrics"), folder=staging, training=_training_text(config))
+        card = render_card(config, repo_id=repo_id, metrics=config.get("metrics"), folder=staging, training=training_text(config))
         (staging / "README.md").write_text(card)
         return push(staging, repo_id, **kwargs)

@@ -1,0 +1,51 @@
+"""Smoke test of scripts/gpu_release.py --dry-run: train, stage in float16 shards, collect.
+
+The real run needs the lent GPU; the dry run checks the plumbing on a CPU (one epoch on 512
+images, in a scratch copy of the repository). It always trains on Keras/JAX, so it runs in the
+JAX suite only.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zoo.data.fashion_mnist import find_data_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _data_dir():
+    return find_data_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND") != "jax", reason="the script trains on Keras/JAX: JAX suite only")
+@pytest.mark.skipif(_data_dir() is None, reason="Fashion-MNIST IDX files not installed")
+def test_gpu_release_dry_run_stages_float16_shards(tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "scripts/gpu_release.py", "--dry-run", "--models", "resnet34", "--out", str(out),
+           "--data-dir", str(_data_dir())]
+    before = sorted(p.name for p in (ROOT / "weights").iterdir())
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert sorted(p.name for p in (ROOT / "weights").iterdir()) == before  # the checkout is untouched
+
+    summary = json.loads((out / "gpu_release.json").read_text())
+    assert summary["training"]["resnet34"]["status"] == "finished"
+    assert "--data-dir" not in summary["training"]["resnet34"]["command"]
+    (staged,) = summary["releases"]
+    assert staged["name"] == "resnet34.fmnist" and staged["storage_dtype"] == "float16"
+    folder = out / "weights" / "resnet34.fmnist"
+    shards = sorted(folder.glob("model-*.safetensors"))
+    assert len(shards) >= 3 and all(p.stat().st_size < 16 * 2**20 for p in shards)  # the device's 16 MiB cap
+    record = json.loads((out / "zoo" / "released" / "resnet34.fmnist.json").read_text())
+    assert record["storage_dtype"] == "float16" and record["metrics"] == staged["metrics"]
+    assert {f["name"] for f in record["files"]} >= {"config.json", "model.safetensors.index.json", "README.md"}
+    catalog = json.loads((out / "registry.json").read_text())
+    assert catalog["models"]["resnet34"]["weights"]["fmnist"]["release"]["storage_dtype"] == "float16"
+    assert (out / "runs" / "resnet34-gpu" / "history.csv").exists()
+    assert "resnet34" in done.stdout.splitlines()[-1]
