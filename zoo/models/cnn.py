@@ -10,7 +10,12 @@ from zoo.registry import register_model
 from zoo.models._tags import fashion_mnist_weights
 
 
-@register_model(weights=[fashion_mnist_weights("cnn", targets={"accuracy": 0.935})], head=("predictions",))
+# The fmnist weights were trained with dropout 0.25 (the recipe's model override): at the
+# tutorial's 0.5 the network underfits (train accuracy <= validation accuracy, 93.2-93.3% test).
+@register_model(
+    weights=[fashion_mnist_weights("cnn", targets={"accuracy": 0.935}, overrides={"dropout": 0.25})],
+    head=("predictions",),
+)
 def cnn(
     input_shape: tuple[int, int, int] = (28, 28, 1),
     num_classes: int = 10,
