@@ -407,14 +407,13 @@ def worker_throughput(params: dict) -> dict:
     return result
 
 
-#: Compile / precision options measured against the backend's default (``jit_compile="auto"``,
-#: float32). XLA off is only tried where "auto" turns it on and the backend can run without it at
-#: a useful speed (TensorFlow); JAX without jit runs op by op, and torch.compile is left out.
-OPTION_POLICIES = {"default": "float32", "xla": "float32", "no_xla": "float32", "mixed_bfloat16": "mixed_bfloat16"}
-
-
 def worker_options(params: dict) -> dict:
-    """The zoo model under compile / precision options, against the backend's default: images/s."""
+    """The zoo model under compile / precision options, against the backend's default: images/s.
+
+    Options: the default (``jit_compile="auto"``, float32), XLA the other way where the backend
+    runs usefully both ways (TensorFlow; JAX without jit runs op by op, torch.compile is left
+    out), and the ``mixed_bfloat16`` dtype policy.
+    """
     _quiet_logs()
     plan = params["plan"]
     name = params["model"]
@@ -445,7 +444,7 @@ def worker_options(params: dict) -> dict:
         models["no_xla" if auto_jit else "xla"] = build("float32", not auto_jit)
     models["mixed_bfloat16"] = build("mixed_bfloat16", "auto")
     result["options"] = {
-        key: {"jit_compile": model.jit_compile, "dtype_policy": OPTION_POLICIES[key]} for key, model in models.items()
+        key: {"jit_compile": model.jit_compile, "dtype_policy": model.dtype_policy.name} for key, model in models.items()
     }
     synthetic = _synthetic_batches(shape, localizer)
 
