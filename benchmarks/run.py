@@ -10,6 +10,9 @@ What is measured (see BENCHMARKS.md for every column):
   written as the tutorial's plain Keras code (``benchmarks/reference_keras.py``), measured
   interleaved (zoo, reference, reference, zoo, ...) in one process per (backend, model); for
   TensorFlow once with the default environment and once with ``TF_ENABLE_ONEDNN_OPTS=1``;
+* options: the zoo model with XLA switched the other way and under ``mixed_bfloat16``;
+* pipeline: training fed by the real Fashion-MNIST input pipeline (``zoo.data.ArrayDataset`` with
+  the recipe's augmentation) against the same images as in-memory arrays;
 * peer: the same CNN and ResNet-34 in plain PyTorch (``benchmarks/reference_torch.py``);
 * load: framework / keras / zoo import times, ``zoo.load(folder)`` from a warm local folder
   (verify, build and weight-loading parts), and ResNet-34 weights from safetensors
@@ -53,10 +56,13 @@ ROOT = HERE.parent
 ALL_BACKENDS = ("tensorflow", "jax", "torch")
 ALL_MODELS = ("cnn", "resnet34", "xception_localizer")
 TORCH_MODELS = ("cnn", "resnet34")
-ALL_SECTIONS = ("throughput", "options", "peer", "load", "hub")
+ALL_SECTIONS = ("throughput", "options", "pipeline", "peer", "load", "hub")
 HUB_NAMESPACE = "tester"
 HUB_TOKEN = "hf_benchmark_token"
 SCHEMA_VERSION = 1
+
+#: The environment variable an environment variant sets, per backend (--tf-onednn, --jax-xla-flags).
+ENV_VARIANT_VARIABLE = {"tensorflow": "TF_ENABLE_ONEDNN_OPTS", "jax": "XLA_FLAGS"}
 
 #: Input shape and batch size per architecture: full run, and --quick (smoke test).
 SHAPES = {
@@ -218,14 +224,6 @@ def _seed(seed: int) -> None:
         keras.utils.set_random_seed(seed)
 
 
-def _slice(data: Any, n: int) -> Any:
-    if isinstance(data, dict):
-        return {k: v[:n] for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return type(data)(v[:n] for v in data)
-    return data[:n]
-
-
 def _steps_for(step_s: float, target_s: float, plan: dict) -> int:
     if step_s <= 0 or target_s <= 0:
         return plan["min_steps"]
@@ -286,11 +284,13 @@ def _synthetic_batches(shape: tuple, localizer: bool, seed: int = 0) -> Callable
     return make
 
 
-def _measure_training(models: dict[str, Any], make_data: Callable[[int], tuple[Any, dict]], batch: int, plan: dict) -> tuple[dict, dict]:
+def _measure_training(models: dict[str, Any], make_inputs: Callable[[int], dict[str, tuple[Any, Any]]], batch: int, plan: dict) -> tuple[dict, dict]:
     """Warm-up ``fit`` of every model (it compiles), then interleaved timed windows.
 
-    ``make_data(n)`` returns ``(x, {key: y})``. Returns ``(first_fit_s, summary)``; the summary has
-    ``steps_per_window``, ``warmup_step_s`` and per key the windows (images/s) and their median.
+    ``make_inputs(n)`` returns ``{key: (x, y)}`` holding ``n`` samples per key: arrays, or a
+    ``keras.utils.PyDataset`` of ``n / batch`` batches and ``y=None``. Returns
+    ``(first_fit_s, summary)``; the summary has ``steps_per_window``, ``warmup_step_s`` and per
+    key the windows (images/s) and their median.
     """
     import keras
 
@@ -304,31 +304,34 @@ def _measure_training(models: dict[str, Any], make_data: Callable[[int], tuple[A
         def on_train_batch_end(self, batch, logs=None):
             self.times.append(time.perf_counter())
 
-    def fit(key: str, x, y, steps: int) -> list[float]:
+    def fit(key: str, inputs: dict[str, tuple[Any, Any]], steps: int) -> list[float]:
         timer = StepTimer()
-        n = steps * batch
-        models[key].fit(x[:n], _slice(y[key], n), batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
+        x, y = inputs[key]
+        if isinstance(x, keras.utils.PyDataset):
+            models[key].fit(x, epochs=1, verbose=0, callbacks=[timer])
+        else:
+            models[key].fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
         if len(timer.times) != steps:
             raise RuntimeError(f"expected {steps} batches, got {len(timer.times)}")
         return timer.times
 
     warm = plan["warmup_steps"] + 1
-    x, y = make_data(warm * batch)
+    inputs = make_inputs(warm * batch)
     step_s: dict[str, float] = {}
     first_fit_s: dict[str, float] = {}
     for key in models:
         t = time.perf_counter()
-        times = fit(key, x, y, warm)
+        times = fit(key, inputs, warm)
         first_fit_s[key] = time.perf_counter() - t
         deltas = [b - a for a, b in itertools.pairwise(times)]
         step_s[key] = median(deltas) or (times[-1] - t)
     first = next(iter(models))
     steps = _steps_for(step_s[first], plan["train_window_s"], plan)
     windows = _windows_for((steps + 1) * max(step_s.values()) * len(models), plan)
-    x, y = make_data((steps + 1) * batch)
+    inputs = make_inputs((steps + 1) * batch)
 
     def window(key: str) -> float:
-        times = fit(key, x, y, steps + 1)  # the first step of every fit call is not timed
+        times = fit(key, inputs, steps + 1)  # the first step of every fit call is not timed
         return steps * batch / (times[-1] - times[0])
 
     per_window = _interleaved(list(models), windows, window)
@@ -367,6 +370,7 @@ def worker_throughput(params: dict) -> dict:
     shape = tuple(params["input_shape"])
     batch = int(params["batch"])
     t0 = time.perf_counter()
+    import numpy as np
     import reference_keras
 
     import zoo
@@ -393,14 +397,17 @@ def worker_throughput(params: dict) -> dict:
     result["jit_compile"] = {k: getattr(m, "jit_compile", None) for k, m in models.items()}
     synthetic = _synthetic_batches(shape, localizer)
 
-    def make_data(n: int):
+    def make_inputs(n: int):
         x, labels, boxes = synthetic(n)
         if not localizer:
-            return x, {"zoo": labels, "reference": labels}
-        return x, {"zoo": {"class": labels, "box": boxes}, "reference": (labels, boxes)}
+            return {"zoo": (x, labels), "reference": (x, labels)}
+        return {"zoo": (x, {"class": labels, "box": boxes}), "reference": (x, (labels, boxes))}
 
-    x, _ = make_data(batch)
-    result["first_fit_s"], result["train"] = _measure_training(models, make_data, batch, plan)
+    x = synthetic(batch)[0]
+    # Outputs of the freshly built (seeded) zoo model: environment variants must agree on them.
+    probe = models["zoo"].predict_on_batch(x[:4])
+    result["probe_output"] = np.asarray(probe["class"] if localizer else probe, dtype="float64").tolist()
+    result["first_fit_s"], result["train"] = _measure_training(models, make_inputs, batch, plan)
     result["train"]["ratio"] = ratio(result["train"]["zoo"]["median"], result["train"]["reference"]["median"])
     result["infer"] = _measure_inference(models, x, plan)
     result["infer"]["ratio"] = ratio(result["infer"]["zoo"]["median"], result["infer"]["reference"]["median"])
@@ -448,17 +455,100 @@ def worker_options(params: dict) -> dict:
     }
     synthetic = _synthetic_batches(shape, localizer)
 
-    def make_data(n: int):
+    def make_inputs(n: int):
         x, labels, boxes = synthetic(n)
         y = {"class": labels, "box": boxes} if localizer else labels
-        return x, {key: y for key in models}
+        return {key: (x, y) for key in models}
 
-    x, _ = make_data(batch)
-    result["first_fit_s"], result["train"] = _measure_training(models, make_data, batch, plan)
+    x = synthetic(batch)[0]
+    result["first_fit_s"], result["train"] = _measure_training(models, make_inputs, batch, plan)
     result["infer"] = _measure_inference(models, x, plan)
     for part in ("train", "infer"):
         base = result[part]["default"]["median"]
         result[part]["ratio_vs_default"] = {key: ratio(result[part][key]["median"], base) for key in models}
+    return result
+
+
+def _describe_augmenter(augmenter: Any) -> str:
+    """``"pad-crop 2, flip"`` for a ``zoo.data.Augmenter``; ``"none"`` for ``None``."""
+    if augmenter is None:
+        return "none"
+    parts = [f"pad-crop {augmenter.pad}"] if augmenter.pad else []
+    parts += ["flip"] if augmenter.flip else []
+    parts += [f"erasing p={augmenter.erasing_p}"] if augmenter.erasing_p else []
+    return ", ".join(parts) or "none"
+
+
+def worker_pipeline(params: dict) -> dict:
+    """Training fed by the real input pipeline against in-memory arrays: images/s.
+
+    Fashion-MNIST images (96x96 canvases for the localizer), one zoo model per source, compiled
+    alike and measured interleaved: ``arrays`` (the same uint8 images in memory, ``fit(x, y)``:
+    the reference), ``pipeline`` (``zoo.data.ArrayDataset`` with the architecture's recipe
+    augmenter, shuffled: what ``scripts/train.py`` feeds), ``no_augmentation`` and
+    ``pipeline_threads`` (the recipe augmenter on 2 worker threads). Then the pipeline alone, no
+    model: ``ArrayDataset[i]`` over every batch. Returns ``skip`` when the data is not found.
+    """
+    _quiet_logs()
+    plan = params["plan"]
+    name = params["model"]
+    shape = tuple(params["input_shape"])
+    batch = int(params["batch"])
+    import zoo
+    from zoo.data import ArrayDataset, find_data_dir, load_fashion_mnist, make_localization_set
+    from zoo.training import get_recipe
+
+    data_dir = find_data_dir(params.get("data_dir"))
+    if data_dir is None:
+        return {"skip": "Fashion-MNIST IDX files not found (apt-get install dataset-fashion-mnist, or --data-dir)"}
+    localizer = name == "xception_localizer"
+    augmenter = get_recipe(name).augmenter()
+    result: dict[str, Any] = {"model": name, "input_shape": list(shape), "batch": batch, "data_dir": str(data_dir),
+                              "augmentation": _describe_augmenter(augmenter)}
+    result.update(_backend_info())
+    images, labels = load_fashion_mnist("train", data_dir=data_dir)
+    if localizer:
+        images, labels, boxes = make_localization_set(images[: 40 * batch], labels[: 40 * batch], canvas_size=shape[0], seed=0)
+    elif shape != images.shape[1:]:
+        raise ValueError(f"the pipeline section feeds 28x28x1 images. Received: input_shape={shape}")
+    sources = {
+        "arrays": None,
+        "pipeline": {"augmenter": augmenter},
+        "no_augmentation": {"augmenter": None},
+        "pipeline_threads": {"augmenter": augmenter, "workers": 2, "use_multiprocessing": False},
+    }
+    _seed(0)
+    models = {key: zoo.create(name, input_shape=shape, **ZOO_OVERRIDES[name]) for key in sources}
+    for model in models.values():
+        _compile_for_benchmark(model, localizer)
+
+    def make_inputs(n: int) -> dict[str, tuple[Any, Any]]:
+        if n > len(images):
+            raise ValueError(f"a window needs {n} images; the pipeline section has {len(images)}")
+        x = images[:n]
+        y = {"class": labels[:n], "box": boxes[:n]} if localizer else labels[:n]
+        inputs: dict[str, tuple[Any, Any]] = {}
+        for key, extra in sources.items():
+            if extra is None:
+                inputs[key] = (x, y)
+            else:
+                dataset = ArrayDataset(x, y, batch_size=batch, shuffle=True, seed=0, dtype="uint8", drop_remainder=True, **extra)
+                inputs[key] = (dataset, None)
+        return inputs
+
+    result["first_fit_s"], result["train"] = _measure_training(models, make_inputs, batch, plan)
+    base = result["train"]["arrays"]["median"]
+    result["train"]["ratio_vs_arrays"] = {key: ratio(result["train"][key]["median"], base) for key in sources}
+
+    dataset = make_inputs((result["train"]["steps_per_window"] + 1) * batch)["pipeline"][0]
+    alone = []
+    for epoch in range(max(3, plan["windows"])):
+        dataset.on_epoch_end()
+        t = time.perf_counter()
+        for index in range(len(dataset)):
+            dataset[index]
+        alone.append(len(dataset) * batch / (time.perf_counter() - t))
+    result["pipeline_alone"] = {"windows": alone, "median": median(alone)}
     return result
 
 
@@ -781,7 +871,7 @@ def worker_hub(params: dict) -> dict:
 
 
 WORKERS = {
-    "throughput": worker_throughput, "options": worker_options, "torch": worker_torch,
+    "throughput": worker_throughput, "options": worker_options, "pipeline": worker_pipeline, "torch": worker_torch,
     "load": worker_load, "hub": worker_hub,
 }
 
@@ -941,6 +1031,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", default=",".join(ALL_SECTIONS), help=f"comma list among {','.join(ALL_SECTIONS)}")
     parser.add_argument("--tf-onednn", default="default,1", help="TensorFlow variants: 'default' (environment as is, "
                         "TF_ENABLE_ONEDNN_OPTS unset), '1' and/or '0' (default: default,1)")
+    parser.add_argument("--jax-xla-flags", action="append", default=[], metavar="FLAGS",
+                        help="also measure Keras on JAX with XLA_FLAGS=FLAGS (repeatable), e.g. "
+                        "--xla_cpu_use_xnnpack=true; ratios are against the default environment")
     parser.add_argument("--torch-variants", default="eager", help="PyTorch peer variants: eager[,channels_last]")
     parser.add_argument("--windows", type=int, help="timed windows per measurement (full run: 5; use >= 3)")
     parser.add_argument("--window-seconds", type=float, help="target seconds per training window (full run: 6)")
@@ -948,6 +1041,8 @@ def main(argv: list[str] | None = None) -> int:
                         "fewer windows are taken, never fewer than 3 (full run: 240; 0: never cut)")
     parser.add_argument("--repeats", type=int, help="repeats of load / pull timings (full run: 3)")
     parser.add_argument("--timeout", type=float, help="seconds before a worker is killed (full run: 3600)")
+    parser.add_argument("--data-dir", help="Fashion-MNIST IDX folder for the pipeline section (default: "
+                        "$FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist)")
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch folder (exports, caches)")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
@@ -977,6 +1072,7 @@ def main(argv: list[str] | None = None) -> int:
     requested_backends = parse_list(args.backends, ALL_BACKENDS, "backends") if args.backends else list(ALL_BACKENDS)
     models = parse_list(args.models, ALL_MODELS, "models") if args.models else list(ALL_MODELS)
     tf_variants = parse_list(args.tf_onednn, ("default", "1", "0"), "--tf-onednn values") or ["default"]
+    env_variants = {"tensorflow": tf_variants, "jax": ["default", *args.jax_xla_flags]}
     torch_variants = parse_list(args.torch_variants, ("eager", "channels_last"), "--torch-variants") or ["eager"]
     skipped: list[dict[str, str]] = []
     backends = []
@@ -1017,6 +1113,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "throughput": [],
         "options": [],
+        "pipeline": [],
         "torch_peer": [],
         "load": [],
         "hub": None,
@@ -1036,14 +1133,14 @@ def main(argv: list[str] | None = None) -> int:
             params = {"plan": plan, "model": model, "input_shape": shapes[model], "batch": batches[model]}
             if "throughput" in sections:
                 for backend in backends:
-                    variants = tf_variants if backend == "tensorflow" else ["default"]
-                    for variant in variants:
+                    for variant in env_variants.get(backend, ["default"]):
                         if variant == "default":
                             env = runner.env_for(backend, drop=("TF_ENABLE_ONEDNN_OPTS",))
                             label = backend
                         else:
-                            env = runner.env_for(backend, {"TF_ENABLE_ONEDNN_OPTS": variant})
-                            label = f"{backend} TF_ENABLE_ONEDNN_OPTS={variant}"
+                            variable = ENV_VARIANT_VARIABLE[backend]
+                            env = runner.env_for(backend, {variable: variant}, drop=("TF_ENABLE_ONEDNN_OPTS",))
+                            label = f"{backend} {variable}={variant}"
                         result = runner.run("throughput", f"{label} {model}", params, env)
                         result.update(backend=backend, variant=variant, model=model)
                         results["throughput"].append(result)
@@ -1055,6 +1152,16 @@ def main(argv: list[str] | None = None) -> int:
                     result.update(backend=backend, model=model)
                     results["options"].append(result)
                     record_error("options", result)
+            if "pipeline" in sections:
+                for backend in backends:
+                    env = runner.env_for(backend, drop=("TF_ENABLE_ONEDNN_OPTS",))
+                    result = runner.run("pipeline", f"{backend} {model} pipeline", {**params, "data_dir": args.data_dir}, env)
+                    result.update(backend=backend, model=model)
+                    if result.get("skip"):
+                        skipped.append({"section": "pipeline", "what": f"{backend} {model}", "reason": result["skip"]})
+                    else:
+                        results["pipeline"].append(result)
+                        record_error("pipeline", result)
             if "peer" in sections and model in TORCH_MODELS:
                 if not torch_ok:
                     if not any(s["section"] == "peer" for s in skipped):
@@ -1151,7 +1258,17 @@ def _f(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _output_difference(row: dict, base: dict | None) -> str:
+    """Largest absolute difference between the probe outputs (softmax) of two throughput rows."""
+    if base is None or "probe_output" not in row or "probe_output" not in base:
+        return "-"
+    pairs = zip(itertools.chain.from_iterable(row["probe_output"]), itertools.chain.from_iterable(base["probe_output"]))
+    return f"{max(abs(a - b) for a, b in pairs):.1e}"
+
+
 def _label(row: dict) -> str:
+    if row.get("backend") == "jax" and row.get("variant", "default") != "default":
+        return f"jax, XLA_FLAGS={row['variant']}"
     if row.get("backend") != "tensorflow":
         return row.get("backend", "?")
     state = row.get("onednn_enabled")
@@ -1220,24 +1337,28 @@ def render_markdown(results: dict) -> str:
                 )
         lines.append("")
 
-    tf_rows = [r for r in rows if r.get("backend") == "tensorflow"]
-    variants = sorted({r["variant"] for r in tf_rows})
-    if len(variants) > 1:
+    for backend, title in (("tensorflow", "TensorFlow: TF_ENABLE_ONEDNN_OPTS"), ("jax", "JAX: XLA_FLAGS")):
+        backend_rows = [r for r in rows if r.get("backend") == backend]
+        if len({r.get("variant", "default") for r in backend_rows}) < 2:
+            continue
+        variable = ENV_VARIANT_VARIABLE[backend]
         lines += [
-            "### TensorFlow: TF_ENABLE_ONEDNN_OPTS (zoo model)",
+            f"### {title} (zoo model, against the default environment in the same run)",
             "",
-            "| model | variant | oneDNN on? | train zoo | vs default | infer zoo | vs default |",
-            "|---|---|---|---:|---:|---:|---:|",
+            ("| model | environment | oneDNN on? | train zoo | vs default | infer zoo | vs default "
+            "| max abs output difference vs default |"),
+            "|---|---|---|---:|---:|---:|---:|---:|",
         ]
         for model in results["meta"]["models"]:
-            by_variant = {r["variant"]: r for r in tf_rows if r["model"] == model}
+            by_variant = {r.get("variant", "default"): r for r in backend_rows if r["model"] == model}
             base = by_variant.get("default")
             for variant, r in sorted(by_variant.items(), key=lambda kv: kv[0] != "default"):
                 tz, iz = r["train"]["zoo"]["median"], r["infer"]["zoo"]["median"]
                 lines.append(
-                    f"| {model} | {'default env' if variant == 'default' else 'TF_ENABLE_ONEDNN_OPTS=' + variant} "
-                    f"| {r.get('onednn_enabled')} | {_f(tz)} | {_f(ratio(tz, base['train']['zoo']['median']) if base else None, 2)} "
-                    f"| {_f(iz)} | {_f(ratio(iz, base['infer']['zoo']['median']) if base else None, 2)} |"
+                    f"| {model} | {'default env' if variant == 'default' else f'{variable}={variant}'} "
+                    f"| {r.get('onednn_enabled', '-')} | {_f(tz)} | {_f(ratio(tz, base['train']['zoo']['median']) if base else None, 2)} "
+                    f"| {_f(iz)} | {_f(ratio(iz, base['infer']['zoo']['median']) if base else None, 2)} "
+                    f"| {_output_difference(r, base)} |"
                 )
         lines.append("")
 
@@ -1275,6 +1396,31 @@ def render_markdown(results: dict) -> str:
                     f"| {_f(r['train']['ratio_vs_default'][key], 2)} | {_f(r['infer'][key]['median'])} "
                     f"| {_f(r['infer']['ratio_vs_default'][key], 2)} | {_f(r['first_fit_s'][key], 1)} |"
                 )
+        lines.append("")
+
+    pipelines = [r for r in results.get("pipeline", []) if r.get("status") == "ok"]
+    if pipelines:
+        lines += [
+            "### Input pipeline (zoo model, training images/s against in-memory arrays)",
+            "",
+            ("arrays = the same Fashion-MNIST images as uint8 numpy arrays, `fit(x, y)`; pipeline = "
+            "`zoo.data.ArrayDataset` with the recipe's augmentation, shuffled (what `scripts/train.py` feeds); "
+            "threads = the same on 2 worker threads; alone = the pipeline without a model. "
+            "Target (the GPU issue's): pipeline >= 0.90 of arrays."),
+            "",
+            ("| backend | model | input, batch | augmentation | arrays | pipeline | vs arrays | no augmentation | vs arrays "
+            "| threads | vs arrays | pipeline alone |"),
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in pipelines:
+            t, rel = r["train"], r["train"]["ratio_vs_arrays"]
+            shape = "x".join(str(d) for d in r["input_shape"])
+            lines.append(
+                f"| {r['backend']} | {r['model']} | {shape}, {r['batch']} | {r.get('augmentation')} | {_f(t['arrays']['median'])} "
+                f"| {_f(t['pipeline']['median'])} | {_f(rel['pipeline'], 2)} | {_f(t['no_augmentation']['median'])} "
+                f"| {_f(rel['no_augmentation'], 2)} | {_f(t['pipeline_threads']['median'])} | {_f(rel['pipeline_threads'], 2)} "
+                f"| {_f(r['pipeline_alone']['median'], 0)} |"
+            )
         lines.append("")
 
     loads = [r for r in results["load"] if r.get("status") == "ok"]
@@ -1336,7 +1482,7 @@ def render_markdown(results: dict) -> str:
         lines.append("")
 
     notes = []
-    for section in ("throughput", "options", "load"):
+    for section in ("throughput", "options", "pipeline", "load"):
         for r in results[section]:
             if r.get("backend") not in (None, "tensorflow") and r.get("tensorflow_imported"):
                 notes.append(f"{section} {r.get('label')}: TensorFlow was imported into this {r['backend']} worker")

@@ -43,7 +43,7 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
 
     results = json.loads((out / "results.json").read_text())
     assert (out / "results.md").read_text().startswith("# zoo CPU benchmark results")
-    assert {"schema_version", "meta", "throughput", "options", "torch_peer", "load", "hub", "skipped", "errors"} <= set(results)
+    assert {"schema_version", "meta", "throughput", "options", "pipeline", "torch_peer", "load", "hub", "skipped", "errors"} <= set(results)
     assert results["errors"] == []
     assert results["meta"]["quick"] is True
     assert {"cpu", "versions", "plan", "started", "finished"} <= set(results["meta"])
@@ -56,6 +56,8 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
             assert _positive(row[part][side]["median"])
         assert _positive(row[part]["ratio"])
     assert _positive(row["peak_rss_mb"])
+    probe = row["probe_output"]  # softmax of the seeded zoo model on 4 images
+    assert len(probe) == 4 and all(len(p) == 10 and math.isclose(sum(p), 1.0, rel_tol=1e-4) for p in probe)
 
     (options,) = results["options"]
     assert options["status"] == "ok" and options["backend"] == BACKEND and options["model"] == "cnn"
@@ -67,6 +69,22 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
             assert _positive(options[part][key]["median"])
         assert options[part]["ratio_vs_default"]["default"] == 1.0
         assert all(_positive(v) for v in options[part]["ratio_vs_default"].values())
+
+    from zoo.data import find_data_dir
+
+    if find_data_dir() is not None:
+        (pipeline,) = results["pipeline"]
+        assert pipeline["status"] == "ok" and pipeline["backend"] == BACKEND and pipeline["model"] == "cnn"
+        assert pipeline["augmentation"] == "pad-crop 2, flip"  # the cnn recipe's
+        sources = ("arrays", "pipeline", "no_augmentation", "pipeline_threads")
+        for key in sources:
+            assert len(pipeline["train"][key]["windows"]) >= 3
+            assert _positive(pipeline["train"][key]["median"])
+        assert pipeline["train"]["ratio_vs_arrays"]["arrays"] == 1.0
+        assert all(_positive(pipeline["train"]["ratio_vs_arrays"][key]) for key in sources)
+        assert _positive(pipeline["pipeline_alone"]["median"])
+    else:
+        assert results["pipeline"] == [] and any(s["section"] == "pipeline" for s in results["skipped"])
 
     if importlib.util.find_spec("torch"):
         (peer,) = results["torch_peer"]

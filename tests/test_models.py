@@ -155,3 +155,35 @@ def test_bad_arguments_raise_clear_errors(name, overrides, message):
     with pytest.raises(ValueError) as error:
         zoo.create(name, **overrides)
     assert message in str(error.value)
+
+
+@pytest.fixture
+def channels_first():
+    """The global image data format set to channels_first (as PyTorch users often do), then restored."""
+    previous = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    yield
+    keras.config.set_image_data_format(previous)
+
+
+@pytest.mark.parametrize("name", ["cnn", "resnet18"])
+def test_models_stay_channels_last_under_a_channels_first_global_setting(name, channels_first):
+    overrides = {**small_overrides(name), **({"dropout": 0.0} if name == "cnn" else {})}
+    model = zoo.create(name, **overrides)
+    keras.config.set_image_data_format("channels_last")
+    reference = zoo.create(name, **overrides)
+    reference.set_weights(model.get_weights())
+    assert model.input_shape == reference.input_shape
+    x = sample_batch(model, batch=4)
+    # training=True uses batch statistics, so a batch norm over the wrong axis would show.
+    for training in (False, True):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(model(x, training=training)),
+            keras.ops.convert_to_numpy(reference(x, training=training)),
+            rtol=1e-5, atol=1e-6,
+        )
+
+
+def test_xception_refuses_a_channels_first_global_setting(channels_first):
+    with pytest.raises(ValueError, match=r"channels_last.*Received: keras.config.image_data_format\(\)='channels_first'"):
+        zoo.create("xception_localizer", **small_overrides("xception_localizer"))

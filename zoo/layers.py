@@ -11,7 +11,11 @@ from typing import Any
 
 import keras
 
-__all__ = ["CNNConv2D", "ResNetConv2D", "DefaultConv2D", "ResidualUnit"]
+__all__ = ["DATA_FORMAT", "CNNConv2D", "ResNetConv2D", "DefaultConv2D", "ResidualUnit"]
+
+#: Every zoo model is channels-last whatever ``keras.config.image_data_format()`` says: their
+#: ``input_shape`` is (height, width, channels) and their batch-norm layers normalise axis -1.
+DATA_FORMAT = "channels_last"
 
 #: The CNN tutorial's convolution: 3x3, "same" padding, ReLU, He-normal initialisation.
 #:
@@ -22,6 +26,7 @@ CNNConv2D = partial(
     padding="same",
     activation="relu",
     kernel_initializer="he_normal",
+    data_format=DATA_FORMAT,
 )
 
 #: The ResNet tutorial's convolution: 3x3, stride 1, "same", He-normal, no bias, no activation.
@@ -34,6 +39,7 @@ ResNetConv2D = partial(
     padding="same",
     kernel_initializer="he_normal",
     use_bias=False,
+    data_format=DATA_FORMAT,
 )
 
 #: The tutorial's name for the CNN flavour.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from zoo.layers import CNNConv2D
+from zoo.layers import DATA_FORMAT, CNNConv2D
 from zoo.models._checks import check_input_shape, check_num_classes, check_rate
 from zoo.registry import register_model
 from zoo.models._tags import fashion_mnist_weights
@@ -38,11 +38,11 @@ def cnn(
             keras.Input(shape=input_shape, name="image"),
             keras.layers.Rescaling(1.0 / 255.0, name="rescale"),
             CNNConv2D(filters=64, kernel_size=7, name="conv1"),
-            keras.layers.MaxPool2D(name="pool1"),
+            keras.layers.MaxPool2D(data_format=DATA_FORMAT, name="pool1"),
             CNNConv2D(filters=128, name="conv2"),
             CNNConv2D(filters=128, name="conv3"),
-            keras.layers.MaxPool2D(name="pool2"),
-            keras.layers.Flatten(name="flatten"),
+            keras.layers.MaxPool2D(data_format=DATA_FORMAT, name="pool2"),
+            keras.layers.Flatten(data_format=DATA_FORMAT, name="flatten"),
             keras.layers.Dense(128, activation="relu", kernel_initializer="he_normal", name="fc1"),
             keras.layers.Dropout(dropout, name="dropout1"),
             keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal", name="fc2"),

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import keras
 
-from zoo.layers import ResidualUnit, ResNetConv2D
+from zoo.layers import DATA_FORMAT, ResidualUnit, ResNetConv2D
 from zoo.models._checks import check_choice, check_input_shape, check_num_classes
 from zoo.models._tags import fashion_mnist_weights
 from zoo.registry import register_model
@@ -48,14 +48,14 @@ def build_resnet(
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
     x = keras.layers.Activation("relu", name="stem_relu")(x)
     if stem == "imagenet":
-        x = keras.layers.MaxPool2D(pool_size=3, strides=2, padding="same", name="stem_pool")(x)
+        x = keras.layers.MaxPool2D(pool_size=3, strides=2, padding="same", data_format=DATA_FORMAT, name="stem_pool")(x)
     previous = 64
     for stage, (filters, units) in enumerate(zip(_WIDTHS, units_per_stage), start=1):
         for unit in range(1, units + 1):
             strides = 1 if filters == previous else 2
             x = ResidualUnit(filters, strides=strides, name=f"stage{stage}_unit{unit}")(x)
             previous = filters
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool")(x)
     if include_top:
         x = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, x, name=name)

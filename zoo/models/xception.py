@@ -8,6 +8,7 @@ from typing import Any
 
 import keras
 
+from zoo.layers import DATA_FORMAT
 from zoo.metrics import BoxIoUAbove, MeanBoxIoU
 from zoo.models._checks import check_choice, check_input_shape, check_num_classes
 from zoo.models._tags import fashion_mnist_weights
@@ -87,6 +88,14 @@ def xception_localizer(
         [(None, 10), (None, 4)]
     """
     input_shape = check_input_shape(input_shape, min_size=MIN_SIZE, name="xception_localizer")
+    if keras.config.image_data_format() != DATA_FORMAT:
+        # keras.applications.Xception follows the global setting and has no argument for it.
+        raise ValueError(
+            "xception_localizer is built by keras.applications.Xception, which follows the global "
+            "image data format; it needs 'channels_last' (inputs (height, width, channels)). Call "
+            "keras.config.set_image_data_format('channels_last') first. "
+            f"Received: keras.config.image_data_format()={keras.config.image_data_format()!r}"
+        )
     num_classes = check_num_classes(num_classes)
     check_choice("backbone_weights", backbone_weights, (None, "imagenet"))
     if backbone_weights == "imagenet" and input_shape[-1] != 3:
@@ -97,7 +106,7 @@ def xception_localizer(
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
     x = xception_backbone(input_shape, backbone_weights)(x)
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool")(x)
     class_output = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="class")(x)
     box_output = keras.layers.Dense(4, activation="sigmoid", dtype="float32", name="box")(x)
     return keras.Model(inputs, {"class": class_output, "box": box_output}, name="xception_localizer")
