@@ -37,6 +37,7 @@ from zoo.training import (
     train_command,
 )
 from zoo.training.data import make_targets
+from zoo.training.precision import resolve_mixed_precision
 
 BACKEND = keras.backend.backend()
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -156,6 +157,8 @@ def test_train_script_help_documents_every_flag():
     assert set(list_recipes()) <= set(parser._actions[1].choices)
     args = parser.parse_args(["cnn", "--epochs", "2", "--mixed-precision", "--push", "me/cnn"])
     assert (args.arch, args.epochs, args.mixed_precision, args.push) == ("cnn", 2, True, "me/cnn")
+    assert parser.parse_args(["cnn", "--no-mixed-precision"]).mixed_precision is False
+    assert parser.parse_args(["cnn"]).mixed_precision is None  # the recipe's "auto"
 
 
 # --- evaluation helpers ---------------------------------------------------------------------
@@ -180,6 +183,11 @@ def test_cnn_run_folder_is_complete(cnn_run):
     assert config["architecture"] == "cnn" and config["dataset"] == "fashion_mnist"
     assert len(config["label_names"]) == 10 and config["recipe"]["epochs"] == 2
     assert config["training"]["examples"] == {"train": 231, "val": 25, "test": 256}
+    # No precision flag: the recipe's "auto", resolved for this machine and spelled out in the command.
+    use_mixed, reason = resolve_mixed_precision("auto")
+    assert config["training"]["mixed_precision"] is use_mixed and config["training"]["precision"] == reason
+    assert config["recipe"]["mixed_precision"] is use_mixed
+    assert ("--mixed-precision" if use_mixed else "--no-mixed-precision") in config["train_command"]
     # The exported best weights reproduce metrics.json; last.safetensors loads too.
     model = zoo.load(cnn_run)
     x, y = evaluation_data(model, limit=256)

@@ -8,8 +8,9 @@
 * TensorFlow: ``tf.distribute.MirroredStrategy`` over the GPUs, else over the logical CPU
   devices; the model and its optimizer are built and compiled inside ``scope()``.
 
-The batch size stays the global batch size (all replicas together). This is the only module
-of the zoo that touches ``tf.*``. On one CPU, two devices can be simulated: for JAX set
+The batch size stays the global batch size (all replicas together). With
+``zoo.training.precision`` (GPU detection), this is the only module of the zoo that touches
+``tf.*``. On one CPU, two devices can be simulated: for JAX set
 ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` before JAX starts; for TensorFlow call
 ``tf.config.set_logical_device_configuration`` with two configurations before TF starts.
 

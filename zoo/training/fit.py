@@ -20,6 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import keras
 
+from zoo.training.precision import resolve_mixed_precision
 from zoo.training.recipes import Recipe, get_recipe
 from zoo.training.run_dir import RunDir, prepare_run_dir
 
@@ -139,6 +140,9 @@ def train_command(arch: str, **flags: Any) -> str:
     names = {"output_dir": "--output", "batch_size": "--batch-size", "data_dir": "--data-dir"}
     parts = ["python", "scripts/train.py", arch]
     for key, value in flags.items():
+        if key == "mixed_precision" and value is False:
+            parts.append("--no-mixed-precision")  # explicit: the default ("auto") depends on the machine
+            continue
         if value is None or value is False or (key == "seed" and value == 0):
             continue
         flag = names.get(key, "--" + key.replace("_", "-"))
@@ -185,7 +189,7 @@ def train(
     seed: int = 0,
     resume: bool = False,
     overwrite: bool = False,
-    mixed_precision: bool = False,
+    mixed_precision: bool | None = None,
     distribute: bool = False,
     push: str | None = None,
     data_dir: str | os.PathLike | None = None,
@@ -201,8 +205,9 @@ def train(
     any field); ``model_overrides`` go to ``zoo.create`` (e.g. a smaller localizer
     ``{"input_shape": (71, 71, 1)}``). ``limit`` keeps the first ``limit`` images of each split.
     An existing run folder is refused unless ``resume`` (continue from the last finished epoch,
-    with the optimizer state) or ``overwrite``. ``mixed_precision`` trains with
-    ``mixed_bfloat16``; ``distribute`` trains data-parallel over all local devices
+    with the optimizer state) or ``overwrite``. ``mixed_precision`` (True / False; None: the
+    recipe's, ``"auto"`` by default: ``mixed_bfloat16`` where the device runs bfloat16 natively,
+    see :mod:`zoo.training.precision`) trains with ``mixed_bfloat16``; ``distribute`` trains data-parallel over all local devices
     (:mod:`zoo.training.distribute`); ``push`` uploads the finished folder with ``zoo.push``
     (all but ``last.safetensors``, ``run.json`` and ``history.csv``).
     Extra Keras ``callbacks`` run after the built-in ones. Returns the run folder.
@@ -228,8 +233,8 @@ def train(
         name, recipe = arch_or_name, get_recipe(arch_or_name)
     flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     recipe = recipe.replace(**{**dict(recipe_overrides or {}), **{k: v for k, v in flags.items() if v is not None}})
-    if mixed_precision:
-        recipe = recipe.replace(mixed_precision=True)
+    use_mixed, precision_reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
+    recipe = recipe.replace(mixed_precision=use_mixed)
     model_overrides = {**recipe.model_overrides, **dict(model_overrides or {})}
     spec = get_spec(name)
     tag = split_name(name)[1]
@@ -237,7 +242,7 @@ def train(
     weight = spec.weight(tag)
     command = command or train_command(
         name, epochs=epochs, batch_size=batch_size, lr=lr, limit=limit, output_dir=output_dir, seed=seed,
-        mixed_precision=mixed_precision, distribute=distribute, data_dir=data_dir,
+        mixed_precision=use_mixed, distribute=distribute, data_dir=data_dir,
     ) + (f"  # model_overrides={dict(model_overrides)!r}" if model_overrides else "")
 
     run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)
@@ -289,7 +294,7 @@ def train(
         "epochs": recipe.epochs, "resumed_from_epoch": initial_epoch or None, "best": monitored,
         "examples": data.counts, "limit": limit, "seconds_this_session": round(seconds, 1),
         "optimizer_steps": optimizer_steps, "distribute": parallel.description,
-        "mixed_precision": recipe.mixed_precision,
+        "mixed_precision": recipe.mixed_precision, "precision": precision_reason,
     }
     metadata = {
         "dataset": weight.dataset if weight else "fashion_mnist",
