@@ -1300,16 +1300,18 @@ def render_markdown(results: dict) -> str:
     ]
 
     rows = [r for r in results["throughput"] if r.get("status") == "ok"]
-    lines += [
-        "## Throughput (images/s, median of timed windows; higher is better)",
-        "",
-        ("zoo = `zoo.create(...)`; ref = the tutorial's plain Keras code (benchmarks/reference_keras.py); "
-        "PyTorch = benchmarks/reference_torch.py, eager. Ratios are zoo / other (target zoo/ref >= 0.98)."),
-        "",
-        ("| backend | model | input, batch | train zoo | train ref | zoo/ref | train PyTorch | zoo/PyTorch "
-        "| infer zoo | infer ref | zoo/ref | infer PyTorch | zoo/PyTorch | peak RSS MB |"),
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    lines += ["## Throughput (images/s, median of timed windows; higher is better)", ""]
+    if not rows:
+        lines += ["No zoo/ref throughput rows in this run (`throughput` section not run, or it failed).", ""]
+    else:
+        lines += [
+            ("zoo = `zoo.create(...)`; ref = the tutorial's plain Keras code (benchmarks/reference_keras.py); "
+            "PyTorch = benchmarks/reference_torch.py, eager. Ratios are zoo / other (target zoo/ref >= 0.98)."),
+            "",
+            ("| backend | model | input, batch | train zoo | train ref | zoo/ref | train PyTorch | zoo/PyTorch "
+            "| infer zoo | infer ref | zoo/ref | infer PyTorch | zoo/PyTorch | peak RSS MB |"),
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
     for r in rows:
         shape = "x".join(str(d) for d in r["input_shape"])
         t, i = r["train"], r["infer"]
