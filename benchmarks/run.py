@@ -542,7 +542,7 @@ def worker_pipeline(params: dict) -> dict:
 
     dataset = make_inputs((result["train"]["steps_per_window"] + 1) * batch)["pipeline"][0]
     alone = []
-    for epoch in range(max(3, plan["windows"])):
+    for _ in range(max(3, plan["windows"])):
         dataset.on_epoch_end()
         t = time.perf_counter()
         for index in range(len(dataset)):

@@ -40,6 +40,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from zoo.training.precision import AUTO
+
 __all__ = ["Recipe", "RECIPES", "get_recipe", "list_recipes", "register_recipe"]
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
@@ -85,7 +87,7 @@ class Recipe:
     flip: bool = True
     erasing_p: float = 0.0
     val_size: int = 5000
-    mixed_precision: bool | str = "auto"
+    mixed_precision: bool | str = AUTO
     monitor: str = "val_accuracy"
     bn_momentum: float | None = None
     loss_weights: Mapping[str, float] = field(default_factory=dict)
@@ -111,7 +113,7 @@ class Recipe:
         _check(_number(self.erasing_p) and 0 <= self.erasing_p <= 1, "erasing_p", self.erasing_p, "in [0, 1]")
         _check(_integer(self.val_size) and self.val_size >= 1, "val_size", self.val_size, "an int >= 1")
         _check(
-            self.mixed_precision is True or self.mixed_precision is False or self.mixed_precision == "auto",
+            self.mixed_precision is True or self.mixed_precision is False or self.mixed_precision == AUTO,
             "mixed_precision", self.mixed_precision, "True, False or 'auto' (zoo.training.precision)",
         )
         _check(
