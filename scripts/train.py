@@ -18,6 +18,7 @@ Examples:
     python scripts/train.py cnn --limit 512 --epochs 1             # smoke run -> runs/cnn-0
     python scripts/train.py resnet34 --distribute                  # recipe defaults, all devices
     python scripts/train.py cnn --resume                             # continue runs/cnn-0 after a kill
+    python scripts/train.py resnet34 --backend torch                 # the recorded recipe's backend
 """
 
 from __future__ import annotations
@@ -30,6 +31,20 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def reexec_with_backend(argv: list[str]) -> None:
+    """Restart this script with ``KERAS_BACKEND`` set when ``--backend`` asks for another one.
+
+    Keras reads ``KERAS_BACKEND`` once, when it is imported, so the choice needs a fresh process.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--backend", choices=BACKENDS)
+    backend = pre.parse_known_args(argv)[0].backend
+    if backend and os.environ.get("KERAS_BACKEND") != backend:
+        os.execve(sys.executable, [sys.executable, __file__, *argv], {**os.environ, "KERAS_BACKEND": backend})
 
 
 def build_parser(architectures: list[str]) -> argparse.ArgumentParser:
@@ -44,8 +59,12 @@ def build_parser(architectures: list[str]) -> argparse.ArgumentParser:
         epilog="Unset flags take the recipe's value (zoo.training.get_recipe(ARCH)).",
     )
     parser.add_argument("arch", choices=architectures, help="architecture to train (its recipe gives every default)")
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="Keras backend to train on (default: $KERAS_BACKEND, else tensorflow); the weights "
+                        "do not depend on it, the speed does (zoo.training.recipes says what was measured)")
     parser.add_argument("--epochs", type=int, help="number of epochs (default: the recipe's)")
-    parser.add_argument("--batch-size", type=int, help="global batch size over all devices (default: the recipe's)")
+    parser.add_argument("--batch-size", type=int, help="global batch size over all devices (default: the recipe's; "
+                        "without --lr the learning rate scales with it)")
     parser.add_argument("--lr", type=float, help="peak learning rate after warm-up (default: the recipe's)")
     parser.add_argument("--limit", type=int, help="use only the first N images of the train and of the test split")
     parser.add_argument("--output", type=Path, help="run folder (default: runs/<arch>-<seed>)")
@@ -63,9 +82,16 @@ def build_parser(architectures: list[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import keras
+
     from zoo.training import default_run_dir, list_recipes, train
 
     args = build_parser(list_recipes()).parse_args(argv)
+    if args.backend and args.backend != keras.backend.backend():
+        raise SystemExit(
+            f"--backend {args.backend} needs a new process (Keras runs on {keras.backend.backend()} here): "
+            "run this script from the command line, or set KERAS_BACKEND before Python starts."
+        )
     train(
         args.arch,
         output_dir=args.output or default_run_dir(args.arch, args.seed),
@@ -86,4 +112,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    reexec_with_backend(sys.argv[1:])
     sys.exit(main())

@@ -10,11 +10,13 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import keras
 import numpy as np
+
+from zoo.data.resize import check_resolutions, resize_batch
 
 __all__ = ["ArrayDataset"]
 
@@ -36,6 +38,9 @@ class ArrayDataset(keras.utils.PyDataset):
       worker scheduling. If ``y`` is a dict holding ``box_key``, the augmenter
       is called as ``augmenter(x, rng, boxes=y[box_key])`` and must return
       ``(x, boxes)`` (see ``zoo.data.augment.Augmenter``).
+    * ``resolutions`` (progressive resizing): ``((first_epoch, size), ...)`` pairs; from
+      ``first_epoch`` on, batches are resized (after augmentation) to ``size x size`` with
+      ``zoo.data.resize.resize_batch``. Epochs before the first pair keep the arrays' size.
     * ``dtype="float32"`` casts ``x`` (times ``rescale`` if given);
       ``dtype="uint8"`` keeps it as is.
     * ``**kwargs`` (``workers``, ``use_multiprocessing``, ``max_queue_size``)
@@ -62,6 +67,7 @@ class ArrayDataset(keras.utils.PyDataset):
         rescale: float | None = None,
         drop_remainder: bool = False,
         box_key: str = "box",
+        resolutions: Sequence[tuple[int, int]] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -96,6 +102,9 @@ class ArrayDataset(keras.utils.PyDataset):
         self.rescale = rescale
         self.drop_remainder = drop_remainder
         self.box_key = box_key
+        self.resolutions = check_resolutions(resolutions)
+        if self.resolutions and isinstance(self.y, dict) and box_key in self.y:
+            raise ValueError("Progressive `resolutions` are for classification batches (boxes are not resized).")
         self.epoch = 0
         self._order = self._make_order()
 
@@ -113,6 +122,20 @@ class ArrayDataset(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         """Advance to the next epoch's order."""
         self.set_epoch(self.epoch + 1)
+
+    def size_at(self, epoch: int) -> int | None:
+        """The image size of ``epoch`` under ``resolutions`` (``None``: the arrays' own size).
+
+        Example:
+            >>> ds = ArrayDataset(np.zeros((4, 28, 28, 1)), batch_size=2, resolutions=((0, 16), (3, 28)))
+            >>> ds.size_at(2), ds.size_at(3)
+            (16, 28)
+        """
+        size = None
+        for first_epoch, value in self.resolutions:
+            if epoch >= first_epoch:
+                size = value
+        return size
 
     def __len__(self) -> int:
         n = len(self.x)
@@ -134,6 +157,9 @@ class ArrayDataset(keras.utils.PyDataset):
                 x, y[self.box_key] = self.augmenter(x, rng, boxes=y[self.box_key])
             else:
                 x = self.augmenter(x, rng)
+        size = self.size_at(self.epoch)
+        if size is not None:
+            x = resize_batch(x, size)
         if self.dtype == "float32":
             x = x.astype(np.float32)
             if self.rescale is not None:

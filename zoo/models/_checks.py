@@ -16,22 +16,29 @@ def check_num_classes(num_classes: Any) -> int:
 
 
 def check_input_shape(input_shape: Any, *, min_size: int = 1, name: str = "model") -> tuple:
-    """Return ``input_shape`` as a ``(height, width, channels)`` tuple of positive ints.
+    """Return ``input_shape`` as a ``(height, width, channels)`` tuple.
 
-    Raises ``ValueError`` when the shape is malformed or smaller than ``min_size`` pixels.
+    Channels is a positive int; height and width are positive ints, or ``None`` for a model
+    that takes any size (fully convolutional, as with Keras Applications). Raises
+    ``ValueError`` when the shape is malformed or smaller than ``min_size`` pixels.
     """
+
+    def positive(d: Any) -> bool:
+        return isinstance(d, int) and not isinstance(d, bool) and d > 0
+
     ok = (
         isinstance(input_shape, Sequence)
         and len(input_shape) == 3
-        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape)
+        and all(d is None or positive(d) for d in input_shape[:2])
+        and positive(input_shape[2])
     )
     if not ok:
         raise ValueError(
-            f"`input_shape` of {name} must be (height, width, channels) with positive integers. "
-            f"Received: input_shape={input_shape!r}"
+            f"`input_shape` of {name} must be (height, width, channels): positive integers, "
+            f"height and width may be None (any size). Received: input_shape={input_shape!r}"
         )
     height, width, _ = input_shape
-    if height < min_size or width < min_size:
+    if any(d is not None and d < min_size for d in (height, width)):
         raise ValueError(
             f"{name} needs inputs of at least {min_size}x{min_size} pixels. "
             f"Received: input_shape={tuple(input_shape)!r}"

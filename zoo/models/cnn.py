@@ -31,6 +31,11 @@ def cnn(
         (None, 10)
     """
     input_shape = check_input_shape(input_shape, min_size=4, name="cnn")
+    if None in input_shape[:2]:
+        raise ValueError(
+            "The cnn flattens its feature map into a dense layer, so it needs a fixed height and "
+            f"width. Received: input_shape={input_shape!r}"
+        )
     num_classes = check_num_classes(num_classes)
     dropout = check_rate("dropout", dropout)
     return keras.Sequential(

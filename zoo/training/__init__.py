@@ -4,7 +4,7 @@ Example:
     >>> from zoo.training import get_recipe, train
     >>> run = train("cnn", output_dir="runs/cnn-quick", epochs=1, limit=512)  # doctest: +SKIP
     >>> get_recipe("resnet34").batch_size
-    512
+    256
 """
 
 from zoo.training.fit import compile_model, make_optimizer, make_schedule, train, train_command

@@ -24,7 +24,7 @@ from zoo.training.precision import resolve_mixed_precision
 from zoo.training.recipes import Recipe, get_recipe
 from zoo.training.run_dir import RunDir, prepare_run_dir
 
-__all__ = ["compile_model", "make_optimizer", "make_schedule", "train", "train_command"]
+__all__ = ["compile_model", "make_optimizer", "make_schedule", "scaled_lr", "scaled_resolutions", "train", "train_command"]
 
 MIXED_POLICY = "mixed_bfloat16"
 
@@ -150,6 +150,62 @@ def train_command(arch: str, **flags: Any) -> str:
     return " ".join(parts)
 
 
+def scaled_lr(recipe: Recipe, batch_size: int | None, lr: float | None) -> float | None:
+    """The peak learning rate for a batch-size override: ``lr`` when given, else linear scaling.
+
+    A recipe's ``lr`` is tuned for its ``batch_size``; with another batch size and no explicit
+    ``lr`` the rate scales linearly (Goyal et al., 2017), so a smaller batch does not diverge.
+    Returns ``None`` (keep the recipe's) when neither is overridden.
+
+    Example:
+        >>> scaled_lr(get_recipe("resnet34"), 64, None), scaled_lr(get_recipe("resnet34"), 64, 0.3)
+        (0.025, 0.3)
+    """
+    if lr is not None or batch_size is None or batch_size == recipe.batch_size:
+        return lr
+    return recipe.lr * batch_size / recipe.batch_size
+
+
+def scaled_resolutions(recipe: Recipe, epochs: int | None) -> tuple[tuple[int, int], ...] | None:
+    """The recipe's progressive-resizing schedule stretched to ``epochs`` (``None``: unchanged).
+
+    Each phase keeps its share of the run; every phase keeps at least one epoch while the run
+    has as many epochs as phases (below that, the phases that no longer fit are dropped from
+    the front, so the run always ends at full size).
+
+    Example:
+        >>> scaled_resolutions(get_recipe("resnet34"), 4)
+        ((0, 16), (2, 22), (3, 28))
+    """
+    if epochs is None or not recipe.resolutions or epochs == recipe.epochs:
+        return None
+    starts: list[int] = []
+    phases = list(recipe.resolutions)[-max(1, epochs):]
+    for index, (first, _) in enumerate(phases):
+        start = 0 if index == 0 else round(first * epochs / recipe.epochs)
+        start = max(start, starts[-1] + 1 if starts else 0)
+        starts.append(min(start, epochs - (len(phases) - index)))
+    return tuple((start, size) for start, (_, size) in zip(starts, phases))
+
+
+def _training_overrides(recipe: Recipe, overrides: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """Model overrides of the model being trained: any height and width under progressive resizing.
+
+    The weights do not depend on the resolution (global pooling); the run folder's config
+    keeps the full input size, which the recipe's last resolution must equal.
+    """
+    if not recipe.resolutions:
+        return dict(overrides)
+    height, width, channels = config["input_shape"]
+    final = recipe.resolutions[-1][1]
+    if (height, width) != (final, final):
+        raise ValueError(
+            f"The last progressive resolution must equal the model's input size {height}x{width}. "
+            f"Received: resolutions={list(recipe.resolutions)!r}"
+        )
+    return {**overrides, "input_shape": (None, None, channels)}
+
+
 def _truncate_history(path: Path, epochs: int) -> None:
     """Keep the rows of the first ``epochs`` epochs (a killed run may have logged one more)."""
     if not path.exists():
@@ -170,6 +226,14 @@ def _settings(name: str, recipe: Recipe, model_overrides: Mapping[str, Any], **e
 
 def _check_resume(run: RunDir, settings: Mapping[str, Any]) -> None:
     stored = run.read_marker().get("settings")
+    if stored is not None and isinstance(stored.get("recipe"), dict):
+        # Recipe fields added after the run started are compatible while they hold their default.
+        defaults = Recipe(arch=settings["recipe"]["arch"]).to_dict()
+        current = dict(settings["recipe"])
+        for key in set(current) - set(stored["recipe"]):
+            if json.dumps(current[key]) == json.dumps(defaults.get(key)):
+                del current[key]
+        settings = {**settings, "recipe": current}
     if stored is not None and json.loads(json.dumps(stored)) != json.loads(json.dumps(settings)):
         changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
         raise ValueError(
@@ -231,8 +295,12 @@ def train(
         name, recipe = arch_or_name.arch, arch_or_name
     else:
         name, recipe = arch_or_name, get_recipe(arch_or_name)
-    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
-    recipe = recipe.replace(**{**dict(recipe_overrides or {}), **{k: v for k, v in flags.items() if v is not None}})
+    recipe = recipe.replace(**recipe_overrides) if recipe_overrides else recipe
+    flags = {
+        "epochs": epochs, "batch_size": batch_size, "lr": scaled_lr(recipe, batch_size, lr),
+        "resolutions": scaled_resolutions(recipe, epochs),
+    }
+    recipe = recipe.replace(**{k: v for k, v in flags.items() if v is not None})
     use_mixed, precision_reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
     recipe = recipe.replace(mixed_precision=use_mixed)
     model_overrides = {**recipe.model_overrides, **dict(model_overrides or {})}
@@ -240,9 +308,10 @@ def train(
     tag = split_name(name)[1]
     model_config = spec.config_for(tag, model_overrides)  # validates the overrides early
     weight = spec.weight(tag)
+    # The recorded command leaves out --output and --data-dir: paths of this machine.
     command = command or train_command(
-        name, epochs=epochs, batch_size=batch_size, lr=lr, limit=limit, output_dir=output_dir, seed=seed,
-        mixed_precision=use_mixed, distribute=distribute, data_dir=data_dir,
+        name, backend=keras.backend.backend(), epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
+        seed=seed, mixed_precision=use_mixed, distribute=distribute,
     ) + (f"  # model_overrides={dict(model_overrides)!r}" if model_overrides else "")
 
     run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)
@@ -265,7 +334,7 @@ def train(
             data_dir=data_dir, num_replicas=parallel.num_replicas,
         )
         with parallel.scope():
-            model = create(name, **model_overrides)
+            model = create(name, **_training_overrides(recipe, model_overrides, model_config))
             compile_model(model, recipe, steps_per_epoch=len(data.train))
         best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
         _truncate_history(run.history, initial_epoch)
@@ -282,7 +351,7 @@ def train(
         seconds = time.perf_counter() - started
         optimizer_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         save_weights(model, run.last, overwrite=True)
-        reuse = parallel.num_replicas == 1 and not recipe.mixed_precision
+        reuse = parallel.num_replicas == 1 and not recipe.mixed_precision and not recipe.resolutions
     # Evaluate (and export) a float32, single-device model holding the best epoch's weights.
     final = model if reuse else create(name, **model_overrides)
     load_weights(final, best.weights_path)
