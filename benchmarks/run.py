@@ -639,16 +639,16 @@ def _read_all(folder: Path) -> int:
 
 
 def _export(name: str, shape: tuple, folder: Path) -> Path:
-    """zoo.create + hub.export_folder into ``folder`` (atomic: built next to it, then renamed)."""
+    """zoo.create + zoo.format.save_folder into ``folder`` (atomic: built next to it, then renamed)."""
     import zoo
-    from zoo import hub
+    from zoo.format import save_folder
 
     if (folder / "config.json").exists():
         return folder
     staging = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     model = zoo.create(name, input_shape=shape, **ZOO_OVERRIDES[name])
-    hub.export_folder(model, staging)
+    save_folder(model, staging)
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         staging.rename(folder)
@@ -683,8 +683,9 @@ def worker_load(params: dict) -> dict:
     import gc
     import tracemalloc
 
-    from zoo import hub
+    from zoo import api
     from zoo import weights as weights_io
+    from zoo.format import read_folder, verify_files
 
     result.update(_backend_info())
     work = Path(params["work"])
@@ -709,12 +710,12 @@ def worker_load(params: dict) -> dict:
             totals.append(time.perf_counter() - t)
             del model
             gc.collect()
-            config = hub.read_config(folder)
+            contents = read_folder(folder)
             t = time.perf_counter()
-            hub.verify_files(folder, hub._weight_records(config))
+            verify_files(folder, contents.records)
             verify.append(time.perf_counter() - t)
             t = time.perf_counter()
-            model = hub.build_from_config(config)
+            model = api.build(api.resolve(folder, weights=None))
             build.append(time.perf_counter() - t)
             t = time.perf_counter()
             weights_io.load_weights(model, folder)
@@ -786,6 +787,7 @@ def worker_hub(params: dict) -> dict:
         raise RuntimeError(f"huggingface_hub uses {constants.ENDPOINT}, not HF_ENDPOINT")
     import zoo
     from zoo import hub
+    from zoo.format import sha256_of
 
     result.update(_backend_info())
     work = Path(params["work"])
@@ -799,7 +801,7 @@ def worker_hub(params: dict) -> dict:
         t = time.perf_counter()
         for path in sorted(folder.iterdir()):
             if path.is_file():
-                hub.sha256_of(path)
+                sha256_of(path)
         return time.perf_counter() - t
 
     for name in params["models"]:

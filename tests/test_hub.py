@@ -14,7 +14,8 @@ from conftest import ROOT, predict, run_python, sample_batch, small_overrides
 from conftest_hub import HUB_TOKEN, hub_env, local_hub, local_hub_auth  # noqa: F401
 
 import zoo
-from zoo.hub import HubError, IntegrityError, load_repo
+from zoo.format import file_records, save_folder
+from zoo.hub import HubError, IntegrityError
 from zoo.registry import FileRecord, Release, WeightSpec, _REGISTRY, register_model
 
 
@@ -37,7 +38,7 @@ def test_push_then_load_gives_identical_predictions(name, local_hub, endpoint, h
     x = sample_batch(model)
     _same(predict(loaded, x), predict(model, x))
     cached = list(Path(hub_env).glob("models--tester--*/snapshots/*/*"))
-    assert {p.name for p in cached} == {"config.json", "model.safetensors"}  # only what is needed
+    assert {p.name for p in cached} == {"config.json", "metadata.json", "model.safetensors"}  # only what is needed
 
 
 def test_revisions_tags_and_branches_pull_the_right_weights(local_hub, endpoint):
@@ -87,7 +88,7 @@ def test_push_is_one_commit_with_sharded_weights(local_hub, endpoint):
 
 def test_local_folder_works_like_a_repo(tmp_path):
     model = zoo.create("cnn", num_classes=4)
-    zoo.hub.export_folder(model, tmp_path / "exported")
+    save_folder(model, tmp_path / "exported")
     x = sample_batch(model)
     _same(predict(zoo.load(tmp_path / "exported"), x), predict(model, x))
     assert zoo.pull(str(tmp_path / "exported")) == tmp_path / "exported"
@@ -97,7 +98,7 @@ def test_corrupted_download_is_caught_and_not_trusted_next_time(local_hub, endpo
     model = zoo.create("cnn")
     sha = zoo.push(model, "tester/cnn")
     local_hub.corrupt = True
-    with pytest.raises(IntegrityError, match="(sha256 mismatch for .model.safetensors.|config.json of .tester.cnn. is not valid JSON)"):
+    with pytest.raises(IntegrityError, match="(Integrity check failed for .model.safetensors.|The config of .tester.cnn. could not be read)"):
         zoo.load(f"hf://tester/cnn@{sha}")
     local_hub.corrupt = False
     x = sample_batch(model)
@@ -120,10 +121,11 @@ def test_missing_repo_and_revision_give_clear_errors(local_hub, endpoint, handle
 def test_missing_weight_file_gives_clear_error(local_hub, endpoint, tmp_path):
     from huggingface_hub import HfApi
 
-    zoo.hub.export_folder(zoo.create("cnn"), tmp_path / "m")
+    save_folder(zoo.create("cnn"), tmp_path / "m")
     api = HfApi(endpoint=endpoint)
     api.create_repo("tester/half")
-    api.upload_file(path_or_fileobj=str(tmp_path / "m" / "config.json"), path_in_repo="config.json", repo_id="tester/half")
+    for name in ("config.json", "metadata.json"):
+        api.upload_file(path_or_fileobj=str(tmp_path / "m" / name), path_in_repo=name, repo_id="tester/half")
     with pytest.raises(IntegrityError, match="Missing file 'model.safetensors'"):
         zoo.load("hf://tester/half")
     with pytest.raises(ValueError, match="Received: 'hf://just-a-name'"):
@@ -197,7 +199,7 @@ def test_registered_tag_resolves_pinned_hub_revision(local_hub, endpoint, monkey
     model = zoo.create("cnn", num_classes=3)
     sha = zoo.push(model, "zoo-test/cnn3.fmnist")
     folder = zoo.pull("zoo-test/cnn3.fmnist", revision=sha)
-    records = zoo.hub.file_records(folder, ["model.safetensors", "config.json"])
+    records = file_records(folder, ["model.safetensors", "config.json"])
     release = Release(files=records, metrics={}, train_command="test", hub_repo_id="zoo-test/cnn3.fmnist", hub_revision=sha)
     spec = WeightSpec(tag="fmnist", dataset="test", description="test", overrides={"num_classes": 3}, release=release)
     monkeypatch.setitem(_REGISTRY, "hubtest_cnn", _REGISTRY["cnn"])

@@ -10,7 +10,8 @@ from conftest_hub import hub_env, local_hub  # noqa: F401
 
 import zoo
 from zoo import api, release
-from zoo.hub import IntegrityError, export_folder
+from zoo.format import IntegrityError, read_folder, sha256_of
+from zoo.format import save_folder as export_folder
 from zoo.registry import WeightSpec, _REGISTRY, read_release, register_model
 
 RELEASED_CNN = Path(__file__).resolve().parents[1] / "weights" / "cnn.fmnist"
@@ -40,10 +41,10 @@ def test_stage_release_records_hashes_and_loads_by_name(sandbox, monkeypatch):
     run = _fake_run(sandbox / "run", model)
     staged = release.stage_release(run, "cnn.fmnist", slice_size=None)
     assert staged.local_dir == "weights/cnn.fmnist"
-    assert {f.name for f in staged.files} == {"config.json", "model.safetensors"}
+    assert {f.name for f in staged.files} == {"config.json", "metadata.json", "model.safetensors"}
     assert staged.metrics == {"accuracy": 0.5} and staged.seed == 3
     record = json.loads((sandbox / "records" / "cnn.fmnist.json").read_text())
-    assert record["files"][1]["sha256"] == zoo.hub.sha256_of(sandbox / "weights/cnn.fmnist/model.safetensors")
+    assert record["files"][2]["sha256"] == sha256_of(sandbox / "weights/cnn.fmnist/model.safetensors")
 
     spec = _REGISTRY["cnn"].weights["fmnist"]
     monkeypatch.setitem(_REGISTRY, "relcnn", _REGISTRY["cnn"])
@@ -58,7 +59,7 @@ def test_stage_release_records_hashes_and_loads_by_name(sandbox, monkeypatch):
     data = bytearray(weights_file.read_bytes())
     data[-1] ^= 0xFF
     weights_file.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="sha256 mismatch for 'model.safetensors'"):
+    with pytest.raises(IntegrityError, match="Integrity check failed for 'model.safetensors'"):
         zoo.load("relcnn")
 
 
@@ -95,7 +96,7 @@ def test_publish_pushes_the_release_and_pins_the_commit(sandbox, local_hub, monk
     assert (record["hub_repo_id"], record["hub_revision"]) == ("keras-zoo/cnn.fmnist", sha)
     catalog = json.loads((sandbox / "registry.json").read_text())
     assert catalog["models"]["cnn"]["weights"]["fmnist"]["release"]["hub_revision"] == sha
-    pulled = zoo.pull("keras-zoo/cnn.fmnist", revision=sha, release=release.Release.from_dict(record))
+    pulled = zoo.pull("keras-zoo/cnn.fmnist", revision=sha, records=release.Release.from_dict(record).files)
     assert (pulled / "model.safetensors").read_bytes() == (sandbox / staged.local_dir / "model.safetensors").read_bytes()
     with pytest.raises(ValueError, match="No release record for 'resnet34.fmnist'"):
         release.publish(sandbox / staged.local_dir, "keras-zoo/x", register="resnet34.fmnist")
@@ -122,9 +123,9 @@ def test_stage_release_converts_to_float16_shards_and_checks_the_drift(sandbox, 
     # whole tensors per shard (the largest, fc1's kernel, is 1.6 MB in float16) + a JSON header
     assert all((folder / name).stat().st_size <= 2_000_000 + 16_384 for name in shards)
     assert staged.storage_dtype == "float16"
-    assert {f.name for f in staged.files} == {"config.json", "model.safetensors.index.json", *shards}
+    assert {f.name for f in staged.files} == {"config.json", "metadata.json", "model.safetensors.index.json", *shards}
     assert abs(staged.metrics["accuracy"] - float32["accuracy"]) <= release.STORAGE_TOLERANCE
-    config = json.loads((folder / "config.json").read_text())
+    config = read_folder(folder).metadata
     assert config["weights"]["storage_dtype"] == "float16"
     assert config["metrics"] == staged.metrics
     assert config["metrics_before_conversion"] == {"storage_dtype": "float32", **float32}

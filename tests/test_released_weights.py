@@ -11,7 +11,7 @@ import pytest
 
 import zoo
 from zoo.api import resolve_weights
-from zoo.hub import read_config
+from zoo.format import read_folder
 from zoo.registry import all_specs, split_name
 
 TAGS = [(spec.name, tag) for spec in all_specs() for tag in spec.weights]
@@ -45,10 +45,10 @@ def test_released_weights_load_and_reproduce_their_numbers(name):
 
     arch, tag = split_name(name)
     weight, folder = resolve_weights(name)  # raises on any sha256 mismatch
-    config = read_config(folder)
+    config = read_folder(folder)
     spec = zoo.registry.get_spec(arch)
-    assert config["architecture"] == arch
-    assert config["config"] == {k: list(v) if isinstance(v, tuple) else v for k, v in spec.config_for(tag, {}).items()}
+    assert config.architecture == arch
+    assert config.config == {k: list(v) if isinstance(v, tuple) else v for k, v in spec.config_for(tag, {}).items()}
     model = zoo.load(name)
     assert model.count_params() == zoo.info(name)["parameters"]
     x, y = evaluation_data(model, limit=1000)

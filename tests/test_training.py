@@ -23,6 +23,7 @@ from conftest_hub import hub_env, local_hub  # noqa: F401
 
 import zoo
 from zoo.data import load_fashion_mnist
+from zoo.format import FORMAT_VERSION, read_folder
 from zoo.evaluation import confusion_matrix, evaluate, evaluation_data, metrics_from_predictions
 from zoo.training import (
     Recipe,
@@ -43,7 +44,7 @@ BACKEND = keras.backend.backend()
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="needs the dataset-fashion-mnist package")
 CLASSIFIER_FILES = {
-    "run.json", "config.json", "model.safetensors", "last.safetensors", "metrics.json",
+    "run.json", "config.json", "metadata.json", "model.safetensors", "last.safetensors", "metrics.json",
     "history.csv", "training_curves.png", "confusion_matrix.png", "README.md",
 }
 
@@ -63,7 +64,10 @@ def history_epochs(run: Path) -> list[int]:
 def check_run_folder(run: Path, expected_files: set[str], epochs: int) -> dict:
     assert expected_files <= {p.name for p in run.iterdir()}
     assert not (run / "backup").exists() and not (run / "best").exists()
-    config = json.loads((run / "config.json").read_text())
+    folder = read_folder(run)
+    assert folder.build["format_version"] == FORMAT_VERSION and folder.config is not None
+    assert "metrics" not in folder.build  # config.json builds the model; the rest is metadata
+    config = folder.fields
     for key in ("dataset", "label_names", "preprocessing", "metrics", "recipe", "seed", "backend",
                 "train_command", "license"):
         assert key in config, key
@@ -105,7 +109,7 @@ def test_every_architecture_has_a_recipe():
 
 
 def test_schedule_warms_up_then_decays():
-    recipe = get_recipe("resnet34", epochs=10, warmup_epochs=2)
+    recipe = get_recipe("resnet34", epochs=10, warmup_epochs=2, lr=0.2)
     schedule = make_schedule(recipe, steps_per_epoch=10)
     rates = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 10, 20, 60, 100)]
     assert rates[0] == 0.0 and rates[1] == pytest.approx(0.1) and rates[2] == pytest.approx(0.2)
@@ -305,7 +309,7 @@ class CheckReplicas(keras.callbacks.Callback):
 run = train("cnn", output_dir=sys.argv[1], epochs=1, batch_size=32, limit=160, distribute=True,
             callbacks=[CheckReplicas()], verbose=0)
 print("METRICS", json.loads((run / "metrics.json").read_text()))
-print("CONFIG", json.loads((run / "config.json").read_text())["training"]["distribute"])
+print("CONFIG", json.loads((run / "metadata.json").read_text())["training"]["distribute"])
 """
 
 
@@ -330,7 +334,7 @@ def test_push_uploads_the_run_folder(tmp_path, local_hub, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", local_hub.endpoint)
     run = tiny_train("cnn", tmp_path / "pushed", limit=64, push="tester/cnn-run")
     files = set(HfApi(endpoint=local_hub.endpoint).list_repo_files("tester/cnn-run"))
-    assert {"config.json", "model.safetensors", "README.md", "metrics.json", "confusion_matrix.png"} <= files
+    assert {"config.json", "metadata.json", "model.safetensors", "README.md", "metrics.json", "confusion_matrix.png"} <= files
     assert "last.safetensors" not in files
     card = local_hub.file_bytes("tester/cnn-run", "README.md", "main").decode()
     assert "hf://tester/cnn-run" in card

@@ -14,6 +14,10 @@ from zoo.layers import CNNConv2D, DefaultConv2D, ResidualUnit, ResNetConv2D
 from zoo.registry import list_models, register_model
 from zoo.weights import load_weights, save_weights
 
+# The built-in architectures register themselves, through this one explicit import (as plugins
+# do through the ``zoo.models`` entry points): the registry itself imports no model.
+import zoo.models  # noqa: E402,F401  isort: skip
+
 __all__ = [
     "__version__",
     "create",

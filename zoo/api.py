@@ -1,21 +1,32 @@
 """The public entry points: ``create``, ``load`` and ``info``.
 
-``load`` accepts a registered name (``"resnet34"``, ``"cnn.fmnist"``), a Hub handle
-(``"hf://namespace/name@revision"``) or a local folder laid out like a Hub repo.
+``load`` takes any handle -- a registered name (``"resnet34"``, ``"cnn.fmnist"``), a Hub handle
+(``"hf://namespace/name@revision"``), a zoo folder or a safetensors file in one -- resolves it
+once (:func:`resolve`: builder name, config, weight location, hashes checked), builds it
+(:func:`build`) and loads the weights (``zoo.weights.load_weights``).
+
+Example:
+    >>> model = load("cnn", weights=None)
+    >>> model.name
+    'cnn'
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import keras
 
+from zoo import hub
 from zoo import weights as weights_io
-from zoo.registry import ModelSpec, WeightSpec, get_spec, split_name
+from zoo.format import CONFIG_NAME, ZooFolder, read_folder, verify_files
+from zoo.hub import HF_PREFIX
+from zoo.registry import WeightSpec, get_spec, list_models, split_name
 
-HF_PREFIX = "hf://"
+__all__ = ["Resolved", "build", "create", "info", "load", "resolve", "resolve_weights", "weight_info"]
 
 
 def create(name: str, **overrides: Any) -> keras.Model:
@@ -42,7 +53,7 @@ def _repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def _release_dir(spec: ModelSpec, weight: WeightSpec) -> Path | None:
+def _release_dir(weight: WeightSpec) -> Path | None:
     release = weight.release
     if release is None or release.local_dir is None:
         return None
@@ -56,10 +67,10 @@ def resolve_weights(name: str) -> tuple[WeightSpec, Path]:
     Every file is checked against the sha256 in the release record before it is returned.
 
     Example:
-        >>> spec, folder = resolve_weights("cnn.fmnist")
+        >>> weight, folder = resolve_weights("cnn.fmnist")
+        >>> weight.tag, (folder / "model.safetensors").exists()
+        ('fmnist', True)
     """
-    from zoo import hub
-
     spec = get_spec(name)
     _, tag = split_name(name)
     weight = spec.weight(tag)
@@ -67,11 +78,11 @@ def resolve_weights(name: str) -> tuple[WeightSpec, Path]:
         label = f"{spec.name}.{weight.tag}" if weight else spec.name
         raise ValueError(
             f"No released weights for {label!r} yet. Released: "
-            f"{_released_names() or 'none'}. Use weights=None for an untrained model. "
+            f"{list_models(pretrained=True) or 'none'}. Use weights=None for an untrained model. "
             f"Received: name={name!r}"
         )
     release = weight.release
-    folder = _release_dir(spec, weight)
+    folder = _release_dir(weight)
     if folder is None:
         if not (release.hub_repo_id and release.hub_revision):
             raise FileNotFoundError(
@@ -79,46 +90,122 @@ def resolve_weights(name: str) -> tuple[WeightSpec, Path]:
                 "of a zoo checkout and are not on the Hub yet. Run from a checkout, or pass "
                 "weights=PATH to a copy of that folder."
             )
-        folder = hub.pull(release.hub_repo_id, revision=release.hub_revision, release=release)
+        folder = hub.pull(release.hub_repo_id, revision=release.hub_revision, records=release.files)
     else:
-        hub.verify_files(folder, release.files)
+        verify_files(folder, release.files)
     return weight, folder
 
 
-def _released_names() -> list[str]:
-    from zoo.registry import list_models
+@dataclass(frozen=True)
+class Resolved:
+    """A handle resolved to what builds the model and where its weights are.
 
-    return list_models(pretrained=True)
+    ``name`` is the registered ``arch`` or ``arch.tag`` that builds it (``None`` for a folder
+    holding a plain Keras model), ``config`` the builder's arguments, ``weights`` the folder or
+    file of its weights (``None`` when there are none or they were not asked for) and
+    ``keras_config`` the Keras serialization of a model without a registered builder.
+    """
+
+    name: str | None
+    config: Mapping[str, Any]
+    weights: Path | None
+    keras_config: Mapping[str, Any] | None = None
 
 
-def load(name: str, weights: str | os.PathLike | None = "default", **overrides: Any) -> keras.Model:
-    """Build ``name`` and load weights.
+def _from_folder(folder: ZooFolder, weights: Path | None) -> Resolved:
+    if folder.architecture is None:
+        if folder.keras_config is None:
+            raise ValueError(f"{str(folder.path)!r} names no architecture and holds no Keras config.")
+        return Resolved(None, {}, weights, folder.keras_config)
+    tag = folder.tag
+    name = folder.architecture
+    if tag:
+        spec = get_spec(folder.architecture)
+        name = f"{name}.{tag}" if tag in spec.weights else name
+    return Resolved(name, folder.config or {}, weights)
 
-    ``weights`` is ``"default"`` (the released weights of the tag), ``None`` (untrained), or a
-    path to a safetensors file/folder. ``name`` may also be ``"hf://namespace/name@revision"``
-    or a local folder with ``config.json`` and safetensors weights. Overriding ``num_classes``
-    keeps every weight but the head, which is freshly initialised (with a warning).
+
+def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "default") -> Resolved:
+    """Resolve any model handle once: what builds it, with which config, and where its weights are.
+
+    ``handle`` is a registered name (``"resnet34"``, ``"cnn.fmnist"``), a Hub handle
+    (``"hf://namespace/name@revision"``), a zoo folder (``config.json`` + safetensors) or a
+    safetensors file inside such a folder. ``weights`` means the same for every kind of handle:
+    ``"default"`` (the handle's own weights), ``None`` (none: an untrained model) or a path to
+    a safetensors file or folder. Hashes are checked before anything is returned.
+
+    Example:
+        >>> resolved = resolve("cnn", weights=None)
+        >>> resolved.name, resolved.config["input_shape"], resolved.weights
+        ('cnn', (28, 28, 1), None)
+    """
+    own = isinstance(weights, str) and weights == "default"
+    explicit = None if weights is None or own else Path(weights)
+    if isinstance(handle, str) and handle.startswith(HF_PREFIX):
+        repo_id, revision = hub.parse_handle(handle)
+        folder = read_folder(hub.pull(repo_id, revision=revision, weights=own))
+        return _from_folder(folder, folder.path if own else explicit)
+    path = Path(handle) if isinstance(handle, (str, os.PathLike)) else None
+    if path is not None and path.is_dir():
+        folder = read_folder(path)
+        if own:
+            verify_files(path, folder.records)
+        return _from_folder(folder, path if own else explicit)
+    if path is not None and path.is_file():
+        if not (path.parent / CONFIG_NAME).is_file():
+            raise ValueError(
+                f"A weights file alone does not say which model it holds: there is no {CONFIG_NAME} "
+                f"next to it. Load it into a named model instead: zoo.load('cnn', weights={str(path)!r}). "
+                f"Received: {str(path)!r}"
+            )
+        return _from_folder(read_folder(path.parent), path if own else explicit)
+    if not isinstance(handle, str):
+        raise ValueError(f"A model handle is a name, 'hf://...', a folder or a file. Received: {handle!r}")
+    spec = get_spec(handle)
+    _, tag = split_name(handle)
+    config = spec.config_for(tag, {})
+    return Resolved(handle, config, resolve_weights(handle)[1] if own else explicit)
+
+
+def build(resolved: Resolved, **overrides: Any) -> keras.Model:
+    """Build the (untrained) model of a :class:`Resolved` handle, with builder overrides.
+
+    A registered architecture is built by its builder; a plain Keras model is deserialized
+    with ``safe_mode=True`` (registered classes only, no Lambda code).
+
+    Example:
+        >>> build(resolve("cnn", weights=None), num_classes=5).output_shape
+        (None, 5)
+    """
+    if resolved.name is None:
+        if overrides:
+            raise ValueError(
+                f"Overrides need a registered architecture; this folder holds a plain Keras model. "
+                f"Received: overrides={overrides!r}"
+            )
+        return keras.saving.deserialize_keras_object(dict(resolved.keras_config or {}), safe_mode=True)
+    return create(resolved.name, **{**resolved.config, **overrides})
+
+
+def load(handle: str | os.PathLike, weights: str | os.PathLike | None = "default", **overrides: Any) -> keras.Model:
+    """Build the model of ``handle`` and load its weights: one path for every kind of handle.
+
+    ``handle``: a registered name (``"cnn"``, ``"resnet34.fmnist"``), ``"hf://namespace/name@rev"``,
+    a zoo folder, or a safetensors file in one. ``weights``: ``"default"`` (the handle's own,
+    hashes checked), ``None`` (untrained) or a path to a safetensors file or folder. Builder
+    overrides apply to every kind; a new ``num_classes`` keeps every weight but the head, which
+    is freshly initialised (with a warning).
 
     Example:
         >>> model = load("cnn")                      # released Fashion-MNIST weights
-        >>> model = load("hf://keras-zoo/cnn.fmnist@main")
+        >>> load("cnn", weights=None, num_classes=3).output_shape
+        (None, 3)
     """
-    from zoo import hub
-
-    if isinstance(name, str) and name.startswith(HF_PREFIX):
-        return hub.load_repo(name, **overrides)
-    if isinstance(name, (str, os.PathLike)) and Path(name).is_dir():
-        return hub.load_folder(Path(name), **overrides)
-    spec = get_spec(name)
-    model = create(name, **overrides)
-    if weights is None:
-        return model
-    if isinstance(weights, str) and weights == "default":
-        _, folder = resolve_weights(name)
-        path: Path = folder
-    else:
-        path = Path(weights)
-    weights_io.load_weights(model, path, head=spec.head)
+    resolved = resolve(handle, weights)
+    model = build(resolved, **overrides)
+    if resolved.weights is not None:
+        head = get_spec(resolved.name).head if resolved.name else ()
+        weights_io.load_weights(model, resolved.weights, head=head)
     return model
 
 

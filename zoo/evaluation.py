@@ -19,6 +19,8 @@ from typing import Any, Mapping
 import keras
 import numpy as np
 
+from zoo.api import load
+
 __all__ = [
     "LOCALIZATION_TEST_SEED",
     "confusion_matrix",
@@ -149,8 +151,6 @@ def evaluate_name(
         >>> evaluate_name("runs/cnn-0", limit=256)               # doctest: +SKIP
         {'accuracy': 0.9258}
     """
-    from zoo.api import load
-
     model = load(name_or_path_or_hf)
     x, y = evaluation_data(model, split=split, limit=limit, data_dir=data_dir)
     return evaluate(model, x, y, batch_size=batch_size)

@@ -242,13 +242,15 @@ def set_release(name: str, release: Release | None) -> None:
 
 
 def _load_plugins() -> None:
-    """Import the built-in models and every ``zoo.models`` entry point, once."""
+    """Import every ``zoo.models`` entry point (other packages' models), once.
+
+    The built-in architectures are not imported here (the registry imports no model): the
+    package's ``__init__`` imports ``zoo.models`` explicitly, as a plugin would be.
+    """
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    import zoo.models  # noqa: F401  (registers the built-in architectures)
-
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = entry_point.load()

@@ -14,7 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from zoo import format as zoo_format
 from zoo import hub
+from zoo.api import load
+from zoo.format import read_folder
 from zoo.registry import Release, get_spec, set_release, split_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,13 +26,10 @@ SLICE_SIZE = 1000
 #: Largest change of a test metric that converting the stored weights (float16, bfloat16) may
 #: cause: 0.05 accuracy points.
 STORAGE_TOLERANCE = 0.0005
-_STAGED = ("config.json", "*.safetensors", "*.safetensors.index.json", "README.md", "*.png")
-_WEIGHT_FILES = ("config.json", "*.safetensors", "*.safetensors.index.json")
-#: config.json keys that ``hub.model_config`` writes itself (everything else is run metadata).
-_MODEL_KEYS = (
-    "format", "format_version", "architecture", "tag", "config", "keras_config", "keras_version",
-    "zoo_version", "input_spec", "weights",
-)
+_STAGED = ("config.json", "metadata.json", "*.safetensors", "*.safetensors.index.json", "README.md", "*.png")
+_WEIGHT_FILES = ("config.json", "metadata.json", "*.safetensors", "*.safetensors.index.json")
+#: metadata.json keys that ``zoo.format.save_folder`` writes itself (the rest is the run's).
+_FOLDER_KEYS = ("keras_version", "zoo_version", "backend", "input_spec", "weights")
 
 
 def record_path(name: str) -> Path:
@@ -93,7 +93,7 @@ def stage_release(
     if weight is None or tag is None:
         raise ValueError(f"A release needs a registered 'arch.tag' name. Received: name={name!r}")
     run_dir = Path(run_dir)
-    config = hub.read_config(run_dir)
+    config = read_folder(run_dir).fields
     if config.get("architecture") != arch:
         raise ValueError(
             f"The run in {str(run_dir)!r} trained {config.get('architecture')!r}, not {arch!r}. "
@@ -114,7 +114,7 @@ def stage_release(
         )
         if slice_size:
             metrics.update(slice_metrics(staging, slice_size, data_dir=data_dir))
-        files = hub.file_records(staging, names)
+        files = zoo_format.file_records(staging, names)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
@@ -158,7 +158,7 @@ def _fill_staging(
             run_dir, staging, metrics, storage_dtype=storage_dtype or "float32",
             max_shard_size=max_shard_size, tolerance=tolerance, data_dir=data_dir,
         )
-        config = hub.read_config(staging)
+        config = read_folder(staging).fields
     names = sorted(p.name for pattern in _STAGED for p in staging.glob(pattern))
     return metrics, config, names
 
@@ -184,10 +184,11 @@ def _convert_weights(
     from zoo.training.report import training_text
     from zoo.weights import DEFAULT_MAX_SHARD_SIZE
 
-    run_config = hub.read_config(run_dir)
-    model = hub.load_folder(run_dir)
-    metadata = {key: value for key, value in run_config.items() if key not in _MODEL_KEYS}
-    hub.export_folder(
+    run = read_folder(run_dir)
+    run_config = run.fields
+    model = load(run_dir)
+    metadata = {key: value for key, value in run.metadata.items() if key not in _FOLDER_KEYS}
+    zoo_format.save_folder(
         model, target, metadata=metadata, storage_dtype=storage_dtype,
         max_shard_size=max_shard_size or DEFAULT_MAX_SHARD_SIZE, overwrite=True,
     )
@@ -200,13 +201,15 @@ def _convert_weights(
             f"Storing the weights as {storage_dtype} moved test metrics by more than {tolerance}: "
             f"{too_far} (run: {run_metrics}, staged: {measured}). Release the float32 weights instead."
         )
-    config = hub.read_config(target)
-    config["metrics"] = measured
-    config["metrics_before_conversion"] = {"storage_dtype": run_config.get("weights", {}).get("storage_dtype", "float32"), **run_metrics}
-    (target / hub.CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str))
-    if (target / hub.CARD_NAME).exists() or (run_dir / hub.CARD_NAME).exists():
+    staged = read_folder(target)
+    metadata = dict(staged.metadata)
+    metadata["metrics"] = measured
+    metadata["metrics_before_conversion"] = {"storage_dtype": run_config.get("weights", {}).get("storage_dtype", "float32"), **run_metrics}
+    zoo_format.write_folder_files(target, staged.build, metadata)
+    config = read_folder(target).fields
+    if (target / zoo_format.CARD_NAME).exists() or (run_dir / zoo_format.CARD_NAME).exists():
         card = render_card(config, metrics=measured, folder=target, training=training_text(config))
-        (target / hub.CARD_NAME).write_text(card)
+        (target / zoo_format.CARD_NAME).write_text(card)
     return measured
 
 

@@ -10,13 +10,13 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import keras
 import numpy as np
 
-from zoo.data.resize import check_resolutions, resize_batch
+from zoo.data.resize import resize_batch
 
 __all__ = ["ArrayDataset"]
 
@@ -38,9 +38,9 @@ class ArrayDataset(keras.utils.PyDataset):
       worker scheduling. If ``y`` is a dict holding ``box_key``, the augmenter
       is called as ``augmenter(x, rng, boxes=y[box_key])`` and must return
       ``(x, boxes)`` (see ``zoo.data.augment.Augmenter``).
-    * ``resolutions`` (progressive resizing): ``((first_epoch, size), ...)`` pairs; from
-      ``first_epoch`` on, batches are resized (after augmentation) to ``size x size`` with
-      ``zoo.data.resize.resize_batch``. Epochs before the first pair keep the arrays' size.
+    * ``image_size`` (progressive resizing): when set, batches are resized after augmentation
+      to ``image_size x image_size`` with ``zoo.data.resize.resize_batch``; ``None`` keeps the
+      arrays' size. A training loop changes it between phases with :meth:`set_image_size`.
     * ``dtype="float32"`` casts ``x`` (times ``rescale`` if given);
       ``dtype="uint8"`` keeps it as is.
     * ``**kwargs`` (``workers``, ``use_multiprocessing``, ``max_queue_size``)
@@ -67,7 +67,7 @@ class ArrayDataset(keras.utils.PyDataset):
         rescale: float | None = None,
         drop_remainder: bool = False,
         box_key: str = "box",
-        resolutions: Sequence[tuple[int, int]] = (),
+        image_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -102,9 +102,8 @@ class ArrayDataset(keras.utils.PyDataset):
         self.rescale = rescale
         self.drop_remainder = drop_remainder
         self.box_key = box_key
-        self.resolutions = check_resolutions(resolutions)
-        if self.resolutions and isinstance(self.y, dict) and box_key in self.y:
-            raise ValueError("Progressive `resolutions` are for classification batches (boxes are not resized).")
+        self.image_size: int | None = None
+        self.set_image_size(image_size)
         self.epoch = 0
         self._order = self._make_order()
 
@@ -123,19 +122,19 @@ class ArrayDataset(keras.utils.PyDataset):
         """Advance to the next epoch's order."""
         self.set_epoch(self.epoch + 1)
 
-    def size_at(self, epoch: int) -> int | None:
-        """The image size of ``epoch`` under ``resolutions`` (``None``: the arrays' own size).
+    def set_image_size(self, size: int | None) -> None:
+        """Resize the batches to ``size x size`` from now on (``None``: the arrays' own size).
 
         Example:
-            >>> ds = ArrayDataset(np.zeros((4, 28, 28, 1)), batch_size=2, resolutions=((0, 16), (3, 28)))
-            >>> ds.size_at(2), ds.size_at(3)
-            (16, 28)
+            >>> ds = ArrayDataset(np.zeros((4, 28, 28, 1)), batch_size=2)
+            >>> ds.set_image_size(16); ds[0].shape
+            (2, 16, 16, 1)
         """
-        size = None
-        for first_epoch, value in self.resolutions:
-            if epoch >= first_epoch:
-                size = value
-        return size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"`image_size` must be None or an int >= 1. Received: image_size={size!r}")
+        if size is not None and isinstance(self.y, dict) and self.box_key in self.y:
+            raise ValueError("Resizing is for classification batches (boxes are not resized). Received: image_size={size!r}")
+        self.image_size = size
 
     def __len__(self) -> int:
         n = len(self.x)
@@ -157,9 +156,8 @@ class ArrayDataset(keras.utils.PyDataset):
                 x, y[self.box_key] = self.augmenter(x, rng, boxes=y[self.box_key])
             else:
                 x = self.augmenter(x, rng)
-        size = self.size_at(self.epoch)
-        if size is not None:
-            x = resize_batch(x, size)
+        if self.image_size is not None:
+            x = resize_batch(x, self.image_size)
         if self.dtype == "float32":
             x = x.astype(np.float32)
             if self.rescale is not None:

@@ -105,7 +105,7 @@ def load_training_data(
     batch = recipe.batch_size
     train = ArrayDataset(
         x_train, train_targets, batch_size=batch, shuffle=True, seed=seed, augmenter=recipe.augmenter(),
-        dtype="uint8", drop_remainder=len(x_train) >= batch, resolutions=recipe.resolutions,
+        dtype="uint8", drop_remainder=len(x_train) >= batch,
     )
     val_batch = min(batch, len(x_val))
     if num_replicas > 1:

@@ -24,7 +24,7 @@ from zoo.training.precision import resolve_mixed_precision
 from zoo.training.recipes import Recipe, get_recipe
 from zoo.training.run_dir import RunDir, prepare_run_dir
 
-__all__ = ["compile_model", "make_optimizer", "make_schedule", "scaled_lr", "scaled_resolutions", "train", "train_command"]
+__all__ = ["compile_model", "make_optimizer", "make_schedule", "scaled_lr", "train", "training_phases", "train_command"]
 
 MIXED_POLICY = "mixed_bfloat16"
 
@@ -166,26 +166,22 @@ def scaled_lr(recipe: Recipe, batch_size: int | None, lr: float | None) -> float
     return recipe.lr * batch_size / recipe.batch_size
 
 
-def scaled_resolutions(recipe: Recipe, epochs: int | None) -> tuple[tuple[int, int], ...] | None:
-    """The recipe's progressive-resizing schedule stretched to ``epochs`` (``None``: unchanged).
+def training_phases(recipe: Recipe) -> list[tuple[int, int, int | None]]:
+    """``(first_epoch, end_epoch, image_size)`` of each resolution phase of ``recipe``.
 
-    Each phase keeps its share of the run; every phase keeps at least one epoch while the run
-    has as many epochs as phases (below that, the phases that no longer fit are dropped from
-    the front, so the run always ends at full size).
+    A recipe without progressive resizing has one phase at the model's own size (``None``).
 
     Example:
-        >>> scaled_resolutions(get_recipe("resnet34"), 4)
-        ((0, 16), (2, 22), (3, 28))
+        >>> training_phases(get_recipe("resnet34"))
+        [(0, 18, 16), (18, 30, 22), (30, 40, 28)]
+        >>> training_phases(get_recipe("cnn", epochs=5))
+        [(0, 5, None)]
     """
-    if epochs is None or not recipe.resolutions or epochs == recipe.epochs:
-        return None
-    starts: list[int] = []
-    phases = list(recipe.resolutions)[-max(1, epochs):]
-    for index, (first, _) in enumerate(phases):
-        start = 0 if index == 0 else round(first * epochs / recipe.epochs)
-        start = max(start, starts[-1] + 1 if starts else 0)
-        starts.append(min(start, epochs - (len(phases) - index)))
-    return tuple((start, size) for start, (_, size) in zip(starts, phases))
+    if not recipe.resolutions:
+        return [(0, recipe.epochs, None)]
+    firsts = [first for first, _ in recipe.resolutions]
+    ends = firsts[1:] + [recipe.epochs]
+    return [(first, end, size) for (first, size), end in zip(recipe.resolutions, ends)]
 
 
 def _training_overrides(recipe: Recipe, overrides: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
@@ -296,10 +292,7 @@ def train(
     else:
         name, recipe = arch_or_name, get_recipe(arch_or_name)
     recipe = recipe.replace(**recipe_overrides) if recipe_overrides else recipe
-    flags = {
-        "epochs": epochs, "batch_size": batch_size, "lr": scaled_lr(recipe, batch_size, lr),
-        "resolutions": scaled_resolutions(recipe, epochs),
-    }
+    flags = {"epochs": epochs, "batch_size": batch_size, "lr": scaled_lr(recipe, batch_size, lr)}
     recipe = recipe.replace(**{k: v for k, v in flags.items() if v is not None})
     use_mixed, precision_reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
     recipe = recipe.replace(mixed_precision=use_mixed)
@@ -347,7 +340,19 @@ def train(
             *callbacks,
         ]
         started = time.perf_counter()
-        model.fit(data.train, validation_data=data.val, epochs=recipe.epochs, callbacks=all_callbacks, verbose=verbose)
+        # One fit per resolution phase: TensorFlow's input pipeline fixes the batch shape of a
+        # fit, so each image size gets its own. The optimizer state carries over; after a kill,
+        # BackupAndRestore's epoch count skips the phases (and epochs) already done.
+        for first, end, size in training_phases(recipe):
+            done = run.backed_up_epochs()
+            if done >= end:
+                continue
+            data.train.set_image_size(size)
+            data.train.set_epoch(max(first, done))
+            model.fit(
+                data.train, validation_data=data.val, initial_epoch=max(first, done), epochs=end,
+                callbacks=all_callbacks, verbose=verbose,
+            )
         seconds = time.perf_counter() - started
         optimizer_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         save_weights(model, run.last, overwrite=True)

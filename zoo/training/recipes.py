@@ -43,7 +43,7 @@ from typing import Any, Mapping
 from zoo.data.resize import check_resolutions
 from zoo.training.precision import AUTO
 
-__all__ = ["Recipe", "RECIPES", "get_recipe", "list_recipes", "register_recipe"]
+__all__ = ["Recipe", "RECIPES", "get_recipe", "list_recipes", "register_recipe", "stretch_resolutions"]
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("cosine", "constant")
@@ -147,14 +147,22 @@ class Recipe:
     def replace(self, **overrides: Any) -> "Recipe":
         """A copy with some fields changed; unknown names raise ``ValueError``.
 
+        A new ``epochs`` stretches the progressive ``resolutions`` with it (unless they are
+        given too), see :func:`stretch_resolutions`.
+
         Example:
             >>> get_recipe("cnn").replace(lr=0.01, epochs=2).lr
             0.01
+            >>> get_recipe("resnet34").replace(epochs=4).resolutions
+            ((0, 16), (2, 22), (3, 28))
         """
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ValueError(f"Unknown recipe field(s) {unknown}. Known: {sorted(known)}")
+        epochs = overrides.get("epochs", self.epochs)
+        if self.resolutions and "resolutions" not in overrides and epochs != self.epochs and _integer(epochs) and epochs >= 1:
+            overrides = {**overrides, "resolutions": stretch_resolutions(self.resolutions, self.epochs, epochs)}
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,6 +190,28 @@ class Recipe:
         if not (self.pad_crop or self.flip or self.erasing_p):
             return None
         return Augmenter(pad=self.pad_crop, flip=self.flip, erasing_p=self.erasing_p, pad_mode="constant")
+
+
+def stretch_resolutions(
+    resolutions: tuple[tuple[int, int], ...], epochs: int, new_epochs: int
+) -> tuple[tuple[int, int], ...]:
+    """A progressive-resizing schedule of ``epochs`` epochs stretched to ``new_epochs``.
+
+    Each phase keeps its share of the run and at least one epoch; when the run has fewer
+    epochs than phases, the first phases are dropped, so a run always ends at full size.
+
+    Example:
+        >>> stretch_resolutions(((0, 16), (18, 22), (30, 28)), 40, 10)
+        ((0, 16), (4, 22), (8, 28))
+        >>> stretch_resolutions(((0, 16), (18, 22), (30, 28)), 40, 2)
+        ((0, 22), (1, 28))
+    """
+    phases = list(resolutions)[-new_epochs:]
+    starts: list[int] = []
+    for index, (first, _) in enumerate(phases):
+        start = 0 if index == 0 else max(round(first * new_epochs / epochs), starts[-1] + 1)
+        starts.append(min(start, new_epochs - (len(phases) - index)))
+    return tuple((start, size) for start, (_, size) in zip(starts, phases))
 
 
 def _number(value: Any) -> bool:

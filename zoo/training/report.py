@@ -52,10 +52,10 @@ def write_results(
     """
     from zoo.cards import render_card
     from zoo.evaluation import confusion_matrix
-    from zoo.hub import export_folder, read_config
+    from zoo.format import read_folder, save_folder
     from zoo.training import plots
 
-    export_folder(model, run.path, metadata=metadata, overwrite=True)
+    save_folder(model, run.path, metadata=metadata, overwrite=True)
     run.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
     plots.plot_history(run.history, run.curves)
     labels = np.asarray(y_test["class"] if isinstance(y_test, dict) else y_test)
@@ -70,14 +70,14 @@ def write_results(
     else:
         matrix = confusion_matrix(labels, np.argmax(probs, axis=-1), num_classes=probs.shape[-1])
         plots.plot_confusion_matrix(matrix, names, run.confusion)
-    run.readme.write_text(render_card(read_config(run.path), metrics=metrics, folder=run.path, training=training_text(metadata)))
+    run.readme.write_text(render_card(read_folder(run.path).fields, metrics=metrics, folder=run.path, training=training_text(metadata)))
 
 
 def training_text(metadata: Mapping[str, Any]) -> str:
     """The model card's "Training" section: train command, backend, seed, data sizes, recipe.
 
     Example:
-        >>> training_text(read_config(Path("runs/cnn-0"))).startswith("Trained with:")  # doctest: +SKIP
+        >>> training_text(read_folder("runs/cnn-0").metadata).startswith("Trained with:")  # doctest: +SKIP
         True
     """
     recipe = metadata["recipe"]
@@ -121,14 +121,15 @@ def push_run(run_path: Path, repo_id: str, **kwargs: Any) -> str:
         '3f1c...'
     """
     from zoo.cards import render_card
-    from zoo.hub import push, read_config
+    from zoo.format import read_folder
+    from zoo.hub import push
 
     with tempfile.TemporaryDirectory(prefix="zoo-run-push-") as name:
         staging = Path(name)
         for path in Path(run_path).iterdir():
             if path.is_file() and path.name not in LOCAL_ONLY:
                 shutil.copy2(path, staging / path.name)
-        config = read_config(staging)
+        config = read_folder(staging).fields
         card = render_card(config, repo_id=repo_id, metrics=config.get("metrics"), folder=staging, training=training_text(config))
         (staging / "README.md").write_text(card)
         return push(staging, repo_id, **kwargs)

@@ -4,7 +4,8 @@ Layout of a finished run::
 
     runs/cnn-0/
         run.json               marker: architecture, recipe, command, status (written first)
-        config.json            zoo.hub.export_folder: architecture + metadata + weight hashes
+        config.json            zoo.format.save_folder: the builder's arguments
+        metadata.json          metrics, recipe, training facts, weight hashes
         model.safetensors      the best epoch (by the recipe's ``monitor``)
         last.safetensors       the last epoch
         metrics.json           test metrics of model.safetensors (zoo.evaluation.evaluate)

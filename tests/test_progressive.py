@@ -1,0 +1,194 @@
+"""CPU-budget training (issue 11): progressive resizing, learning-rate scaling, --backend."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from conftest import ROOT
+
+import zoo
+from zoo.data import ArrayDataset
+from zoo.data.fashion_mnist import find_data_dir
+from zoo.data.resize import check_resolutions, resize_batch, resize_matrix
+from zoo.format import read_folder
+from zoo.training import Recipe, get_recipe, train
+from zoo.training.fit import _check_resume, scaled_lr, training_phases
+from zoo.training.recipes import stretch_resolutions
+from zoo.training.run_dir import prepare_run_dir
+
+BACKEND = keras.backend.backend()
+
+
+def _data_dir() -> Path | None:
+    try:
+        return Path(find_data_dir())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+needs_data = pytest.mark.skipif(_data_dir() is None, reason="needs Fashion-MNIST ($FASHION_MNIST_DIR or dataset-fashion-mnist)")
+
+
+# --- resizing --------------------------------------------------------------------------------
+
+
+def test_resize_keeps_constants_and_averages_blocks():
+    batch = np.full((3, 28, 28, 1), 77, np.uint8)
+    assert np.all(resize_batch(batch, 16) == 77) and np.all(resize_batch(batch, 40) == 77)
+    # Halving: each output pixel is a weighted mean of its neighbourhood, symmetric around
+    # the 2x2 block it covers; a checkerboard of 2x2 blocks of 0 and 200 goes to a uniform-ish grey.
+    rows = np.arange(8)[:, None] // 2
+    cols = np.arange(8)[None, :] // 2
+    board = (((rows + cols) % 2) * 200).astype(np.float32)[None, :, :, None]
+    half = resize_batch(board, 4)[0, :, :, 0]
+    assert half.shape == (4, 4)
+    assert half.min() > 40 and half.max() < 160  # antialiased: no aliasing to pure 0/200
+    np.testing.assert_allclose(resize_matrix(28, 16).sum(axis=1), 1.0, rtol=1e-6)
+    assert resize_batch(batch, 28) is batch
+
+
+def test_resize_matches_a_mean_for_integer_factors_on_smooth_images():
+    x = np.linspace(0, 255, 28, dtype=np.float32)
+    image = np.broadcast_to(x[None, :], (28, 28))[None, :, :, None]
+    small = resize_batch(image, 14)[0, 0, :, 0]
+    means = x.reshape(14, 2).mean(axis=1)
+    np.testing.assert_allclose(small[1:-1], means[1:-1], atol=1e-3)  # linear ramp: exact inside
+
+
+@pytest.mark.parametrize(
+    "bad", [[(1, 16)], [(0, 16), (0, 20)], [(0, 0)], [(0, 16.5)], [(0,)], "16", [(0, True)]]
+)
+def test_bad_resolution_schedules_are_refused(bad):
+    with pytest.raises(ValueError, match="resolutions"):
+        check_resolutions(bad)
+
+
+def test_dataset_resizes_batches_to_the_size_it_is_given():
+    x = np.random.default_rng(0).integers(0, 255, (8, 28, 28, 1)).astype(np.uint8)
+    ds = ArrayDataset(x, np.arange(8), batch_size=4, dtype="uint8", image_size=16)
+    assert ds[0][0].shape == (4, 16, 16, 1) and ds[0][0].dtype == np.uint8
+    ds.set_image_size(None)
+    assert ds[1][0].shape == (4, 28, 28, 1)
+    with pytest.raises(ValueError, match="image_size"):
+        ds.set_image_size(0)
+    with pytest.raises(ValueError, match="classification"):
+        ArrayDataset(x, {"class": np.arange(8), "box": np.zeros((8, 4))}, image_size=16)
+
+
+# --- recipes ---------------------------------------------------------------------------------
+
+
+def test_epochs_override_stretches_the_resolution_schedule():
+    recipe = get_recipe("resnet34")
+    assert recipe.resolutions[-1][1] == 28 and recipe.resolutions[0] == (0, 16)
+    assert stretch_resolutions(recipe.resolutions, recipe.epochs, recipe.epochs) == recipe.resolutions
+    for epochs in (1, 2, 3, 7, 40, 100):
+        stretched = get_recipe("resnet34", epochs=epochs).resolutions
+        assert stretched[-1][1] == 28 and stretched[0][0] == 0 and stretched[-1][0] < epochs
+    with pytest.raises(ValueError, match="must start before the last epoch"):
+        Recipe(arch="x", epochs=3, resolutions=((0, 16), (3, 28)))
+    with pytest.raises(ValueError, match="classification"):
+        Recipe(arch="x", task="localization", pad_crop=0, resolutions=((0, 16),))
+
+
+def test_batch_size_override_scales_the_learning_rate_unless_lr_is_given():
+    recipe = get_recipe("resnet34")
+    assert scaled_lr(recipe, recipe.batch_size // 2, None) == pytest.approx(recipe.lr / 2)
+    assert scaled_lr(recipe, 128, 0.3) == 0.3
+    assert scaled_lr(recipe, None, None) is None
+
+
+def test_resume_accepts_recipe_fields_added_later_at_their_default(tmp_path):
+    run = prepare_run_dir(tmp_path / "run", resume=False, overwrite=False)
+    recipe = get_recipe("cnn")
+    settings = {"name": "cnn", "recipe": recipe.to_dict(), "model_overrides": {}, "seed": 0, "limit": None}
+    old = {**settings, "recipe": {k: v for k, v in recipe.to_dict().items() if k != "resolutions"}}
+    run.write_marker(settings=old)
+    _check_resume(run, settings)  # a field that did not exist then, at its default: fine
+    changed = {**settings, "recipe": {**settings["recipe"], "resolutions": [[0, 16], [1, 28]]}}
+    with pytest.raises(ValueError, match="different settings"):
+        _check_resume(run, changed)
+
+
+# --- training --------------------------------------------------------------------------------
+
+
+@needs_data
+def test_progressive_run_trains_at_each_size_and_records_the_full_size(tmp_path, monkeypatch):
+    import zoo.data.pipeline as pipeline
+
+    seen = set()
+
+    def recording_resize(batch, size):
+        out = resize_batch(batch, size)
+        seen.add(out.shape[1:3])
+        return out
+
+    monkeypatch.setattr(pipeline, "resize_batch", recording_resize)
+    recipe = get_recipe("resnet18", epochs=3, batch_size=32)
+    assert training_phases(recipe) == [(0, 1, 16), (1, 2, 22), (2, 3, 28)]
+    run = train(recipe, output_dir=tmp_path / "run", limit=96, verbose=0)
+    assert seen == {(16, 16), (22, 22), (28, 28)}  # training batches at every size of the schedule
+    folder = read_folder(run)
+    assert folder.config["input_shape"] == [28, 28, 1]
+    assert folder.metadata["recipe"]["resolutions"] == [[0, 16], [1, 22], [2, 28]]
+    model = zoo.load(run)
+    assert model.inputs[0].shape[1:] == (28, 28, 1)
+    assert "--output" not in folder.metadata["train_command"]
+    assert f"--backend {BACKEND}" in folder.metadata["train_command"]
+
+
+@needs_data
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch for the other backend")
+def test_backend_flag_reexecutes_the_script_under_that_backend(tmp_path):
+    other = "torch" if BACKEND != "torch" else "tensorflow"
+    env = {**os.environ, "KERAS_BACKEND": BACKEND}
+    done = subprocess.run(
+        [sys.executable, "scripts/train.py", "cnn", "--backend", other, "--epochs", "1", "--limit", "64",
+         "--batch-size", "32", "--output", str(tmp_path / "run"), "--verbose", "0"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    marker = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert marker["backend"] == other
+    assert read_folder(tmp_path / "run").metadata["train_command"].startswith(f"python scripts/train.py cnn --backend {other}")
+
+
+class _Crash(Exception):
+    pass
+
+
+@needs_data
+def test_progressive_run_resumes_in_the_phase_it_stopped_in(tmp_path, monkeypatch):
+    import zoo.data.pipeline as pipeline
+
+    class CrashAfter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:  # the end of the first (16-px) phase
+                raise _Crash()
+
+    recipe = get_recipe("resnet18", epochs=4, batch_size=32)
+    assert training_phases(recipe) == [(0, 2, 16), (2, 3, 22), (3, 4, 28)]
+    folder = tmp_path / "run"
+    with pytest.raises(_Crash):
+        train(recipe, output_dir=folder, limit=96, verbose=0, callbacks=[CrashAfter()])
+    seen = []
+
+    def recording_resize(batch, size):
+        seen.append(size)
+        return resize_batch(batch, size)
+
+    monkeypatch.setattr(pipeline, "resize_batch", recording_resize)
+    train(recipe, output_dir=folder, limit=96, verbose=0, resume=True)
+    assert 16 not in seen and {22, 28} <= set(seen)  # the 16-px phase was done: not repeated
+    epochs = [int(line.split(",")[0]) for line in (folder / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == [0, 1, 2, 3]
+    assert json.loads((folder / "run.json").read_text())["status"] == "complete"
