@@ -10,6 +10,7 @@ import re
 import pytest
 
 import zoo
+import zoo.training
 from zoo.api import resolve_weights
 from zoo.format import read_folder
 from zoo.registry import all_specs, split_name
@@ -28,6 +29,8 @@ def test_every_weight_tag_has_complete_metadata(arch, tag):
     assert weight.preprocessing["input"] and weight.targets
     assert weight.train_command.startswith(f"python scripts/train.py {arch}")
     assert re.fullmatch(r"[\w.-]+/[\w.-]+", weight.hub_repo_id)
+    assert weight.recipe is not None and weight.recipe.arch == arch  # the tag says how it was trained
+    assert zoo.training.get_recipe(f"{arch}.{tag}") is weight.recipe
     if weight.release is not None:
         release = weight.release
         assert {"config.json", "model.safetensors"} <= {f.name for f in release.files}

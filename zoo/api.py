@@ -258,6 +258,7 @@ def weight_info(weight: WeightSpec) -> dict[str, Any]:
         "license": weight.license,
         "hub_repo_id": weight.hub_repo_id,
         "train_command": weight.train_command,
+        "recipe": weight.recipe.to_dict() if weight.recipe is not None else None,
     }
     if weight.release is not None:
         data["release"] = weight.release.to_dict()

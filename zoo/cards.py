@@ -12,6 +12,9 @@ import string
 from pathlib import Path
 from typing import Any, Mapping
 
+from zoo.recipe import PIPELINE_TAGS
+from zoo.registry import get_spec
+
 CARDS_DIR = Path(__file__).resolve().parent.parent / "MODEL_CARDS"
 _GENERIC = """# $title
 
@@ -31,7 +34,18 @@ $training
 
 $images
 """
-_PIPELINES = {"xception_localizer": "object-detection"}
+
+
+def _task(fields: Mapping[str, Any]) -> str:
+    """The task of a described model: its recipe's, else its architecture's default tag's."""
+    recipe = fields.get("recipe") or {}
+    if recipe.get("task") in PIPELINE_TAGS:
+        return recipe["task"]
+    try:
+        weight = get_spec(fields.get("architecture") or "").weight(None)
+    except ValueError:
+        return "classification"
+    return weight.recipe.task if weight is not None and weight.recipe is not None else "classification"
 
 
 def template_for(architecture: str | None, cards_dir: Path = CARDS_DIR) -> str:
@@ -88,7 +102,7 @@ def render_card(
         tags=["keras", "keras-zoo", "image-classification", arch],
         datasets=[dataset.split("_localization")[0]] if dataset else None,
         metrics=sorted(metrics) or None,
-        pipeline_tag=_PIPELINES.get(arch, "image-classification"),
+        pipeline_tag=PIPELINE_TAGS[_task(config)],
     )
     images = sorted(p.name for p in folder.glob("*.png")) if folder else []
     handle = f"hf://{repo_id}" if repo_id else f"{arch}.{tag}" if tag else arch

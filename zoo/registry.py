@@ -22,6 +22,8 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
+from zoo.recipe import Recipe
+
 ENTRY_POINT_GROUP = "zoo.models"
 _RELEASE_PACKAGE = "zoo.released"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -81,10 +83,13 @@ class Release:
 
 @dataclass(frozen=True)
 class WeightSpec:
-    """A weight tag: what the weights were trained for and with which architecture overrides.
+    """A weight tag: the one record of what its weights are and how they were made.
 
-    ``release`` is filled from the release record when the weights exist; a tag without one
-    is listed as planned, never as available.
+    Architecture ``overrides``, dataset, label names, preprocessing, target metrics, license,
+    the Hub repo, the training ``recipe`` (``zoo.recipe.Recipe``) and the command that runs it.
+    ``release`` (files with sha256, measured metrics, pinned Hub revision) is filled from the
+    release record when the weights exist; a tag without one is listed as planned, never as
+    available.
     """
 
     tag: str
@@ -97,6 +102,7 @@ class WeightSpec:
     license: str = "apache-2.0"
     hub_repo_id: str | None = None
     train_command: str = ""
+    recipe: Recipe | None = None
     release: Release | None = None
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from zoo.data.fashion_mnist import LABEL_NAMES
+from zoo.recipe import Recipe
 from zoo.registry import WeightSpec
 
 #: How every zoo model expects its input: raw pixels, rescaled inside the model.
@@ -24,6 +25,7 @@ def fashion_mnist_weights(
     dataset: str = "fashion_mnist",
     description: str = "Trained from scratch on Fashion-MNIST (60,000 train images, 10 classes).",
     train_command: str | None = None,
+    recipe: Recipe | None = None,
 ) -> WeightSpec:
     """A :class:`WeightSpec` for Fashion-MNIST weights of ``arch``.
 
@@ -41,4 +43,5 @@ def fashion_mnist_weights(
         targets=dict(targets or {}),
         hub_repo_id=f"keras-zoo/{arch}.{tag}",
         train_command=train_command or f"python scripts/train.py {arch}",
+        recipe=recipe,
     )

@@ -6,14 +6,31 @@ import keras
 
 from zoo.layers import DATA_FORMAT, CNNConv2D
 from zoo.models._checks import check_input_shape, check_num_classes, check_rate
-from zoo.registry import register_model
 from zoo.models._tags import fashion_mnist_weights
+from zoo.recipe import Recipe
+from zoo.registry import register_model
 
 
-# The fmnist weights were trained with dropout 0.25 (the recipe's model override): at the
-# tutorial's 0.5 the network underfits (train accuracy <= validation accuracy, 93.2-93.3% test).
+# The recipe of cnn.fmnist, measured (2026-11-29, TensorFlow on a 2-core CPU, seed 0, 60 epochs
+# each): SGD Nesterov, cosine with 2 warm-up epochs, label smoothing 0.1, pad-2 crops and flips.
+# With the tutorial's dropout 0.5 and random erasing 0.1: 93.21% test accuracy; dropout 0.5
+# without erasing: 93.27% (training accuracy stayed at or below validation accuracy: the network
+# underfit); dropout 0.25 (the tag's override) without erasing: 93.59% in float32 and 93.97% in
+# mixed_bfloat16 (the released weights; 23-24 s an epoch against about 44 s in float32 on that
+# CPU, which has AVX512-BF16). One seed each: bfloat16 shows no accuracy cost, not a gain.
+CNN_FMNIST_RECIPE = Recipe(
+    arch="cnn", optimizer="sgd", lr=0.05, warmup_epochs=2, weight_decay=5e-4,
+    label_smoothing=0.1, epochs=60, batch_size=128, pad_crop=2, flip=True, erasing_p=0.0,
+    notes="Target: >= 93.5% test accuracy.",
+)
+
+
 @register_model(
-    weights=[fashion_mnist_weights("cnn", targets={"accuracy": 0.935}, overrides={"dropout": 0.25})],
+    weights=[
+        fashion_mnist_weights(
+            "cnn", targets={"accuracy": 0.935}, overrides={"dropout": 0.25}, recipe=CNN_FMNIST_RECIPE
+        )
+    ],
     head=("predictions",),
 )
 def cnn(

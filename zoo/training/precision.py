@@ -26,9 +26,10 @@ from typing import Any
 
 import keras
 
+from zoo.recipe import AUTO
+
 __all__ = ["AUTO", "cpu_has_native_bfloat16", "native_bfloat16", "resolve_mixed_precision"]
 
-AUTO = "auto"
 #: Backends whose CPU kernels were measured faster in mixed_bfloat16 on a CPU with bfloat16 instructions.
 CPU_BFLOAT16_BACKENDS = ("tensorflow", "torch")
 #: /proc/cpuinfo flags of x86 CPUs with bfloat16 arithmetic.

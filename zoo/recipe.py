@@ -1,0 +1,211 @@
+"""A training recipe: every hyper-parameter of a run, as one frozen record.
+
+A :class:`Recipe` belongs to a weight tag (``zoo.registry.WeightSpec.recipe``): the weights'
+record says how they were trained, like ``meta["recipe"]`` in torchvision's ``Weights``.
+Architectures without a tag recipe can get one with ``zoo.training.register_recipe``.
+This module imports neither Keras nor any model.
+
+Example:
+    >>> recipe = Recipe(arch="cnn", lr=0.05, epochs=60)
+    >>> recipe.replace(epochs=3).epochs, recipe.monitor_mode
+    (3, 'max')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from zoo.data.augment import Augmenter
+from zoo.data.resize import check_resolutions
+
+__all__ = ["AUTO", "Recipe", "stretch_resolutions"]
+
+#: ``mixed_precision="auto"``: bfloat16 where the device runs it natively (zoo.training.precision).
+AUTO = "auto"
+
+OPTIMIZERS = ("sgd", "adamw", "adam")
+SCHEDULES = ("cosine", "constant")
+TASKS = ("classification", "localization")
+#: The Hugging Face Hub pipeline tag of each task (model cards).
+PIPELINE_TAGS = {"classification": "image-classification", "localization": "object-detection"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every hyper-parameter of a training run of ``arch``.
+
+    ``lr`` is the peak learning rate, reached after ``warmup_epochs`` of linear warm-up, then
+    decayed with a cosine to ``lr * min_lr_ratio`` at the last step (``schedule="cosine"``).
+    ``weight_decay`` is Keras' decoupled weight decay (``w -= lr * wd * w``), not applied to
+    biases and batch-norm parameters. ``batch_size`` is the global batch (all replicas).
+    Augmentation runs in numpy inside the input pipeline: ``pad_crop`` pixels of zero padding
+    then a random crop (0 disables it), horizontal ``flip``, and random erasing with
+    probability ``erasing_p``. Localization recipes only allow flips (boxes are mirrored).
+    ``val_size`` images are carved out of the training split for validation; the test split
+    is only used for the final evaluation. ``monitor`` picks the best epoch. ``bn_momentum``
+    (when set) replaces the momentum of every BatchNormalization layer's moving statistics
+    during training (Keras' default 0.99; 0.9 equals PyTorch's default 0.1).
+    ``resolutions`` is a progressive-resizing schedule, ``((first_epoch, size), ...)``: from
+    ``first_epoch`` on, training batches are resized to ``size x size`` after augmentation
+    (validation and test stay at the model's input size, which the last pair must reach).
+
+    Example:
+        >>> Recipe(arch="cnn", lr=0.05).replace(epochs=3).epochs
+        3
+    """
+
+    arch: str
+    task: str = "classification"
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    schedule: str = "cosine"
+    warmup_epochs: float = 2.0
+    min_lr_ratio: float = 0.0
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    epochs: int = 60
+    batch_size: int = 256
+    pad_crop: int = 4
+    flip: bool = True
+    erasing_p: float = 0.0
+    val_size: int = 5000
+    mixed_precision: bool | str = AUTO
+    monitor: str = "val_accuracy"
+    bn_momentum: float | None = None
+    resolutions: tuple[tuple[int, int], ...] = ()
+    loss_weights: Mapping[str, float] = field(default_factory=dict)
+    model_overrides: Mapping[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        _check(self.task in TASKS, "task", self.task, f"one of {TASKS}")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {OPTIMIZERS}")
+        _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
+        _check(_number(self.lr) and self.lr > 0, "lr", self.lr, "a number > 0")
+        _check(_number(self.momentum) and 0 <= self.momentum < 1, "momentum", self.momentum, "in [0, 1)")
+        _check(_number(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, ">= 0")
+        _check(_number(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1, "min_lr_ratio", self.min_lr_ratio, "in [0, 1]")
+        _check(_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
+        _check(
+            _number(self.label_smoothing) and 0 <= self.label_smoothing < 1,
+            "label_smoothing", self.label_smoothing, "in [0, 1)",
+        )
+        _check(_integer(self.epochs) and self.epochs >= 1, "epochs", self.epochs, "an int >= 1")
+        _check(_integer(self.batch_size) and self.batch_size >= 1, "batch_size", self.batch_size, "an int >= 1")
+        _check(_integer(self.pad_crop) and self.pad_crop >= 0, "pad_crop", self.pad_crop, "an int >= 0")
+        _check(_number(self.erasing_p) and 0 <= self.erasing_p <= 1, "erasing_p", self.erasing_p, "in [0, 1]")
+        _check(_integer(self.val_size) and self.val_size >= 1, "val_size", self.val_size, "an int >= 1")
+        _check(
+            self.mixed_precision is True or self.mixed_precision is False or self.mixed_precision == AUTO,
+            "mixed_precision", self.mixed_precision, "True, False or 'auto' (zoo.training.precision)",
+        )
+        _check(
+            self.bn_momentum is None or (_number(self.bn_momentum) and 0 <= self.bn_momentum < 1),
+            "bn_momentum", self.bn_momentum, "None or in [0, 1)",
+        )
+        object.__setattr__(self, "resolutions", check_resolutions(self.resolutions))
+        if self.resolutions and self.task != "classification":
+            raise ValueError(f"Progressive `resolutions` are for classification recipes. Received: task={self.task!r}")
+        if self.resolutions and self.resolutions[-1][0] >= self.epochs:
+            raise ValueError(
+                "The last resolution must start before the last epoch. "
+                f"Received: resolutions={self.resolutions!r}, epochs={self.epochs!r}"
+            )
+        if self.task == "localization" and (self.pad_crop or self.erasing_p):
+            raise ValueError(
+                "Localization recipes only support flips (crops and erasing would break the "
+                f"tight boxes). Received: pad_crop={self.pad_crop!r}, erasing_p={self.erasing_p!r}"
+            )
+
+    @property
+    def monitor_mode(self) -> str:
+        """``"min"`` for a loss, else ``"max"``."""
+        return "min" if self.monitor.endswith("loss") else "max"
+
+    def replace(self, **overrides: Any) -> "Recipe":
+        """A copy with some fields changed; unknown names raise ``ValueError``.
+
+        A new ``epochs`` stretches the progressive ``resolutions`` with it (unless they are
+        given too), see :func:`stretch_resolutions`.
+
+        Example:
+            >>> Recipe(arch="cnn", lr=0.05).replace(lr=0.01, epochs=2).lr
+            0.01
+            >>> Recipe(arch="r", epochs=40, resolutions=((0, 16), (18, 22), (30, 28))).replace(epochs=4).resolutions
+            ((0, 16), (2, 22), (3, 28))
+        """
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"Unknown recipe field(s) {unknown}. Known: {sorted(known)}")
+        epochs = overrides.get("epochs", self.epochs)
+        if self.resolutions and "resolutions" not in overrides and epochs != self.epochs and _integer(epochs) and epochs >= 1:
+            overrides = {**overrides, "resolutions": stretch_resolutions(self.resolutions, self.epochs, epochs)}
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field.
+
+        Example:
+            >>> Recipe(arch="cnn").to_dict()["optimizer"]
+            'sgd'
+        """
+        data = dataclasses.asdict(self)
+        data["loss_weights"] = dict(self.loss_weights)
+        data["model_overrides"] = {k: _jsonable(v) for k, v in self.model_overrides.items()}
+        data["resolutions"] = [list(pair) for pair in self.resolutions]
+        return data
+
+    def augmenter(self) -> Any:
+        """The :class:`zoo.data.Augmenter` of this recipe, or ``None`` when nothing is enabled.
+
+        Example:
+            >>> Recipe(arch="cnn", pad_crop=2).augmenter().pad
+            2
+        """
+        if not (self.pad_crop or self.flip or self.erasing_p):
+            return None
+        return Augmenter(pad=self.pad_crop, flip=self.flip, erasing_p=self.erasing_p, pad_mode="constant")
+
+
+def stretch_resolutions(
+    resolutions: tuple[tuple[int, int], ...], epochs: int, new_epochs: int
+) -> tuple[tuple[int, int], ...]:
+    """A progressive-resizing schedule of ``epochs`` epochs stretched to ``new_epochs``.
+
+    Each phase keeps its share of the run and at least one epoch; when the run has fewer
+    epochs than phases, the first phases are dropped, so a run always ends at full size.
+
+    Example:
+        >>> stretch_resolutions(((0, 16), (18, 22), (30, 28)), 40, 10)
+        ((0, 16), (4, 22), (8, 28))
+        >>> stretch_resolutions(((0, 16), (18, 22), (30, 28)), 40, 2)
+        ((0, 22), (1, 28))
+    """
+    phases = list(resolutions)[-new_epochs:]
+    starts: list[int] = []
+    for index, (first, _) in enumerate(phases):
+        start = 0 if index == 0 else max(round(first * new_epochs / epochs), starts[-1] + 1)
+        starts.append(min(start, new_epochs - (len(phases) - index)))
+    return tuple((start, size) for start, (_, size) in zip(starts, phases))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check(ok: bool, name: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"Recipe field `{name}` must be {expected}. Received: {name}={value!r}")
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
