@@ -214,7 +214,7 @@ def info(name: str) -> dict[str, Any]:
 
     Example:
         >>> info("resnet34")["parameters"]
-        21278154
+        21297994
     """
     spec = get_spec(name)
     _, tag = split_name(name)

@@ -1,8 +1,9 @@
 """``registry.json``: the registry exported from code, and a staleness check.
 
 Example:
-    >>> write_catalog("registry.json")          # regenerate
-    >>> check_catalog("registry.json")          # raises CatalogStaleError when out of date
+    >>> import tempfile
+    >>> path = write_catalog(Path(tempfile.mkdtemp()) / "registry.json")   # regenerate
+    >>> check_catalog(path)        # raises CatalogStaleError when out of date
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ class ResidualUnit(keras.layers.Layer):
 
     Example:
         >>> unit = ResidualUnit(128, strides=2, name="stage2_unit1")
-        >>> unit(keras.ops.zeros((1, 8, 8, 64))).shape
+        >>> tuple(unit(keras.ops.zeros((1, 8, 8, 64))).shape)
         (1, 4, 4, 128)
     """
 

@@ -16,7 +16,7 @@ def box_iou(y_true: Any, y_pred: Any) -> Any:
     """Intersection over union of matching boxes, shape ``(batch,)``.
 
     Example:
-        >>> float(box_iou([[0.5, 0.5, 0.2, 0.2]], [[0.5, 0.5, 0.2, 0.2]])[0])
+        >>> round(float(box_iou([[0.5, 0.5, 0.2, 0.2]], [[0.5, 0.5, 0.2, 0.2]])[0]), 4)
         1.0
     """
     y_true = ops.convert_to_tensor(y_true, dtype="float32")

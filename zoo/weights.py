@@ -92,8 +92,10 @@ def save_weights(
     Existing files are never replaced unless ``overwrite=True``.
 
     Example:
-        >>> save_weights(model, "run/model.safetensors", storage_dtype="float16")
-        [PosixPath('run/model.safetensors')]
+        >>> import tempfile, zoo
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> [p.name for p in save_weights(zoo.create("cnn"), folder / "model.safetensors", storage_dtype="float16")]
+        ['model.safetensors']
     """
     if storage_dtype not in STORAGE_DTYPES:
         raise ValueError(
@@ -192,7 +194,10 @@ def load_weights(
     keeps its fresh initialisation. ``strict=False`` also tolerates missing/unexpected keys.
 
     Example:
-        >>> load_weights(model, "run/model.safetensors").loaded[:1]
+        >>> import tempfile, zoo
+        >>> path = Path(tempfile.mkdtemp()) / "model.safetensors"
+        >>> _ = save_weights(zoo.create("cnn"), path)
+        >>> load_weights(zoo.create("cnn"), path).loaded[:1]
         ['conv1/kernel']
     """
     arrays = read_weights(path)

@@ -50,8 +50,10 @@ def plot_history(history: str | os.PathLike | dict[str, list[float]], path: str 
     """Loss and metric curves (train vs validation), one panel per quantity.
 
     Example:
-        >>> plot_history({"epoch": [0, 1], "loss": [2.0, 1.0], "val_loss": [2.1, 1.2]}, "c.png")
-        PosixPath('c.png')
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> plot_history({"epoch": [0, 1], "loss": [2.0, 1.0], "val_loss": [2.1, 1.2]}, folder / "c.png").name
+        'c.png'
     """
     columns = history if isinstance(history, dict) else read_history(history)
     epochs = np.asarray(columns.get("epoch", []), float) + 1
@@ -76,8 +78,10 @@ def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: 
     """A row-normalised confusion matrix (true rows, predicted columns) with counts.
 
     Example:
-        >>> plot_confusion_matrix(np.eye(2, dtype=int), ["a", "b"], "cm.png")
-        PosixPath('cm.png')
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "cm.png"
+        >>> plot_confusion_matrix(np.eye(2, dtype=int), ["a", "b"], path).read_bytes()[:4]
+        b'\x89PNG'
     """
     matrix = np.asarray(matrix)
     n = matrix.shape[0]
@@ -115,8 +119,10 @@ def plot_boxes(
     Boxes are normalised ``(cx, cy, w, h)``.
 
     Example:
-        >>> plot_boxes(np.zeros((2, 80, 80, 1)), np.full((2, 4), 0.5), np.full((2, 4), 0.4), "b.png")
-        PosixPath('b.png')
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "b.png"
+        >>> plot_boxes(np.zeros((2, 80, 80, 1)), np.full((2, 4), 0.5), np.full((2, 4), 0.4), path).exists()
+        True
     """
     from matplotlib.patches import Rectangle
 
