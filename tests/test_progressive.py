@@ -140,6 +140,11 @@ def test_progressive_run_trains_at_each_size_and_records_the_full_size(tmp_path,
     folder = read_folder(run)
     assert folder.config["input_shape"] == [28, 28, 1]
     assert folder.metadata["recipe"]["resolutions"] == [[0, 16], [1, 22], [2, 28]]
+    timing = folder.metadata["training"]["timing"]
+    assert timing["epochs_timed"] == 3 and set(timing["images_per_second_by_size"]) == {"16", "22", "28"}
+    assert timing["hours"] >= 0 and timing["images_per_second"] > 0
+    card = (run / "README.md").read_text()
+    assert "Trained on:" in card and " cores" in card and "images/s" in card
     model = zoo.load(run)
     assert model.inputs[0].shape[1:] == (28, 28, 1)
     assert "--output" not in folder.metadata["train_command"]

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import keras
 
-__all__ = ["BestWeights", "LogLearningRate"]
+__all__ = ["BestWeights", "EpochTimer", "LogLearningRate", "summarize_timing"]
 
 
 class LogLearningRate(keras.callbacks.Callback):
@@ -27,6 +28,69 @@ class LogLearningRate(keras.callbacks.Callback):
         if logs is not None and self.model.optimizer is not None:
             rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
             logs["learning_rate"] = float(rate)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records each epoch's training seconds, images and image size in ``timing.json``.
+
+    The file survives a killed run and grows across sessions, so a run trained over several
+    sessions still knows its total time and throughput (:func:`summarize_timing`). Set
+    ``image_size`` before each phase of a progressive-resizing run.
+
+    Example:
+        >>> timer = EpochTimer("runs/cnn-0/timing.json", images_per_epoch=55000)
+    """
+
+    def __init__(self, path: str | os.PathLike, images_per_epoch: int, image_size: int | None = None):
+        super().__init__()
+        self.path = Path(path)
+        self.images_per_epoch = int(images_per_epoch)
+        self.image_size = image_size
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        from zoo.format import atomic_write_text
+
+        record = json.loads(self.path.read_text()) if self.path.exists() else {"epochs": {}}
+        record["epochs"][str(epoch)] = {
+            "seconds": round(time.perf_counter() - self._started, 2),
+            "images": self.images_per_epoch,
+            "image_size": self.image_size,
+        }
+        atomic_write_text(self.path, json.dumps(record, indent=1))
+
+
+def summarize_timing(path: str | os.PathLike, epochs: int) -> dict | None:
+    """Hours and images per second of a run from its ``timing.json`` (``None`` without one).
+
+    ``epochs_timed`` says how many of the run's ``epochs`` the figures cover (a run started by
+    an older version may have epochs without a record). Seconds include validation.
+
+    Example:
+        >>> summarize_timing("/nonexistent/timing.json", 3) is None
+        True
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    records = json.loads(path.read_text())["epochs"]
+    seconds = sum(r["seconds"] for r in records.values())
+    images = sum(r["images"] for r in records.values())
+    by_size: dict[str, list[float]] = {}
+    for r in records.values():
+        totals = by_size.setdefault(str(r["image_size"] or "full"), [0.0, 0.0])
+        totals[0] += r["images"]
+        totals[1] += r["seconds"]
+    return {
+        "epochs_timed": len(records),
+        "epochs": epochs,
+        "hours": round(seconds / 3600, 2),
+        "images_per_second": round(images / seconds, 1) if seconds else None,
+        "images_per_second_by_size": {k: round(v[0] / v[1], 1) for k, v in by_size.items() if v[1]},
+    }
 
 
 class BestWeights(keras.callbacks.Callback):

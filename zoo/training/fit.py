@@ -281,7 +281,7 @@ def train(
     from zoo.data import LABEL_NAMES
     from zoo.evaluation import metrics_from_predictions, predict
     from zoo.registry import get_spec, split_name
-    from zoo.training.callbacks import BestWeights, LogLearningRate
+    from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, summarize_timing
     from zoo.training.data import load_training_data
     from zoo.training.distribute import data_parallel
     from zoo.training.report import push_run, summary_line, trained_on, write_results
@@ -330,10 +330,12 @@ def train(
             model = create(name, **_training_overrides(recipe, model_overrides, model_config))
             compile_model(model, recipe, steps_per_epoch=len(data.train))
         best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
+        timer = EpochTimer(run.timing, images_per_epoch=len(data.train) * recipe.batch_size)
         _truncate_history(run.history, initial_epoch)
         data.train.set_epoch(initial_epoch)
         all_callbacks = [
             LogLearningRate(),
+            timer,
             best,
             keras.callbacks.CSVLogger(str(run.history), append=True),
             keras.callbacks.BackupAndRestore(str(run.backup), delete_checkpoint=False),
@@ -348,6 +350,7 @@ def train(
             if done >= end:
                 continue
             data.train.set_image_size(size)
+            timer.image_size = size or int(model_config["input_shape"][0])
             data.train.set_epoch(max(first, done))
             model.fit(
                 data.train, validation_data=data.val, initial_epoch=max(first, done), epochs=end,
@@ -369,6 +372,7 @@ def train(
         "examples": data.counts, "limit": limit, "seconds_this_session": round(seconds, 1),
         "optimizer_steps": optimizer_steps, "distribute": parallel.description,
         "mixed_precision": recipe.mixed_precision, "precision": precision_reason,
+        "timing": summarize_timing(run.timing, recipe.epochs),
     }
     metadata = {
         "dataset": weight.dataset if weight else "fashion_mnist",

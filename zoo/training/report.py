@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -19,14 +20,42 @@ import numpy as np
 
 from zoo.training.run_dir import RunDir
 
-__all__ = ["push_run", "summary_line", "trained_on", "write_results"]
+__all__ = ["cpu_description", "push_run", "summary_line", "trained_on", "write_results"]
 
 #: Files of a run folder that stay local when it is pushed (resume state, last epoch, log).
-LOCAL_ONLY = ("last.safetensors", "run.json", "history.csv")
+LOCAL_ONLY = ("last.safetensors", "run.json", "history.csv", "timing.json")
+
+
+#: CPU flags worth naming in a model card: they decide which kernels (and precisions) run fast.
+NOTABLE_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name, logical core count and notable instruction-set flags.
+
+    Example:
+        >>> isinstance(cpu_description(), str)
+        True
+        >>> cpu_description("/nonexistent").endswith("cores")
+        True
+    """
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    named = [flag for flag in NOTABLE_CPU_FLAGS if flag in flags]
+    text = f"{model}, {os.cpu_count()} cores"
+    return f"{text} ({' '.join(named)})" if named else text
 
 
 def trained_on(distribution: str = "single device") -> str:
-    """Where the run trained: OS, machine, Keras devices and the distribution setup.
+    """Where the run trained: OS, CPU, Keras backend and devices, and the distribution setup.
 
     Example:
         >>> trained_on().startswith(platform.system())
@@ -36,7 +65,10 @@ def trained_on(distribution: str = "single device") -> str:
         devices = ", ".join(keras.distribution.list_devices())
     except Exception:  # backends without device listing
         devices = "unknown devices"
-    return f"{platform.system()} {platform.machine()}; {keras.backend.backend()} on {devices}; {distribution}"
+    return (
+        f"{platform.system()} {platform.machine()}; CPU {cpu_description()}; "
+        f"{keras.backend.backend()} on {devices}; {distribution}"
+    )
 
 
 def write_results(
@@ -84,13 +116,33 @@ def training_text(metadata: Mapping[str, Any]) -> str:
     rows = "\n".join(f"| {key} | {value} |" for key, value in recipe.items() if key != "notes")
     training = metadata["training"]
     best, examples = training["best"], training["examples"]
+    precision = "mixed_bfloat16" if training.get("mixed_precision") else "float32"
     return (
         f"Trained with:\n\n```bash\n{metadata['train_command']}\n```\n\n"
+        f"Trained on: {metadata.get('trained_on', 'unknown')}; precision {precision}. "
+        f"{_timing_text(training.get('timing'))}\n\n"
         f"Backend: {metadata['backend']}, seed {metadata['seed']}, {training['distribute']}. "
         f"Images: {examples['train']} train, {examples['val']} validation (from the train split), "
         f"{examples['test']} test (the metrics above). Best epoch by {best['monitor']}: "
         f"{best['epoch']} of {training['epochs']} ({best['value']}). {recipe.get('notes', '')}\n\n"
         f"| recipe | value |\n|---|---|\n{rows}"
+    )
+
+
+def _timing_text(timing: Mapping[str, Any] | None) -> str:
+    """One sentence on training time and throughput (``summarize_timing``'s figures).
+
+    Example:
+        >>> _timing_text({"epochs_timed": 2, "epochs": 2, "hours": 0.5, "images_per_second": 61.1,
+        ...               "images_per_second_by_size": {"28": 61.1}})
+        'Training took 0.5 hours (2 of 2 epochs timed), 61.1 images/s (by image size: 28 px: 61.1).'
+    """
+    if not timing:
+        return "Training time was not recorded."
+    sizes = ", ".join(f"{size} px: {rate}" for size, rate in timing["images_per_second_by_size"].items())
+    return (
+        f"Training took {timing['hours']} hours ({timing['epochs_timed']} of {timing['epochs']} epochs timed), "
+        f"{timing['images_per_second']} images/s (by image size: {sizes})."
     )
 
 

@@ -10,6 +10,7 @@ Layout of a finished run::
         last.safetensors       the last epoch
         metrics.json           test metrics of model.safetensors (zoo.evaluation.evaluate)
         history.csv            one row per epoch (keras.callbacks.CSVLogger)
+        timing.json            seconds, images and image size of every epoch (all sessions)
         training_curves.png
         confusion_matrix.png   classifiers
         boxes.png              the localizer: predicted vs true boxes
@@ -59,6 +60,7 @@ class RunDir:
     last = property(lambda self: self.path / "last.safetensors")
     metrics = property(lambda self: self.path / "metrics.json")
     history = property(lambda self: self.path / "history.csv")
+    timing = property(lambda self: self.path / "timing.json")
     curves = property(lambda self: self.path / "training_curves.png")
     confusion = property(lambda self: self.path / "confusion_matrix.png")
     boxes = property(lambda self: self.path / "boxes.png")
