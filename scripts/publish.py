@@ -9,7 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from zoo.release import publish
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tools/ (not installed)
+
+from tools.release import publish  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,8 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from zoo.catalog import write_catalog
-from zoo.release import ROOT, stage_release
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tools/ (not installed)
+
+from zoo.catalog import write_catalog  # noqa: E402
+from tools.release import ROOT, stage_release  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

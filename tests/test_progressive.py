@@ -28,10 +28,7 @@ BACKEND = keras.backend.backend()
 
 
 def _data_dir() -> Path | None:
-    try:
-        return Path(find_data_dir())
-    except (FileNotFoundError, ValueError):
-        return None
+    return find_data_dir()
 
 
 needs_data = pytest.mark.skipif(_data_dir() is None, reason="needs Fashion-MNIST ($FASHION_MNIST_DIR or dataset-fashion-mnist)")

@@ -9,7 +9,8 @@ from conftest import predict, sample_batch
 from conftest_hub import hub_env, local_hub  # noqa: F401
 
 import zoo
-from zoo import api, release
+from tools import release
+from zoo import api
 from zoo.format import IntegrityError, read_folder, sha256_of
 from zoo.format import save_folder as export_folder
 from zoo.registry import WeightSpec, _REGISTRY, read_release, register_model

@@ -64,7 +64,9 @@ def _release_dir(weight: WeightSpec) -> Path | None:
 def resolve_weights(name: str) -> tuple[WeightSpec, Path]:
     """Find the released weights of ``name``: a checkout's ``weights/`` folder or the Hub.
 
-    Every file is checked against the sha256 in the release record before it is returned.
+    From a checkout, the release folder is used; an installed zoo pulls the record's Hub repo
+    (its pinned revision once published, else ``main``). Every file is checked against the
+    sha256 in the release record before it is returned.
 
     Example:
         >>> weight, folder = resolve_weights("cnn.fmnist")
@@ -84,13 +86,16 @@ def resolve_weights(name: str) -> tuple[WeightSpec, Path]:
     release = weight.release
     folder = _release_dir(weight)
     if folder is None:
-        if not (release.hub_repo_id and release.hub_revision):
+        # Not in a checkout (an installed zoo): the Hub repo of the record, at its pinned revision,
+        # else at main -- either way every file must match the sha256 in the record.
+        repo_id = release.hub_repo_id or weight.hub_repo_id
+        if not repo_id:
             raise FileNotFoundError(
                 f"The weights of {spec.name}.{weight.tag} are recorded in {release.local_dir!r} "
-                "of a zoo checkout and are not on the Hub yet. Run from a checkout, or pass "
+                "of a zoo checkout and name no Hub repo. Run from a checkout, or pass "
                 "weights=PATH to a copy of that folder."
             )
-        folder = hub.pull(release.hub_repo_id, revision=release.hub_revision, records=release.files)
+        folder = hub.pull(repo_id, revision=release.hub_revision, records=release.files)
     else:
         verify_files(folder, release.files)
     return weight, folder

@@ -1,4 +1,4 @@
-"""Releases: stage a run's weights in ``weights/<arch>.<tag>/`` and record them in the registry.
+"""Releases (a maintainer tool): stage a run's weights in ``weights/<arch>.<tag>/`` and record them.
 
 The staging folder holds exactly what gets pushed to the Hub (``config.json``, safetensors
 weights, ``README.md`` and its images). The release record ``zoo/released/<arch>.<tag>.json``
@@ -20,8 +20,8 @@ from zoo.api import load
 from zoo.format import read_folder
 from zoo.registry import Release, get_spec, set_release, split_name
 
-ROOT = Path(__file__).resolve().parent.parent
-RECORDS_DIR = Path(__file__).resolve().parent / "released"
+ROOT = Path(__file__).resolve().parent.parent  # the checkout
+RECORDS_DIR = ROOT / "zoo" / "released"
 SLICE_SIZE = 1000
 #: Largest change of a test metric that converting the stored weights (float16, bfloat16) may
 #: cause: 0.05 accuracy points.
