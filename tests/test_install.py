@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,13 @@ def test_wheel_in_a_fresh_venv_loads_cnn_from_the_hub_repo_of_its_record(tmp_pat
     monkeypatch.setenv("HF_ENDPOINT", local_hub.endpoint)
     zoo.push(ROOT / release.local_dir, release.hub_repo_id or weight.hub_repo_id)
 
+    source = tmp_path / "source"  # built from a copy: the build writes build/ next to its sources
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "zoo"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+        copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / name).is_dir() else {}))
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(source)],
                    check=True, capture_output=True, timeout=600)
     wheel = next(wheels.glob("keras_zoo-*.whl"))
     venv = tmp_path / "venv"
