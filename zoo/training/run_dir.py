@@ -20,7 +20,8 @@ While training, ``backup/`` (keras.callbacks.BackupAndRestore) and ``best/`` (be
 far) hold the state needed to resume; both are removed when the run completes.
 
 Example:
-    >>> run = prepare_run_dir("runs/cnn-0", resume=False, overwrite=False)
+    >>> import tempfile
+    >>> run = prepare_run_dir(Path(tempfile.mkdtemp()) / "cnn-0", resume=False, overwrite=False)
     >>> run.weights.name
     'model.safetensors'
 """
@@ -116,8 +117,9 @@ def prepare_run_dir(path: str | os.PathLike, *, resume: bool, overwrite: bool) -
       ``train`` are never deleted, even with ``overwrite``.
 
     Example:
-        >>> prepare_run_dir("runs/cnn-0", resume=False, overwrite=True).path
-        PosixPath('runs/cnn-0')
+        >>> import tempfile
+        >>> prepare_run_dir(Path(tempfile.mkdtemp()) / "cnn-0", resume=False, overwrite=True).path.name
+        'cnn-0'
     """
     if resume and overwrite:
         raise ValueError("Pass either resume=True or overwrite=True, not both.")
