@@ -128,9 +128,9 @@ def test_resnet_without_top_returns_pooled_features():
 
 
 def test_localizer_compile_reports_box_iou():
-    from zoo.models.xception import compile_localizer
+    from zoo.tasks import get_task
 
-    model = compile_localizer(zoo.create("xception_localizer", input_shape=(71, 71, 1)))
+    model = get_task("localization").compile(zoo.create("xception_localizer", input_shape=(71, 71, 1)))
     x = sample_batch(model, batch=4)
     y = {"class": np.arange(4), "box": np.full((4, 4), 0.5, dtype="float32")}
     results = model.evaluate(x, y, verbose=0, return_dict=True)

@@ -24,7 +24,8 @@ from conftest_hub import hub_env, local_hub  # noqa: F401
 import zoo
 from zoo.data import load_fashion_mnist
 from zoo.format import FORMAT_VERSION, read_folder
-from zoo.evaluation import confusion_matrix, evaluate, evaluation_data, metrics_from_predictions
+from zoo.evaluation import confusion_matrix, evaluate, evaluation_data
+from zoo.tasks import get_task
 from zoo.training import (
     Recipe,
     RunExistsError,
@@ -175,7 +176,7 @@ def test_evaluation_metrics():
     boxes = np.array([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.2, 0.2]], np.float32)
     outputs = {"class": np.array([[0.1, 0.9], [0.2, 0.8]]), "box": boxes.copy()}
     outputs["box"][1] = [0.8, 0.8, 0.2, 0.2]  # no overlap
-    metrics = metrics_from_predictions({"class": labels, "box": boxes}, outputs)
+    metrics = get_task("localization").metrics_from_predictions({"class": labels, "box": boxes}, outputs)
     assert metrics == {"accuracy": 0.5, "class_accuracy": 0.5, "box_iou": 0.5, "iou_50": 0.5}
 
 

@@ -37,15 +37,11 @@ $images
 
 
 def _task(fields: Mapping[str, Any]) -> str:
-    """The task of a described model: its recipe's, else its architecture's default tag's."""
-    recipe = fields.get("recipe") or {}
-    if recipe.get("task") in PIPELINE_TAGS:
-        return recipe["task"]
+    """The task of a described model: its registered architecture's (classification otherwise)."""
     try:
-        weight = get_spec(fields.get("architecture") or "").weight(None)
+        return get_spec(fields.get("architecture") or "").task
     except ValueError:
         return "classification"
-    return weight.recipe.task if weight is not None and weight.recipe is not None else "classification"
 
 
 def template_for(architecture: str | None, cards_dir: Path = CARDS_DIR) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -69,3 +70,18 @@ class BoxIoUAbove(keras.metrics.MeanMetricWrapper):
 
     def get_config(self) -> dict:
         return {"threshold": self.threshold, "name": self.name, "dtype": self.dtype}
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int | None = None) -> np.ndarray:
+    """Counts ``[true, predicted]`` (int64) of integer labels.
+
+    Example:
+        >>> confusion_matrix(np.array([0, 1, 1]), np.array([0, 1, 0])).tolist()
+        [[1, 0], [1, 1]]
+    """
+    y_true = np.asarray(y_true, np.int64).ravel()
+    y_pred = np.asarray(y_pred, np.int64).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"Labels and predictions differ in length: {y_true.shape} vs {y_pred.shape}")
+    n = num_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
+    return np.bincount(y_true * n + y_pred, minlength=n * n).reshape(n, n)

@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
-from zoo.recipe import Recipe
+from zoo.recipe import TASKS, Recipe
 
 ENTRY_POINT_GROUP = "zoo.models"
 _RELEASE_PACKAGE = "zoo.released"
@@ -122,6 +122,7 @@ class ModelSpec:
     default_tag: str | None
     head: tuple[str, ...]
     module: str
+    task: str = "classification"
 
     def weight(self, tag: str | None) -> WeightSpec | None:
         """The weight spec for ``tag`` (``None`` means the default tag)."""
@@ -181,13 +182,15 @@ def register_model(
     weights: Iterable[WeightSpec] = (),
     default_tag: str | None = None,
     head: Iterable[str] = (),
+    task: str = "classification",
     overwrite: bool = False,
 ) -> Any:
     """Register a model builder under ``name`` (default: the function's name).
 
     The builder must take keyword arguments only, each with a default; those defaults are the
     architecture's default config. ``head`` names the layers re-initialised when weights
-    trained with another ``num_classes`` are loaded.
+    trained with another ``num_classes`` are loaded. ``task`` (``zoo.recipe.TASKS``) says what
+    the outputs mean: it picks losses, metrics, evaluation and card tags (``zoo.tasks``).
 
     Example:
         >>> @register_model(head=("predictions",))
@@ -207,10 +210,17 @@ def register_model(
                 f"A model named {arch!r} is already registered by {_REGISTRY[arch].module}. "
                 "Pass overwrite=True to replace it."
             )
+        if task not in TASKS:
+            raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
         tags: dict[str, WeightSpec] = {}
         for spec in weights:
             if not _TAG_RE.match(spec.tag):
                 raise ValueError(f"Invalid weight tag. Received: tag={spec.tag!r}")
+            if spec.recipe is not None and spec.recipe.task != task:
+                raise ValueError(
+                    f"The recipe of {arch}.{spec.tag} is for task {spec.recipe.task!r}, the architecture's "
+                    f"is {task!r}. Received: recipe.task={spec.recipe.task!r}"
+                )
             release = spec.release or read_release(f"{arch}.{spec.tag}")
             tags[spec.tag] = replace(spec, release=release)
         chosen = default_tag or (next(iter(tags)) if tags else None)
@@ -226,6 +236,7 @@ def register_model(
             default_tag=chosen,
             head=tuple(head),
             module=builder.__module__,
+            task=task,
         )
         return builder
 

@@ -9,7 +9,6 @@ from typing import Any
 import keras
 
 from zoo.layers import DATA_FORMAT
-from zoo.metrics import BoxIoUAbove, MeanBoxIoU
 from zoo.models._checks import check_choice, check_input_shape, check_num_classes
 from zoo.models._tags import fashion_mnist_weights
 from zoo.recipe import Recipe
@@ -17,7 +16,6 @@ from zoo.registry import register_model
 
 #: Xception's own lower bound on input size.
 MIN_SIZE = 71
-LOSS_WEIGHTS = {"class": 0.8, "box": 0.2}
 
 # Xception on 96x96 canvases: flips only (boxes are mirrored); the box loss is weighted up
 # from the tutorial's 0.2 because box MSE gradients are small next to cross-entropy's.
@@ -86,7 +84,7 @@ def xception_backbone(input_shape: tuple[int, int, int], weights: str | None) ->
     return backbone
 
 
-@register_model(weights=[_LOCALIZATION], head=("class",))
+@register_model(weights=[_LOCALIZATION], head=("class",), task="localization")
 def xception_localizer(
     input_shape: tuple[int, int, int] = (96, 96, 1),
     num_classes: int = 10,
@@ -125,23 +123,3 @@ def xception_localizer(
     class_output = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="class")(x)
     box_output = keras.layers.Dense(4, activation="sigmoid", dtype="float32", name="box")(x)
     return keras.Model(inputs, {"class": class_output, "box": box_output}, name="xception_localizer")
-
-
-def compile_localizer(
-    model: keras.Model, optimizer: keras.optimizers.Optimizer | None = None
-) -> keras.Model:
-    """Compile like the tutorial: cross-entropy + box MSE weighted 0.8/0.2, SGD with momentum.
-
-    Reports class accuracy, mean box IoU and the share of boxes with IoU >= 0.5.
-
-    Example:
-        >>> sorted(compile_localizer(xception_localizer()).loss.items())
-        [('box', 'mse'), ('class', 'sparse_categorical_crossentropy')]
-    """
-    model.compile(
-        optimizer=optimizer or keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
-        loss={"class": "sparse_categorical_crossentropy", "box": "mse"},
-        loss_weights=dict(LOSS_WEIGHTS),
-        metrics={"class": ["accuracy"], "box": [MeanBoxIoU(), BoxIoUAbove(0.5)]},
-    )
-    return model

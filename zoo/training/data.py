@@ -4,7 +4,7 @@ The validation set is carved out of the training split (``zoo.data.train_val_spl
 stratified, seeded); the test split is only used for the final evaluation. For the localizer
 the splits become canvases (``zoo.data.make_localization_set``): train canvases from the train
 part (seed ``seed``), validation canvases from the held-out part (seed ``seed + 1``) and test
-canvases from the test split (``zoo.evaluation.LOCALIZATION_TEST_SEED``). Augmentation is
+canvases from the test split (``zoo.tasks.LOCALIZATION_TEST_SEED``). Augmentation is
 the recipe's ``zoo.data.Augmenter`` inside ``zoo.data.ArrayDataset`` (numpy, per batch).
 
 Example:
@@ -86,7 +86,7 @@ def load_training_data(
         {'train': 231, 'val': 25, 'test': 256}
     """
     from zoo.data import ArrayDataset, load_fashion_mnist, make_localization_set, train_val_split
-    from zoo.evaluation import LOCALIZATION_TEST_SEED
+    from zoo.tasks import LOCALIZATION_TEST_SEED
 
     x, y = load_fashion_mnist("train", data_dir=data_dir, limit=limit)
     x_test, y_test = load_fashion_mnist("test", data_dir=data_dir, limit=limit)

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import keras
 
+from zoo.tasks import task_of
 from zoo.training.precision import resolve_mixed_precision
 from zoo.training.recipes import Recipe, get_recipe
 from zoo.training.run_dir import RunDir, prepare_run_dir
@@ -71,47 +72,30 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Opt
 
 
 def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> keras.Model:
-    """Compile ``model`` with the recipe's optimizer, (smoothed) cross-entropy and metrics.
+    """Compile ``model`` for its task with the recipe's optimizer, label smoothing and loss weights.
 
-    With ``label_smoothing > 0`` the class targets must be one-hot
-    (``zoo.training.data.make_targets``). The localizer adds a box MSE loss, weighted by
-    ``recipe.loss_weights`` (default: the tutorial's 0.8/0.2), and box IoU metrics. A recipe
-    ``bn_momentum`` is set on every BatchNormalization layer (nested models included).
+    The task (``zoo.tasks``) gives the losses and metrics; the recipe must be for the model's
+    task. With ``label_smoothing > 0`` the class targets must be one-hot
+    (``zoo.training.data.make_targets``). A recipe ``bn_momentum`` is set on every
+    BatchNormalization layer (nested models included).
 
     Example:
         >>> compile_model(zoo.create("cnn"), get_recipe("cnn"), steps_per_epoch=10).loss  # doctest: +SKIP
     """
-    from zoo.evaluation import is_localizer
-
-    if (recipe.task == "localization") != is_localizer(model):
+    task = task_of(model)
+    if recipe.task != task.name:
         raise ValueError(
-            f"Recipe task {recipe.task!r} does not fit model {model.name!r} "
-            f"(outputs: {[o.name for o in model.outputs]})."
+            f"Recipe task {recipe.task!r} does not fit model {model.name!r}, a {task.name} model. "
+            f"Received: recipe.task={recipe.task!r}"
         )
-    if recipe.label_smoothing > 0:
-        class_loss: Any = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
-        accuracy: Any = keras.metrics.CategoricalAccuracy(name="accuracy")
-    else:
-        class_loss = keras.losses.SparseCategoricalCrossentropy()
-        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     if recipe.bn_momentum is not None:
         for layer in _all_layers(model):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = recipe.bn_momentum
-    optimizer = make_optimizer(recipe, steps_per_epoch)
-    if recipe.task == "classification":
-        model.compile(optimizer=optimizer, loss=class_loss, metrics=[accuracy])
-        return model
-    from zoo.metrics import BoxIoUAbove, MeanBoxIoU
-    from zoo.models.xception import LOSS_WEIGHTS
-
-    model.compile(
-        optimizer=optimizer,
-        loss={"class": class_loss, "box": keras.losses.MeanSquaredError()},
-        loss_weights=dict(recipe.loss_weights or LOSS_WEIGHTS),
-        metrics={"class": [accuracy], "box": [MeanBoxIoU(), BoxIoUAbove(0.5)]},
+    return task.compile(
+        model, make_optimizer(recipe, steps_per_epoch), label_smoothing=recipe.label_smoothing,
+        loss_weights=recipe.loss_weights or None,
     )
-    return model
 
 
 def _all_layers(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
@@ -279,7 +263,7 @@ def train(
     """
     from zoo.api import create
     from zoo.data import LABEL_NAMES
-    from zoo.evaluation import metrics_from_predictions, predict
+    from zoo.evaluation import predict
     from zoo.registry import get_spec, split_name
     from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, summarize_timing
     from zoo.training.data import load_training_data
@@ -364,7 +348,7 @@ def train(
     final = model if reuse else create(name, **model_overrides)
     load_weights(final, best.weights_path)
     outputs = predict(final, data.x_test)
-    metrics = metrics_from_predictions(data.y_test, outputs)
+    metrics = task_of(final).metrics_from_predictions(data.y_test, outputs)
 
     monitored = {"monitor": recipe.monitor, "value": best.best, "epoch": None if best.best_epoch is None else best.best_epoch + 1}
     training = {

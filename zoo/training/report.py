@@ -18,6 +18,8 @@ from typing import Any, Mapping
 import keras
 import numpy as np
 
+from zoo import plots
+from zoo.tasks import task_of
 from zoo.training.run_dir import RunDir
 
 __all__ = ["cpu_description", "push_run", "summary_line", "trained_on", "write_results"]
@@ -83,25 +85,12 @@ def write_results(
         >>> write_results(run, model, metadata, metrics, x_test, y_test, outputs)  # doctest: +SKIP
     """
     from zoo.cards import render_card
-    from zoo.evaluation import confusion_matrix
     from zoo.format import read_folder, save_folder
-    from zoo.training import plots
 
     save_folder(model, run.path, metadata=metadata, overwrite=True)
     run.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
     plots.plot_history(run.history, run.curves)
-    labels = np.asarray(y_test["class"] if isinstance(y_test, dict) else y_test)
-    probs = outputs["class"] if isinstance(outputs, dict) else outputs
-    names = metadata["label_names"]
-    if isinstance(outputs, dict):
-        count = min(16, len(x_test))
-        plots.plot_boxes(
-            x_test[:count], y_test["box"][:count], outputs["box"][:count], run.boxes,
-            true_labels=labels[:count], pred_labels=np.argmax(probs[:count], axis=-1), label_names=names,
-        )
-    else:
-        matrix = confusion_matrix(labels, np.argmax(probs, axis=-1), num_classes=probs.shape[-1])
-        plots.plot_confusion_matrix(matrix, names, run.confusion)
+    task_of(model).plot_results(run.path, x_test, y_test, outputs, metadata["label_names"])
     run.readme.write_text(render_card(read_folder(run.path).fields, metrics=metrics, folder=run.path, training=training_text(metadata)))
 
 

@@ -1,6 +1,6 @@
 """Run-folder figures, drawn with matplotlib's Agg canvas (no pyplot, no global backend change).
 
-matplotlib is imported lazily, inside each function, so ``import zoo.training`` stays light.
+matplotlib is imported lazily, inside each function, so ``import zoo`` stays light.
 
 Example:
     >>> plot_history("runs/cnn-0/history.csv", "runs/cnn-0/training_curves.png")  # doctest: +SKIP

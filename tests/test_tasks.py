@@ -1,0 +1,60 @@
+"""Tasks (issue 12): each architecture names its task; the task owns losses, metrics and cards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import small_overrides
+
+import zoo
+import zoo.training
+from zoo.cards import render_card
+from zoo.recipe import Recipe
+from zoo.registry import WeightSpec, _REGISTRY, all_specs, register_model
+from zoo.tasks import LocalizationTask, get_task, task_of
+
+
+@pytest.mark.parametrize("spec", all_specs(), ids=lambda spec: spec.name)
+def test_every_architecture_names_its_task_and_its_recipes_agree(spec):
+    model = zoo.create(spec.name, **small_overrides(spec.name))
+    assert task_of(model).name == spec.task
+    for weight in spec.weights.values():
+        assert weight.recipe is None or weight.recipe.task == spec.task
+    card = render_card({"architecture": spec.name})
+    assert f"pipeline_tag: {get_task(spec.task).pipeline_tag}" in card
+
+
+def test_the_localizer_is_the_localization_task_and_states_its_loss_weights_once():
+    assert zoo.registry.get_spec("xception_localizer").task == "localization"
+    model = get_task("localization").compile(zoo.create("xception_localizer", input_shape=(71, 71, 1)))
+    assert dict(LocalizationTask.loss_weights) == {"class": 0.8, "box": 0.2}
+    assert model.get_compile_config()["loss_weights"] == {"class": 0.8, "box": 0.2}
+    recipe_weights = zoo.training.get_recipe("xception_localizer").loss_weights
+    compiled = get_task("localization").compile(
+        zoo.create("xception_localizer", input_shape=(71, 71, 1)), loss_weights=recipe_weights
+    )
+    assert compiled.get_compile_config()["loss_weights"] == dict(recipe_weights) != {"class": 0.8, "box": 0.2}
+
+
+def test_metrics_follow_the_task_not_the_outputs():
+    boxes = np.array([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.2, 0.2]], np.float32)
+    moved = boxes.copy()
+    moved[1] = [0.8, 0.8, 0.2, 0.2]
+    metrics = get_task("localization").metrics_from_predictions(
+        {"class": np.array([1, 0]), "box": boxes}, {"class": np.array([[0.1, 0.9], [0.2, 0.8]]), "box": moved}
+    )
+    assert metrics == {"accuracy": 0.5, "class_accuracy": 0.5, "box_iou": 0.5, "iou_50": 0.5}
+    assert get_task("classification").metrics_from_predictions(np.array([1, 0]), np.array([[0.1, 0.9], [0.2, 0.8]])) == {
+        "accuracy": 0.5
+    }
+
+
+def test_bad_tasks_are_refused(monkeypatch):
+    with pytest.raises(ValueError, match="Received: task='segmentation'"):
+        get_task("segmentation")
+    with pytest.raises(ValueError, match="Received: task='detection'"):
+        register_model(lambda input_shape=(4,): None, name="tasktest_a", task="detection")
+    monkeypatch.setitem(_REGISTRY, "tasktest_b", None)
+    wrong = WeightSpec(tag="x", dataset="d", description="d", recipe=Recipe(arch="tasktest_b", task="localization", pad_crop=0))
+    with pytest.raises(ValueError, match="recipe of tasktest_b.x is for task 'localization'"):
+        register_model(lambda input_shape=(4,): None, name="tasktest_b", weights=[wrong], overwrite=True)

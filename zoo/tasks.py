@@ -1,0 +1,206 @@
+"""Tasks: what a model's outputs mean, and everything that follows from that.
+
+A :class:`Task` owns its losses and metrics (one ``compile`` path, ``optimizer="auto"`` like
+keras-hub's ``ImageClassifier.compile``), its evaluation data, the metrics computed from
+predictions, the figures of a finished run and the Hub pipeline tag of its model cards.
+Every registered architecture names its task (``register_model(task=...)``) and every recipe
+states one; nothing guesses a task from a model's outputs or name.
+
+* ``classification``: softmax over classes; ``accuracy``; a confusion matrix.
+* ``localization``: ``{"class": softmax, "box": (cx, cy, w, h)}``; cross-entropy + box MSE
+  weighted :data:`LocalizationTask.loss_weights` (the tutorial's 0.8/0.2 unless a recipe says
+  otherwise); ``accuracy``/``class_accuracy``, ``box_iou`` (mean IoU) and ``iou_50`` (share of
+  boxes with IoU >= 0.5) on canvases built from the test split with a fixed seed.
+
+Example:
+    >>> task = get_task("classification")
+    >>> task.pipeline_tag, task.metrics_from_predictions(np.array([1]), np.array([[0.3, 0.7]]))
+    ('image-classification', {'accuracy': 1.0})
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import keras
+import numpy as np
+
+from zoo import plots
+from zoo.data import make_localization_set
+from zoo.metrics import BoxIoUAbove, MeanBoxIoU, box_iou, confusion_matrix
+from zoo.recipe import PIPELINE_TAGS, TASKS
+from zoo.registry import get_spec
+
+__all__ = ["LOCALIZATION_TEST_SEED", "ClassificationTask", "LocalizationTask", "Task", "get_task", "task_of"]
+
+#: Seed of the localization canvases used for evaluation (train canvases use the run's seed).
+LOCALIZATION_TEST_SEED = 1
+_DIGITS = 6
+
+
+def _class_loss_and_accuracy(label_smoothing: float) -> tuple[Any, Any]:
+    """Smoothed losses need one-hot targets (``zoo.training.data.make_targets``)."""
+    if label_smoothing > 0:
+        return (
+            keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+        )
+    return keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+
+def _auto_optimizer(optimizer: Any) -> Any:
+    """``"auto"``: the tutorial's SGD with momentum 0.9 at 0.01 (training recipes pass their own)."""
+    if isinstance(optimizer, str) and optimizer == "auto":
+        return keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+    return optimizer
+
+
+def _accuracy(labels: Any, probs: Any) -> float:
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    return round(float(np.mean(np.argmax(np.asarray(probs), axis=-1) == labels)), _DIGITS)
+
+
+@dataclass(frozen=True)
+class Task:
+    """The behaviour shared by every task; subclasses fill in the task-specific parts."""
+
+    name: str = ""
+
+    @property
+    def pipeline_tag(self) -> str:
+        """The Hugging Face Hub ``pipeline_tag`` of model cards of this task."""
+        return PIPELINE_TAGS[self.name]
+
+    def compile(
+        self,
+        model: keras.Model,
+        optimizer: Any = "auto",
+        *,
+        label_smoothing: float = 0.0,
+        loss_weights: Mapping[str, float] | None = None,
+    ) -> keras.Model:
+        """Compile ``model`` with this task's losses and metrics; returns it."""
+        raise NotImplementedError
+
+    def evaluation_data(self, x: np.ndarray, y: np.ndarray, input_shape: Sequence[int | None]) -> tuple[np.ndarray, Any]:
+        """Test images and targets shaped for a model of this task (``input_shape`` = H, W, C)."""
+        raise NotImplementedError
+
+    def metrics_from_predictions(self, y: Any, outputs: Any) -> dict[str, float]:
+        """The task's metrics of predictions ``outputs`` against targets ``y``."""
+        raise NotImplementedError
+
+    def plot_results(
+        self, folder: str | os.PathLike, x: np.ndarray, y: Any, outputs: Any, label_names: Sequence[str]
+    ) -> list[str]:
+        """Write the figures of a finished run into ``folder``; returns their file names."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ClassificationTask(Task):
+    """Softmax over classes, scored by accuracy.
+
+    Example:
+        >>> ClassificationTask().metrics_from_predictions(np.array([0, 1]), np.array([[0.9, 0.1], [0.8, 0.2]]))
+        {'accuracy': 0.5}
+    """
+
+    name: str = "classification"
+
+    def compile(self, model, optimizer="auto", *, label_smoothing=0.0, loss_weights=None):
+        loss, accuracy = _class_loss_and_accuracy(label_smoothing)
+        model.compile(optimizer=_auto_optimizer(optimizer), loss=loss, metrics=[accuracy])
+        return model
+
+    def evaluation_data(self, x, y, input_shape):
+        return x, y
+
+    def metrics_from_predictions(self, y, outputs):
+        return {"accuracy": _accuracy(y, outputs)}
+
+    def plot_results(self, folder, x, y, outputs, label_names):
+        probs = np.asarray(outputs)
+        matrix = confusion_matrix(np.asarray(y), np.argmax(probs, axis=-1), num_classes=probs.shape[-1])
+        return [plots.plot_confusion_matrix(matrix, label_names, os.path.join(folder, "confusion_matrix.png")).name]
+
+
+@dataclass(frozen=True)
+class LocalizationTask(Task):
+    """One item per image: its class (softmax ``class``) and box (``box``: cx, cy, w, h in [0, 1]).
+
+    Example:
+        >>> boxes = np.array([[0.5, 0.5, 0.2, 0.2]], np.float32)
+        >>> LocalizationTask().metrics_from_predictions(
+        ...     {"class": np.array([1]), "box": boxes}, {"class": np.array([[0.3, 0.7]]), "box": boxes})
+        {'accuracy': 1.0, 'class_accuracy': 1.0, 'box_iou': 1.0, 'iou_50': 1.0}
+    """
+
+    name: str = "localization"
+    #: The tutorial's weights of the class and box losses, used unless a recipe gives its own.
+    loss_weights: tuple[tuple[str, float], ...] = (("class", 0.8), ("box", 0.2))
+
+    def compile(self, model, optimizer="auto", *, label_smoothing=0.0, loss_weights=None):
+        loss, accuracy = _class_loss_and_accuracy(label_smoothing)
+        model.compile(
+            optimizer=_auto_optimizer(optimizer),
+            loss={"class": loss, "box": keras.losses.MeanSquaredError()},
+            loss_weights=dict(loss_weights or dict(self.loss_weights)),
+            metrics={"class": [accuracy], "box": [MeanBoxIoU(), BoxIoUAbove(0.5)]},
+        )
+        return model
+
+    def evaluation_data(self, x, y, input_shape):
+        size = int(input_shape[0])
+        canvases, labels, boxes = make_localization_set(x, y, canvas_size=size, seed=LOCALIZATION_TEST_SEED)
+        return canvases, {"class": labels, "box": boxes}
+
+    def metrics_from_predictions(self, y, outputs):
+        accuracy = _accuracy(y["class"], outputs["class"])
+        truth = np.asarray(y["box"], np.float32)
+        iou = np.asarray(keras.ops.convert_to_numpy(box_iou(truth, np.asarray(outputs["box"], np.float32))))
+        return {
+            "accuracy": accuracy,
+            "class_accuracy": accuracy,
+            "box_iou": round(float(np.mean(iou, dtype=np.float64)), _DIGITS),
+            "iou_50": round(float(np.mean(iou >= 0.5)), _DIGITS),
+        }
+
+    def plot_results(self, folder, x, y, outputs, label_names):
+        count = min(16, len(x))
+        labels = np.asarray(y["class"])
+        path = plots.plot_boxes(
+            x[:count], y["box"][:count], outputs["box"][:count], os.path.join(folder, "boxes.png"),
+            true_labels=labels[:count], pred_labels=np.argmax(outputs["class"][:count], axis=-1), label_names=label_names,
+        )
+        return [path.name]
+
+
+_TASKS: dict[str, Task] = {"classification": ClassificationTask(), "localization": LocalizationTask()}
+assert set(_TASKS) == set(TASKS)
+
+
+def get_task(name: str) -> Task:
+    """The :class:`Task` called ``name`` (``"classification"`` or ``"localization"``).
+
+    Example:
+        >>> get_task("localization").pipeline_tag
+        'object-detection'
+    """
+    if name not in _TASKS:
+        raise ValueError(f"Unknown task. Accepted: {sorted(_TASKS)}. Received: task={name!r}")
+    return _TASKS[name]
+
+
+def task_of(model: keras.Model) -> Task:
+    """The task of a model built by the zoo (its registered architecture's); classification
+    for any other Keras model.
+
+    Example:
+        >>> task_of(zoo.create("cnn")).name  # doctest: +SKIP
+        'classification'
+    """
+    architecture = (getattr(model, "zoo_config", None) or {}).get("architecture")
+    return get_task(get_spec(architecture).task) if architecture else _TASKS["classification"]
