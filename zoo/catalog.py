@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from zoo.api import info
 from zoo.registry import all_specs
 
 CATALOG_VERSION = 1
@@ -24,8 +25,6 @@ class CatalogStaleError(RuntimeError):
 
 def catalog() -> dict[str, Any]:
     """Every architecture and weight tag, as written to ``registry.json``."""
-    from zoo.api import info
-
     models = {}
     for spec in all_specs():
         details = info(spec.name)

@@ -54,6 +54,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "ArrayDataset":
+        # Lazy: the pipeline imports Keras; the rest of zoo.data is numpy only.
         from zoo.data.pipeline import ArrayDataset
 
         return ArrayDataset

@@ -7,11 +7,29 @@ Example:
     256
 """
 
-from zoo.training.fit import compile_model, make_optimizer, make_schedule, train, train_command
+from zoo.training.fit import (
+    FitResult,
+    RunResult,
+    TrainingPlan,
+    compile_model,
+    finalize_run,
+    fit_run,
+    make_optimizer,
+    make_schedule,
+    prepare_run,
+    train,
+    train_command,
+)
 from zoo.training.recipes import RECIPES, Recipe, get_recipe, list_recipes, register_recipe
 from zoo.training.run_dir import RunDir, RunExistsError, default_run_dir, prepare_run_dir
 
 __all__ = [
+    "FitResult",
+    "RunResult",
+    "TrainingPlan",
+    "finalize_run",
+    "fit_run",
+    "prepare_run",
     "RECIPES",
     "Recipe",
     "RunDir",

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import keras
 
+from zoo.format import atomic_write_text
+from zoo.weights import save_weights
 __all__ = ["BestWeights", "EpochTimer", "LogLearningRate", "summarize_timing"]
 
 
@@ -52,8 +54,6 @@ class EpochTimer(keras.callbacks.Callback):
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        from zoo.format import atomic_write_text
-
         record = json.loads(self.path.read_text()) if self.path.exists() else {"epochs": {}}
         record["epochs"][str(epoch)] = {
             "seconds": round(time.perf_counter() - self._started, 2),
@@ -138,8 +138,6 @@ class BestWeights(keras.callbacks.Callback):
             self.best, self.best_epoch = record["value"], record["epoch"]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        from zoo.weights import save_weights
-
         logs = logs or {}
         if self.monitor not in logs:
             raise ValueError(

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from zoo.data import ArrayDataset, load_fashion_mnist, make_localization_set, train_val_split
+from zoo.tasks import LOCALIZATION_TEST_SEED
 from zoo.training.recipes import Recipe
 
 __all__ = ["TrainingData", "load_training_data", "make_targets", "validation_size"]
@@ -85,8 +87,6 @@ def load_training_data(
         >>> load_training_data(get_recipe("cnn"), input_shape=(28, 28, 1), limit=256).counts  # doctest: +SKIP
         {'train': 231, 'val': 25, 'test': 256}
     """
-    from zoo.data import ArrayDataset, load_fashion_mnist, make_localization_set, train_val_split
-    from zoo.tasks import LOCALIZATION_TEST_SEED
 
     x, y = load_fashion_mnist("train", data_dir=data_dir, limit=limit)
     x_test, y_test = load_fashion_mnist("test", data_dir=data_dir, limit=limit)

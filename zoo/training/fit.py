@@ -1,5 +1,9 @@
 """``train``: one call from an architecture name to a finished run folder.
 
+``train`` = :func:`prepare_run` (recipe, config, run folder: a :class:`TrainingPlan`) ->
+:func:`fit_run` (data, model, one ``model.fit`` per resolution phase: a :class:`FitResult`) ->
+:func:`finalize_run` (test metrics, exported folder, figures, card: a :class:`RunResult`).
+
 Example:
     >>> from zoo.training import train
     >>> run = train("cnn", output_dir="runs/cnn-quick", epochs=1, limit=512)  # doctest: +SKIP
@@ -15,15 +19,25 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import keras
 
+from zoo.api import create
+from zoo.data import LABEL_NAMES
+from zoo.evaluation import predict
+from zoo.registry import WeightSpec, get_spec, split_name
 from zoo.tasks import task_of
+from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, summarize_timing
+from zoo.training.data import TrainingData, load_training_data
+from zoo.training.distribute import data_parallel
 from zoo.training.precision import resolve_mixed_precision
 from zoo.training.recipes import Recipe, get_recipe
+from zoo.training.report import push_run, summary_line, trained_on, write_results
 from zoo.training.run_dir import RunDir, prepare_run_dir
+from zoo.weights import load_weights, save_weights
 
 __all__ = ["compile_model", "make_optimizer", "make_schedule", "scaled_lr", "train", "training_phases", "train_command"]
 
@@ -222,6 +236,228 @@ def _check_resume(run: RunDir, settings: Mapping[str, Any]) -> None:
         )
 
 
+@dataclass
+class TrainingPlan:
+    """Everything decided before a weight moves: recipe, model config, run folder, command.
+
+    Made by :func:`prepare_run`; :func:`fit_run` trains it and :func:`finalize_run` writes the
+    results. The run folder's marker (``run.json``) is written when the plan is made.
+    """
+
+    name: str
+    recipe: Recipe
+    weight: WeightSpec | None
+    model_config: dict[str, Any]
+    model_overrides: dict[str, Any]
+    run: RunDir
+    command: str
+    precision_reason: str
+    initial_epoch: int
+    seed: int = 0
+    limit: int | None = None
+    data_dir: str | os.PathLike | None = None
+    distribute: bool = False
+    verbose: int = 1
+    callbacks: Sequence[keras.callbacks.Callback] = ()
+
+
+@dataclass
+class FitResult:
+    """What training produced: the trained model, its data, the best epoch and the run's figures."""
+
+    model: keras.Model
+    data: TrainingData
+    best: BestWeights
+    seconds: float
+    optimizer_steps: int
+    distribution: str
+    num_replicas: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: its folder, test metrics, the best epoch and the training facts."""
+
+    path: Path
+    metrics: Mapping[str, float]
+    best: Mapping[str, Any]
+    training: Mapping[str, Any]
+
+
+def prepare_run(
+    arch_or_name: str | Recipe,
+    *,
+    output_dir: str | os.PathLike,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    overwrite: bool = False,
+    mixed_precision: bool | None = None,
+    distribute: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    verbose: int = 1,
+    recipe_overrides: Mapping[str, Any] | None = None,
+    model_overrides: Mapping[str, Any] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    command: str | None = None,
+) -> TrainingPlan:
+    """Resolve the recipe and model config, prepare the run folder, record what will run.
+
+    Arguments as in :func:`train`. Raises before anything is written when an override, the
+    run folder or a resumed run's settings do not fit.
+
+    Example:
+        >>> import tempfile
+        >>> plan = prepare_run("cnn", output_dir=Path(tempfile.mkdtemp()) / "run", epochs=2, limit=256)
+        >>> plan.recipe.epochs, plan.model_config["dropout"], plan.command.split()[2]
+        (2, 0.25, 'cnn')
+    """
+    if isinstance(arch_or_name, Recipe):
+        name, recipe = arch_or_name.arch, arch_or_name
+    else:
+        name, recipe = arch_or_name, get_recipe(arch_or_name)
+    recipe = recipe.replace(**recipe_overrides) if recipe_overrides else recipe
+    flags = {"epochs": epochs, "batch_size": batch_size, "lr": scaled_lr(recipe, batch_size, lr)}
+    recipe = recipe.replace(**{k: v for k, v in flags.items() if v is not None})
+    use_mixed, precision_reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
+    recipe = recipe.replace(mixed_precision=use_mixed)
+    overrides = {**recipe.model_overrides, **dict(model_overrides or {})}
+    spec = get_spec(name)
+    tag = split_name(name)[1]
+    model_config = spec.config_for(tag, overrides)  # validates the overrides early
+    # The recorded command leaves out --output and --data-dir: paths of this machine.
+    command = command or train_command(
+        name, backend=keras.backend.backend(), epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
+        seed=seed, mixed_precision=use_mixed, distribute=distribute,
+    ) + (f"  # model_overrides={dict(overrides)!r}" if overrides else "")
+
+    run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)
+    settings = _settings(name, recipe, overrides, seed=seed, limit=limit)
+    if resume:
+        _check_resume(run, settings)
+    initial_epoch = run.backed_up_epochs() if resume else 0
+    run.write_marker(status="training", architecture=name, settings=settings, command=command,
+                     backend=keras.backend.backend())
+    return TrainingPlan(
+        name=name, recipe=recipe, weight=spec.weight(tag), model_config=model_config, model_overrides=overrides,
+        run=run, command=command, precision_reason=precision_reason, initial_epoch=initial_epoch, seed=seed,
+        limit=limit, data_dir=data_dir, distribute=distribute, verbose=verbose, callbacks=tuple(callbacks),
+    )
+
+
+def fit_run(plan: TrainingPlan) -> FitResult:
+    """Load the data, build and compile the model, and train every phase of the plan's recipe.
+
+    One ``model.fit`` per resolution phase: TensorFlow's input pipeline fixes the batch shape of
+    a fit, so each image size gets its own. The optimizer state carries over; after a kill,
+    BackupAndRestore's epoch count skips the phases (and epochs) already done.
+
+    Example:
+        >>> fitted = fit_run(plan)                       # doctest: +SKIP
+        >>> fitted.optimizer_steps                       # doctest: +SKIP
+        14
+    """
+    recipe, run = plan.recipe, plan.run
+    keras.utils.set_random_seed(plan.seed)
+    with _precision(recipe.mixed_precision), data_parallel(plan.distribute) as parallel:
+        if parallel.num_replicas > 1 and recipe.batch_size % parallel.num_replicas:
+            raise ValueError(
+                f"batch_size={recipe.batch_size} must be divisible by the {parallel.num_replicas} "
+                "devices of a distributed run."
+            )
+        data = load_training_data(
+            recipe, input_shape=plan.model_config["input_shape"], seed=plan.seed, limit=plan.limit,
+            data_dir=plan.data_dir, num_replicas=parallel.num_replicas,
+        )
+        with parallel.scope():
+            model = create(plan.name, **_training_overrides(recipe, plan.model_overrides, plan.model_config))
+            compile_model(model, recipe, steps_per_epoch=len(data.train))
+        best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
+        timer = EpochTimer(run.timing, images_per_epoch=len(data.train) * recipe.batch_size)
+        _truncate_history(run.history, plan.initial_epoch)
+        all_callbacks = [
+            LogLearningRate(),
+            timer,
+            best,
+            keras.callbacks.CSVLogger(str(run.history), append=True),
+            keras.callbacks.BackupAndRestore(str(run.backup), delete_checkpoint=False),
+            *plan.callbacks,
+        ]
+        started = time.perf_counter()
+        for first, end, size in training_phases(recipe):
+            done = run.backed_up_epochs()
+            if done >= end:
+                continue
+            data.train.set_image_size(size)
+            timer.image_size = size or int(plan.model_config["input_shape"][0])
+            data.train.set_epoch(max(first, done))
+            model.fit(
+                data.train, validation_data=data.val, initial_epoch=max(first, done), epochs=end,
+                callbacks=all_callbacks, verbose=plan.verbose,
+            )
+        seconds = time.perf_counter() - started
+        optimizer_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        save_weights(model, run.last, overwrite=True)
+    return FitResult(
+        model=model, data=data, best=best, seconds=seconds, optimizer_steps=optimizer_steps,
+        distribution=parallel.description, num_replicas=parallel.num_replicas,
+    )
+
+
+def finalize_run(plan: TrainingPlan, fitted: FitResult, *, push: str | None = None) -> RunResult:
+    """Evaluate the best epoch on the test split and write the run folder's results.
+
+    The exported model is a float32, single-device model holding the best epoch's weights; the
+    resume state (``best/``, ``backup/``) is removed once the results exist. ``push`` uploads
+    the finished folder (``zoo.push``).
+
+    Example:
+        >>> result = finalize_run(plan, fit_run(plan))   # doctest: +SKIP
+        >>> result.metrics                               # doctest: +SKIP
+        {'accuracy': 0.7432}
+    """
+    recipe, run, weight, data = plan.recipe, plan.run, plan.weight, fitted.data
+    reuse = fitted.num_replicas == 1 and not recipe.mixed_precision and not recipe.resolutions
+    final = fitted.model if reuse else create(plan.name, **plan.model_overrides)
+    load_weights(final, fitted.best.weights_path)
+    outputs = predict(final, data.x_test)
+    metrics = task_of(final).metrics_from_predictions(data.y_test, outputs)
+    best = fitted.best
+    monitored = {"monitor": recipe.monitor, "value": best.best, "epoch": None if best.best_epoch is None else best.best_epoch + 1}
+    training = {
+        "epochs": recipe.epochs, "resumed_from_epoch": plan.initial_epoch or None, "best": monitored,
+        "examples": data.counts, "limit": plan.limit, "seconds_this_session": round(fitted.seconds, 1),
+        "optimizer_steps": fitted.optimizer_steps, "distribute": fitted.distribution,
+        "mixed_precision": recipe.mixed_precision, "precision": plan.precision_reason,
+        "timing": summarize_timing(run.timing, recipe.epochs),
+    }
+    metadata = {
+        "dataset": weight.dataset if weight else "fashion_mnist",
+        "label_names": list(weight.label_names if weight and weight.label_names else LABEL_NAMES),
+        "preprocessing": dict(weight.preprocessing) if weight else {},
+        "metrics": metrics,
+        "evaluation": {"split": "test", "examples": data.counts["test"], "limit": plan.limit},
+        "recipe": recipe.to_dict(),
+        "seed": plan.seed,
+        "backend": keras.backend.backend(),
+        "train_command": plan.command,
+        "trained_on": trained_on(fitted.distribution),
+        "license": weight.license if weight else "apache-2.0",
+        "training": training,
+    }
+    write_results(run, final, metadata, metrics, data.x_test, data.y_test, outputs)
+    run.write_marker(status="complete", metrics=metrics, training=training)
+    shutil.rmtree(run.best, ignore_errors=True)  # resume state, kept until the results exist
+    shutil.rmtree(run.backup, ignore_errors=True)
+    print(summary_line(plan.name, metrics, monitored, recipe.epochs, fitted.seconds, run.path))
+    if push:
+        print(f"[zoo] pushed {run.path} to {push} at {push_run(run.path, push)}")
+    return RunResult(path=run.path, metrics=metrics, best=monitored, training=training)
+
+
 def train(
     arch_or_name: str | Recipe,
     *,
@@ -245,138 +481,30 @@ def train(
 ) -> Path:
     """Train ``arch_or_name`` (``"cnn"``, ``"resnet34.fmnist"`` or a :class:`Recipe`) on Fashion-MNIST.
 
+    :func:`prepare_run` -> :func:`fit_run` -> :func:`finalize_run`, returning the run folder.
     ``epochs``, ``batch_size`` and ``lr`` override the recipe (so does ``recipe_overrides``,
-    any field); ``model_overrides`` go to ``zoo.create`` (e.g. a smaller localizer
-    ``{"input_shape": (71, 71, 1)}``). ``limit`` keeps the first ``limit`` images of each split.
-    An existing run folder is refused unless ``resume`` (continue from the last finished epoch,
-    with the optimizer state) or ``overwrite``. ``mixed_precision`` (True / False; None: the
-    recipe's, ``"auto"`` by default: ``mixed_bfloat16`` where the device runs bfloat16 natively,
-    see :mod:`zoo.training.precision`) trains with ``mixed_bfloat16``; ``distribute`` trains data-parallel over all local devices
+    any field; a new batch size scales the learning rate unless ``lr`` is given, and a new
+    ``epochs`` stretches a progressive-resizing schedule); ``model_overrides`` go to
+    ``zoo.create`` (e.g. a smaller localizer ``{"input_shape": (71, 71, 1)}``). ``limit`` keeps
+    the first ``limit`` images of each split. An existing run folder is refused unless
+    ``resume`` (continue from the last finished epoch, with the optimizer state) or
+    ``overwrite``. ``mixed_precision`` (True / False; None: the recipe's, ``"auto"`` by default:
+    ``mixed_bfloat16`` where the device runs bfloat16 natively, see :mod:`zoo.training.precision`)
+    trains with ``mixed_bfloat16``; ``distribute`` trains data-parallel over all local devices
     (:mod:`zoo.training.distribute`); ``push`` uploads the finished folder with ``zoo.push``
-    (all but ``last.safetensors``, ``run.json`` and ``history.csv``).
-    Extra Keras ``callbacks`` run after the built-in ones. Returns the run folder.
+    (all but ``last.safetensors``, ``run.json``, ``history.csv`` and ``timing.json``).
+    Extra Keras ``callbacks`` run after the built-in ones (once per resolution phase for
+    ``on_train_begin``/``on_train_end``).
 
     Example:
         >>> run = train("cnn", output_dir="runs/cnn-try", epochs=2, limit=1024)  # doctest: +SKIP
         >>> json.loads((run / "metrics.json").read_text())                     # doctest: +SKIP
         {'accuracy': 0.7432}
     """
-    from zoo.api import create
-    from zoo.data import LABEL_NAMES
-    from zoo.evaluation import predict
-    from zoo.registry import get_spec, split_name
-    from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, summarize_timing
-    from zoo.training.data import load_training_data
-    from zoo.training.distribute import data_parallel
-    from zoo.training.report import push_run, summary_line, trained_on, write_results
-    from zoo.weights import load_weights, save_weights
-
-    if isinstance(arch_or_name, Recipe):
-        name, recipe = arch_or_name.arch, arch_or_name
-    else:
-        name, recipe = arch_or_name, get_recipe(arch_or_name)
-    recipe = recipe.replace(**recipe_overrides) if recipe_overrides else recipe
-    flags = {"epochs": epochs, "batch_size": batch_size, "lr": scaled_lr(recipe, batch_size, lr)}
-    recipe = recipe.replace(**{k: v for k, v in flags.items() if v is not None})
-    use_mixed, precision_reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
-    recipe = recipe.replace(mixed_precision=use_mixed)
-    model_overrides = {**recipe.model_overrides, **dict(model_overrides or {})}
-    spec = get_spec(name)
-    tag = split_name(name)[1]
-    model_config = spec.config_for(tag, model_overrides)  # validates the overrides early
-    weight = spec.weight(tag)
-    # The recorded command leaves out --output and --data-dir: paths of this machine.
-    command = command or train_command(
-        name, backend=keras.backend.backend(), epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
-        seed=seed, mixed_precision=use_mixed, distribute=distribute,
-    ) + (f"  # model_overrides={dict(model_overrides)!r}" if model_overrides else "")
-
-    run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)
-    settings = _settings(name, recipe, model_overrides, seed=seed, limit=limit)
-    if resume:
-        _check_resume(run, settings)
-    initial_epoch = run.backed_up_epochs() if resume else 0
-    run.write_marker(status="training", architecture=name, settings=settings, command=command,
-                     backend=keras.backend.backend())
-    keras.utils.set_random_seed(seed)
-
-    with _precision(recipe.mixed_precision), data_parallel(distribute) as parallel:
-        if parallel.num_replicas > 1 and recipe.batch_size % parallel.num_replicas:
-            raise ValueError(
-                f"batch_size={recipe.batch_size} must be divisible by the {parallel.num_replicas} "
-                "devices of a distributed run."
-            )
-        data = load_training_data(
-            recipe, input_shape=model_config["input_shape"], seed=seed, limit=limit,
-            data_dir=data_dir, num_replicas=parallel.num_replicas,
-        )
-        with parallel.scope():
-            model = create(name, **_training_overrides(recipe, model_overrides, model_config))
-            compile_model(model, recipe, steps_per_epoch=len(data.train))
-        best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
-        timer = EpochTimer(run.timing, images_per_epoch=len(data.train) * recipe.batch_size)
-        _truncate_history(run.history, initial_epoch)
-        data.train.set_epoch(initial_epoch)
-        all_callbacks = [
-            LogLearningRate(),
-            timer,
-            best,
-            keras.callbacks.CSVLogger(str(run.history), append=True),
-            keras.callbacks.BackupAndRestore(str(run.backup), delete_checkpoint=False),
-            *callbacks,
-        ]
-        started = time.perf_counter()
-        # One fit per resolution phase: TensorFlow's input pipeline fixes the batch shape of a
-        # fit, so each image size gets its own. The optimizer state carries over; after a kill,
-        # BackupAndRestore's epoch count skips the phases (and epochs) already done.
-        for first, end, size in training_phases(recipe):
-            done = run.backed_up_epochs()
-            if done >= end:
-                continue
-            data.train.set_image_size(size)
-            timer.image_size = size or int(model_config["input_shape"][0])
-            data.train.set_epoch(max(first, done))
-            model.fit(
-                data.train, validation_data=data.val, initial_epoch=max(first, done), epochs=end,
-                callbacks=all_callbacks, verbose=verbose,
-            )
-        seconds = time.perf_counter() - started
-        optimizer_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-        save_weights(model, run.last, overwrite=True)
-        reuse = parallel.num_replicas == 1 and not recipe.mixed_precision and not recipe.resolutions
-    # Evaluate (and export) a float32, single-device model holding the best epoch's weights.
-    final = model if reuse else create(name, **model_overrides)
-    load_weights(final, best.weights_path)
-    outputs = predict(final, data.x_test)
-    metrics = task_of(final).metrics_from_predictions(data.y_test, outputs)
-
-    monitored = {"monitor": recipe.monitor, "value": best.best, "epoch": None if best.best_epoch is None else best.best_epoch + 1}
-    training = {
-        "epochs": recipe.epochs, "resumed_from_epoch": initial_epoch or None, "best": monitored,
-        "examples": data.counts, "limit": limit, "seconds_this_session": round(seconds, 1),
-        "optimizer_steps": optimizer_steps, "distribute": parallel.description,
-        "mixed_precision": recipe.mixed_precision, "precision": precision_reason,
-        "timing": summarize_timing(run.timing, recipe.epochs),
-    }
-    metadata = {
-        "dataset": weight.dataset if weight else "fashion_mnist",
-        "label_names": list(weight.label_names if weight and weight.label_names else LABEL_NAMES),
-        "preprocessing": dict(weight.preprocessing) if weight else {},
-        "metrics": metrics,
-        "evaluation": {"split": "test", "examples": data.counts["test"], "limit": limit},
-        "recipe": recipe.to_dict(),
-        "seed": seed,
-        "backend": keras.backend.backend(),
-        "train_command": command,
-        "trained_on": trained_on(parallel.description),
-        "license": weight.license if weight else "apache-2.0",
-        "training": training,
-    }
-    write_results(run, final, metadata, metrics, data.x_test, data.y_test, outputs)
-    run.write_marker(status="complete", metrics=metrics, training=training)
-    shutil.rmtree(run.best, ignore_errors=True)  # resume state, kept until the results exist
-    shutil.rmtree(run.backup, ignore_errors=True)
-    print(summary_line(name, metrics, monitored, recipe.epochs, seconds, run.path))
-    if push:
-        print(f"[zoo] pushed {run.path} to {push} at {push_run(run.path, push)}")
-    return run.path
+    plan = prepare_run(
+        arch_or_name, output_dir=output_dir, epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
+        seed=seed, resume=resume, overwrite=overwrite, mixed_precision=mixed_precision, distribute=distribute,
+        data_dir=data_dir, verbose=verbose, recipe_overrides=recipe_overrides, model_overrides=model_overrides,
+        callbacks=callbacks, command=command,
+    )
+    return finalize_run(plan, fit_run(plan), push=push).path

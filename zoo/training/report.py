@@ -19,6 +19,9 @@ import keras
 import numpy as np
 
 from zoo import plots
+from zoo.cards import render_card
+from zoo.format import read_folder, save_folder
+from zoo.hub import push
 from zoo.tasks import task_of
 from zoo.training.run_dir import RunDir
 
@@ -84,8 +87,6 @@ def write_results(
     Example:
         >>> write_results(run, model, metadata, metrics, x_test, y_test, outputs)  # doctest: +SKIP
     """
-    from zoo.cards import render_card
-    from zoo.format import read_folder, save_folder
 
     save_folder(model, run.path, metadata=metadata, overwrite=True)
     run.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
@@ -161,10 +162,6 @@ def push_run(run_path: Path, repo_id: str, **kwargs: Any) -> str:
         >>> push_run(Path("runs/cnn-0"), "me/cnn.fmnist")  # doctest: +SKIP
         '3f1c...'
     """
-    from zoo.cards import render_card
-    from zoo.format import read_folder
-    from zoo.hub import push
-
     with tempfile.TemporaryDirectory(prefix="zoo-run-push-") as name:
         staging = Path(name)
         for path in Path(run_path).iterdir():
