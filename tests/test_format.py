@@ -1,0 +1,99 @@
+"""The folder format (issue 12): config.json builds the model, metadata.json holds the rest;
+version-1 folders still load; every handle goes through one resolve -> build -> load path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import predict, sample_batch
+
+import zoo
+from zoo.api import build, resolve
+from zoo.format import FORMAT_VERSION, IntegrityError, read_folder, save_folder
+
+
+def _v1_copy(folder, target):
+    """Rewrite a current folder the way format version 1 stored it: one config.json."""
+    current = read_folder(folder)
+    shutil.copytree(folder, target)
+    legacy = {**current.build, "format_version": 1, "keras_config": {}, **current.metadata}
+    (target / "config.json").write_text(json.dumps(legacy))
+    (target / "metadata.json").unlink()
+    return target
+
+
+def test_config_json_holds_only_the_builder_arguments(tmp_path):
+    model = zoo.create("cnn", num_classes=4)
+    save_folder(model, tmp_path / "m", metadata={"metrics": {"accuracy": 0.5}, "seed": 3})
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config == {"format": "keras-zoo", "format_version": FORMAT_VERSION, "architecture": "cnn",
+                      "tag": "fmnist", "config": {"input_shape": [28, 28, 1], "num_classes": 4, "dropout": 0.25}}
+    metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert metadata["metrics"] == {"accuracy": 0.5} and metadata["seed"] == 3
+    assert set(metadata["weights"]["files"]) == {"model.safetensors"}
+    assert not list((tmp_path / "m").glob(".*.tmp"))  # atomic writes leave no temporary files
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        save_folder(model, tmp_path / "m")
+
+
+def test_version_1_folders_still_load_and_are_written_back_as_version_2(tmp_path):
+    model = zoo.create("cnn", num_classes=4)
+    save_folder(model, tmp_path / "new", metadata={"metrics": {"accuracy": 0.5}})
+    old = _v1_copy(tmp_path / "new", tmp_path / "old")
+    folder = read_folder(old)
+    assert folder.build["format_version"] == 1 and folder.metadata["metrics"] == {"accuracy": 0.5}
+    x = sample_batch(model)
+    loaded = zoo.load(old)
+    np.testing.assert_array_equal(predict(loaded, x), predict(model, x))
+    save_folder(loaded, tmp_path / "again")
+    assert read_folder(tmp_path / "again").build["format_version"] == FORMAT_VERSION
+
+
+def test_unknown_or_future_formats_are_refused_clearly(tmp_path):
+    save_folder(zoo.create("cnn"), tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(ValueError, match=f"format_version={FORMAT_VERSION + 1}"):
+        zoo.load(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        zoo.load(tmp_path / "m")
+    with pytest.raises(FileNotFoundError, match="not a zoo model folder"):
+        read_folder(tmp_path)
+
+
+def test_every_kind_of_handle_takes_the_same_weights_argument(tmp_path):
+    model = zoo.create("cnn", num_classes=4)
+    save_folder(model, tmp_path / "m")
+    x = sample_batch(model)
+    expected = predict(model, x)
+    for handle in (tmp_path / "m", str(tmp_path / "m"), tmp_path / "m" / "model.safetensors"):
+        np.testing.assert_array_equal(predict(zoo.load(handle), x), expected)
+        untrained = zoo.load(handle, weights=None)
+        assert untrained.output_shape == (None, 4)
+        assert not np.array_equal(predict(untrained, x), expected)
+    np.testing.assert_array_equal(predict(zoo.load("cnn", weights=tmp_path / "m", num_classes=4), x), expected)
+    resolved = resolve(tmp_path / "m", weights=None)
+    assert resolved.name == "cnn.fmnist" and resolved.weights is None
+    assert build(resolved, num_classes=6).output_shape == (None, 6)
+
+
+def test_a_weights_file_without_a_config_and_bad_hashes_are_refused(tmp_path):
+    model = zoo.create("cnn")
+    zoo.save_weights(model, tmp_path / "alone.safetensors")
+    with pytest.raises(ValueError, match="no config.json next to it"):
+        zoo.load(tmp_path / "alone.safetensors")
+    np.testing.assert_array_equal(
+        predict(zoo.load("cnn", weights=tmp_path / "alone.safetensors"), sample_batch(model)),
+        predict(model, sample_batch(model)),
+    )
+    save_folder(model, tmp_path / "m")
+    data = bytearray((tmp_path / "m" / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (tmp_path / "m" / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="Integrity check failed for 'model.safetensors'"):
+        zoo.load(tmp_path / "m")
+    assert zoo.load(tmp_path / "m", weights=None).output_shape == (None, 10)  # no weights, no check

@@ -1,0 +1,68 @@
+"""The package's layering (issue 12, docs/ARCHITECTURE.md): no import cycles between zoo's
+modules, imports at the top of files, and the registry imports no model."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ZOO = Path(__file__).resolve().parents[1] / "zoo"
+#: Imports of zoo modules inside functions, each for a stated reason.
+ALLOWED_INNER = {("zoo.data", "zoo.data.pipeline")}  # keeps zoo.data free of Keras until ArrayDataset is used
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ZOO.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _zoo_imports(nodes) -> set[str]:
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "zoo":
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "zoo")
+    return found
+
+
+def _graph() -> tuple[dict[str, set[str]], set[tuple[str, str]]]:
+    trees = {_module_name(p): ast.parse(p.read_text()) for p in ZOO.rglob("*.py")}
+    graph, inner = {}, set()
+    for name, tree in trees.items():
+        top = _zoo_imports(tree.body)
+        graph[name] = {dep for dep in top if dep in trees and dep != name}
+        nested = _zoo_imports(node for node in ast.walk(tree) if node not in tree.body)
+        inner |= {(name, dep) for dep in nested - top if dep in trees}
+    return graph, inner
+
+
+def test_no_import_cycles_between_modules():
+    graph, _ = _graph()
+    graph.pop("zoo")  # the package facade re-exports the public API
+    graph = {name: deps - {"zoo"} for name, deps in graph.items()}
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(name, path):
+        state[name] = 1
+        for dep in sorted(graph.get(name, ())):
+            if state.get(dep) == 1:
+                cycles.append(path[path.index(dep):] + [dep])
+            elif dep in graph and not state.get(dep):
+                visit(dep, path + [dep])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if not state.get(name):
+            visit(name, [name])
+    assert cycles == []
+
+
+def test_imports_are_at_the_top_and_the_registry_imports_no_model():
+    graph, inner = _graph()
+    assert inner <= ALLOWED_INNER, sorted(inner - ALLOWED_INNER)
+    assert not any(dep.startswith("zoo.models") for dep in graph["zoo.registry"])
+    assert not any(dep.startswith(("zoo.api", "zoo.models")) for dep in graph["zoo.hub"])
+    assert "zoo.models" in graph["zoo"]  # the one explicit import that registers the built-ins
