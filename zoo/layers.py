@@ -73,10 +73,13 @@ class ResidualUnit(keras.layers.Layer):
         # Keep the name as given: serializing a function here would import TensorFlow
         # through Keras' serialization helpers even on the JAX and torch backends.
         self.activation = activation if isinstance(activation, str) else keras.activations.serialize(activation)
-        self.conv1 = ResNetConv2D(self.filters, strides=self.strides, name="conv1")
-        self.bn1 = keras.layers.BatchNormalization(name="bn1")
-        self.conv2 = ResNetConv2D(self.filters, name="conv2")
-        self.bn2 = keras.layers.BatchNormalization(name="bn2")
+        # Every sublayer computes in this layer's dtype policy (as Keras' own composite layers do):
+        # a unit built with "mixed_bfloat16" runs its main path and its skip in bfloat16.
+        policy = self.dtype_policy
+        self.conv1 = ResNetConv2D(self.filters, strides=self.strides, name="conv1", dtype=policy)
+        self.bn1 = keras.layers.BatchNormalization(name="bn1", dtype=policy)
+        self.conv2 = ResNetConv2D(self.filters, name="conv2", dtype=policy)
+        self.bn2 = keras.layers.BatchNormalization(name="bn2", dtype=policy)
         self.skip_conv: keras.layers.Layer | None = None
         self.skip_bn: keras.layers.Layer | None = None
 
@@ -89,9 +92,9 @@ class ResidualUnit(keras.layers.Layer):
         self.bn2.build(main_shape)
         if self.strides > 1 or in_channels != self.filters:
             self.skip_conv = ResNetConv2D(
-                self.filters, kernel_size=1, strides=self.strides, name="skip_conv"
+                self.filters, kernel_size=1, strides=self.strides, name="skip_conv", dtype=self.dtype_policy
             )
-            self.skip_bn = keras.layers.BatchNormalization(name="skip_bn")
+            self.skip_bn = keras.layers.BatchNormalization(name="skip_bn", dtype=self.dtype_policy)
             self.skip_conv.build(input_shape)
             self.skip_bn.build(main_shape)
 

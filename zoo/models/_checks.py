@@ -53,6 +53,25 @@ def check_rate(name: str, value: Any) -> float:
     return float(value)
 
 
+#: Dtype policies every architecture accepts (Keras' names; a ``keras.DTypePolicy`` works too).
+DTYPE_POLICIES = ("float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
+
+
+def check_dtype(dtype: Any) -> str | None:
+    """Return ``dtype`` as a policy name (``None``: Keras' global policy), else ``ValueError``.
+
+    Example:
+        >>> check_dtype(None), check_dtype("mixed_bfloat16")
+        (None, 'mixed_bfloat16')
+    """
+    if dtype is None:
+        return None
+    name = getattr(dtype, "name", dtype)
+    if name not in DTYPE_POLICIES:
+        raise ValueError(f"`dtype` must be None or one of {list(DTYPE_POLICIES)}. Received: dtype={dtype!r}")
+    return name
+
+
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
     """Return ``value`` if it is one of ``choices``, else raise ``ValueError``."""
     if value not in choices:

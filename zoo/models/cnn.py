@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from zoo.layers import DATA_FORMAT, CNNConv2D
-from zoo.models._checks import check_input_shape, check_num_classes, check_rate
+from zoo.models._checks import check_dtype, check_input_shape, check_num_classes, check_rate
 from zoo.models._tags import fashion_mnist_weights
 from zoo.recipe import Recipe
 from zoo.registry import register_model
@@ -37,10 +37,13 @@ def cnn(
     input_shape: tuple[int, int, int] = (28, 28, 1),
     num_classes: int = 10,
     dropout: float = 0.5,
+    dtype: str | None = None,
 ) -> keras.Sequential:
     """The tutorial CNN: Conv64(7x7) - pool - Conv128 - Conv128 - pool - Dense128 - Dense64 - softmax.
 
     Inputs are raw pixels in [0, 255]; a ``Rescaling`` layer inside the model maps them to [0, 1].
+    ``dtype`` is the dtype policy of every layer (e.g. ``"mixed_bfloat16"``; ``None``: Keras'
+    global policy); variables stay float32 under mixed policies and the softmax output is float32.
 
     Example:
         >>> model = cnn(num_classes=10)
@@ -55,20 +58,21 @@ def cnn(
         )
     num_classes = check_num_classes(num_classes)
     dropout = check_rate("dropout", dropout)
+    dtype = check_dtype(dtype)
     return keras.Sequential(
         [
             keras.Input(shape=input_shape, name="image"),
-            keras.layers.Rescaling(1.0 / 255.0, name="rescale"),
-            CNNConv2D(filters=64, kernel_size=7, name="conv1"),
-            keras.layers.MaxPool2D(data_format=DATA_FORMAT, name="pool1"),
-            CNNConv2D(filters=128, name="conv2"),
-            CNNConv2D(filters=128, name="conv3"),
-            keras.layers.MaxPool2D(data_format=DATA_FORMAT, name="pool2"),
-            keras.layers.Flatten(data_format=DATA_FORMAT, name="flatten"),
-            keras.layers.Dense(128, activation="relu", kernel_initializer="he_normal", name="fc1"),
-            keras.layers.Dropout(dropout, name="dropout1"),
-            keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal", name="fc2"),
-            keras.layers.Dropout(dropout, name="dropout2"),
+            keras.layers.Rescaling(1.0 / 255.0, name="rescale", dtype=dtype),
+            CNNConv2D(filters=64, kernel_size=7, name="conv1", dtype=dtype),
+            keras.layers.MaxPool2D(data_format=DATA_FORMAT, name="pool1", dtype=dtype),
+            CNNConv2D(filters=128, name="conv2", dtype=dtype),
+            CNNConv2D(filters=128, name="conv3", dtype=dtype),
+            keras.layers.MaxPool2D(data_format=DATA_FORMAT, name="pool2", dtype=dtype),
+            keras.layers.Flatten(data_format=DATA_FORMAT, name="flatten", dtype=dtype),
+            keras.layers.Dense(128, activation="relu", kernel_initializer="he_normal", name="fc1", dtype=dtype),
+            keras.layers.Dropout(dropout, name="dropout1", dtype=dtype),
+            keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal", name="fc2", dtype=dtype),
+            keras.layers.Dropout(dropout, name="dropout2", dtype=dtype),
             keras.layers.Dense(
                 num_classes, activation="softmax", dtype="float32", name="predictions"
             ),

@@ -7,7 +7,7 @@ from typing import Sequence
 import keras
 
 from zoo.layers import DATA_FORMAT, ResidualUnit, ResNetConv2D
-from zoo.models._checks import check_choice, check_input_shape, check_num_classes
+from zoo.models._checks import check_choice, check_dtype, check_input_shape, check_num_classes
 from zoo.models._tags import fashion_mnist_weights
 from zoo.recipe import Recipe
 from zoo.registry import register_model
@@ -52,12 +52,14 @@ def build_resnet(
     num_classes: int,
     stem: str,
     include_top: bool,
+    dtype: str | None = None,
 ) -> keras.Model:
     """A basic-block ResNet with ``units_per_stage`` ResidualUnits at widths 64/128/256/512.
 
     ``stem="imagenet"`` is the 7x7/2 conv + 3x3/2 max-pool stem; ``stem="small"`` a 3x3/1 conv
     without pooling, for 28-64 px inputs. With ``include_top=False`` the model returns the
-    globally average-pooled features.
+    globally average-pooled features. ``dtype`` is every layer's dtype policy (``None``: the
+    global one); the softmax output stays float32.
 
     Example:
         >>> build_resnet("resnet18", (2, 2, 2, 2), (32, 32, 3), 10, "small", True).output_shape
@@ -65,25 +67,26 @@ def build_resnet(
     """
     input_shape = check_input_shape(input_shape, name=name)
     stem = check_choice("stem", stem, STEMS)
+    dtype = check_dtype(dtype)
     if include_top:
         num_classes = check_num_classes(num_classes)
     inputs = keras.Input(shape=input_shape, name="image")
-    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale", dtype=dtype)(inputs)
     if stem == "imagenet":
-        x = ResNetConv2D(64, kernel_size=7, strides=2, name="stem_conv")(x)
+        x = ResNetConv2D(64, kernel_size=7, strides=2, name="stem_conv", dtype=dtype)(x)
     else:
-        x = ResNetConv2D(64, kernel_size=3, strides=1, name="stem_conv")(x)
-    x = keras.layers.BatchNormalization(name="stem_bn")(x)
-    x = keras.layers.Activation("relu", name="stem_relu")(x)
+        x = ResNetConv2D(64, kernel_size=3, strides=1, name="stem_conv", dtype=dtype)(x)
+    x = keras.layers.BatchNormalization(name="stem_bn", dtype=dtype)(x)
+    x = keras.layers.Activation("relu", name="stem_relu", dtype=dtype)(x)
     if stem == "imagenet":
-        x = keras.layers.MaxPool2D(pool_size=3, strides=2, padding="same", data_format=DATA_FORMAT, name="stem_pool")(x)
+        x = keras.layers.MaxPool2D(pool_size=3, strides=2, padding="same", data_format=DATA_FORMAT, name="stem_pool", dtype=dtype)(x)
     previous = 64
     for stage, (filters, units) in enumerate(zip(_WIDTHS, units_per_stage), start=1):
         for unit in range(1, units + 1):
             strides = 1 if filters == previous else 2
-            x = ResidualUnit(filters, strides=strides, name=f"stage{stage}_unit{unit}")(x)
+            x = ResidualUnit(filters, strides=strides, name=f"stage{stage}_unit{unit}", dtype=dtype)(x)
             previous = filters
-    x = keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool", dtype=dtype)(x)
     if include_top:
         x = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, x, name=name)
@@ -102,6 +105,7 @@ def resnet18(
     num_classes: int = 1000,
     stem: str = "imagenet",
     include_top: bool = True,
+    dtype: str | None = None,
 ) -> keras.Model:
     """ResNet-18: ResidualUnits 2x64, 2x128, 2x256, 2x512.
 
@@ -109,7 +113,7 @@ def resnet18(
         >>> resnet18(input_shape=(28, 28, 1), num_classes=10, stem="small").output_shape
         (None, 10)
     """
-    return build_resnet("resnet18", (2, 2, 2, 2), input_shape, num_classes, stem, include_top)
+    return build_resnet("resnet18", (2, 2, 2, 2), input_shape, num_classes, stem, include_top, dtype)
 
 
 @register_model(
@@ -125,6 +129,7 @@ def resnet34(
     num_classes: int = 1000,
     stem: str = "imagenet",
     include_top: bool = True,
+    dtype: str | None = None,
 ) -> keras.Model:
     """ResNet-34 (the tutorial's): ResidualUnits 3x64, 4x128, 6x256, 3x512.
 
@@ -132,4 +137,4 @@ def resnet34(
         >>> resnet34(input_shape=(28, 28, 1), num_classes=10, stem="small").output_shape
         (None, 10)
     """
-    return build_resnet("resnet34", (3, 4, 6, 3), input_shape, num_classes, stem, include_top)
+    return build_resnet("resnet34", (3, 4, 6, 3), input_shape, num_classes, stem, include_top, dtype)

@@ -9,7 +9,7 @@ from typing import Any
 import keras
 
 from zoo.layers import DATA_FORMAT
-from zoo.models._checks import check_choice, check_input_shape, check_num_classes
+from zoo.models._checks import check_choice, check_dtype, check_input_shape, check_num_classes
 from zoo.models._tags import fashion_mnist_weights
 from zoo.recipe import Recipe
 from zoo.registry import register_model
@@ -57,13 +57,14 @@ def _rename_strings(value: Any, renames: dict[str, str]) -> Any:
     return value
 
 
-def xception_backbone(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
+def xception_backbone(input_shape: tuple[int, int, int], weights: str | None, dtype: str | None = None) -> keras.Model:
     """``keras.applications.Xception(include_top=False)`` with every layer given a fixed name.
 
     Keras names a few of Xception's layers automatically (``conv2d_3``, ``add_7``), and those
     names depend on what was built earlier in the session. Safetensors keys are built from
     layer names, so those layers are renamed by their order in the network
-    (``auto_conv2d_1``, ...) and the network is rebuilt from the renamed config.
+    (``auto_conv2d_1``, ...) and the network is rebuilt from the renamed config, with every
+    layer given the dtype policy ``dtype`` (``keras.applications.Xception`` has no argument for it).
 
     Example:
         >>> xception_backbone((96, 96, 1), None).get_layer("auto_conv2d_1").kernel_size
@@ -79,6 +80,10 @@ def xception_backbone(input_shape: tuple[int, int, int], weights: str | None) ->
             renames[layer.name] = f"auto_{match.group(1)}_{counts[match.group(1)]}"
     config = _rename_strings(original.get_config(), renames)
     config["name"] = "xception"
+    if dtype is not None:
+        for layer in config["layers"]:
+            if layer["class_name"] != "InputLayer":  # inputs keep their float32 tensor dtype
+                layer["config"]["dtype"] = dtype
     backbone = keras.Model.from_config(config)
     backbone.set_weights(original.get_weights())
     return backbone
@@ -89,11 +94,13 @@ def xception_localizer(
     input_shape: tuple[int, int, int] = (96, 96, 1),
     num_classes: int = 10,
     backbone_weights: str | None = None,
+    dtype: str | None = None,
 ) -> keras.Model:
     """Xception backbone, global average pooling, a softmax ``class`` head and a ``box`` head.
 
     The ``box`` output is ``(center_x, center_y, width, height)`` normalised to [0, 1]
     (a sigmoid keeps it there). ``backbone_weights="imagenet"`` needs 3 channels and network.
+    ``dtype`` is every layer's dtype policy (``None``: the global one); both heads output float32.
 
     Example:
         >>> model = xception_localizer(input_shape=(96, 96, 1), num_classes=10)
@@ -110,6 +117,7 @@ def xception_localizer(
             f"Received: keras.config.image_data_format()={keras.config.image_data_format()!r}"
         )
     num_classes = check_num_classes(num_classes)
+    dtype = check_dtype(dtype)
     check_choice("backbone_weights", backbone_weights, (None, "imagenet"))
     if backbone_weights == "imagenet" and input_shape[-1] != 3:
         raise ValueError(
@@ -117,9 +125,9 @@ def xception_localizer(
             f"Received: input_shape={input_shape!r}"
         )
     inputs = keras.Input(shape=input_shape, name="image")
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
-    x = xception_backbone(input_shape, backbone_weights)(x)
-    x = keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool")(x)
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale", dtype=dtype)(inputs)
+    x = xception_backbone(input_shape, backbone_weights, dtype)(x)
+    x = keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool", dtype=dtype)(x)
     class_output = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="class")(x)
     box_output = keras.layers.Dense(4, activation="sigmoid", dtype="float32", name="box")(x)
     return keras.Model(inputs, {"class": class_output, "box": box_output}, name="xception_localizer")

@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -115,17 +114,6 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> k
 def _all_layers(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
     """``layer`` and every layer inside it (nested models, layers with sublayers)."""
     yield from layer._flatten_layers(include_self=True, recursive=True)
-
-
-@contextlib.contextmanager
-def _precision(mixed: bool) -> Iterator[None]:
-    previous = keras.config.dtype_policy()
-    if mixed:
-        keras.config.set_dtype_policy(MIXED_POLICY)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def train_command(arch: str, **flags: Any) -> str:
@@ -362,7 +350,7 @@ def fit_run(plan: TrainingPlan) -> FitResult:
     """
     recipe, run = plan.recipe, plan.run
     keras.utils.set_random_seed(plan.seed)
-    with _precision(recipe.mixed_precision), data_parallel(plan.distribute) as parallel:
+    with data_parallel(plan.distribute) as parallel:
         if parallel.num_replicas > 1 and recipe.batch_size % parallel.num_replicas:
             raise ValueError(
                 f"batch_size={recipe.batch_size} must be divisible by the {parallel.num_replicas} "
@@ -373,7 +361,17 @@ def fit_run(plan: TrainingPlan) -> FitResult:
             data_dir=plan.data_dir, num_replicas=parallel.num_replicas,
         )
         with parallel.scope():
-            model = create(plan.name, **_training_overrides(recipe, plan.model_overrides, plan.model_config))
+            # Mixed precision is the model's own dtype policy; the global policy is left alone.
+            overrides = _training_overrides(recipe, plan.model_overrides, plan.model_config)
+            if recipe.mixed_precision:
+                if "dtype" not in get_spec(plan.name).default_config:
+                    raise ValueError(
+                        f"Mixed precision trains with the model's own dtype policy, and the builder of "
+                        f"{plan.name!r} takes no `dtype` argument. Add one (see zoo/models/cnn.py) or "
+                        "train with mixed_precision=False. Received: mixed_precision=True"
+                    )
+                overrides.setdefault("dtype", MIXED_POLICY)
+            model = create(plan.name, **overrides)
             compile_model(model, recipe, steps_per_epoch=len(data.train))
         best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
         timer = EpochTimer(run.timing, images_per_epoch=len(data.train) * recipe.batch_size)
