@@ -1,6 +1,5 @@
 """Push to and pull from a Hub through the real huggingface_hub client and a local server."""
 
-import json
 import os
 import socket
 import subprocess
@@ -16,7 +15,7 @@ from conftest_hub import HUB_TOKEN, hub_env, local_hub, local_hub_auth  # noqa: 
 import zoo
 from zoo.format import file_records, save_folder
 from zoo.hub import HubError, IntegrityError
-from zoo.registry import FileRecord, Release, WeightSpec, _REGISTRY, register_model
+from zoo.registry import Release, WeightSpec, _REGISTRY, register_model
 
 
 @pytest.fixture
