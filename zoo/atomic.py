@@ -1,0 +1,181 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+Every writer goes through :func:`atomic_path`: the content is written under a temporary name in
+the target's own folder (``.<name>.<pid>.<random>.tmp``), flushed and fsynced, renamed over the
+target with ``os.replace`` and the folder is fsynced. A process killed before the rename leaves
+the target as it was plus a temporary file that no reader takes for a model file (the names
+end in ``.tmp``); :func:`remove_stale_temporaries` removes those of dead processes.
+
+This module imports nothing from ``zoo``.
+
+Example:
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> atomic_write_text(folder / "a.json", "{}").read_text()
+    '{}'
+    >>> with atomic_path(folder / "b.bin") as temporary:
+    ...     _ = temporary.write_bytes(b"data")
+    >>> sorted(p.name for p in folder.iterdir())
+    ['a.json', 'b.bin']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Iterator
+
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "fsync_dir",
+    "fsync_file",
+    "is_temporary",
+    "remove_stale_temporaries",
+    "temporary_name",
+]
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def temporary_name(path: str | os.PathLike) -> Path:
+    """A fresh temporary path next to ``path``: ``.<name>.<pid>.<random>.tmp`` (hidden, ``.tmp``).
+
+    Example:
+        >>> temporary_name("runs/x/model.safetensors").name.startswith(".model.safetensors.")
+        True
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like a temporary file of :func:`atomic_path`.
+
+    Example:
+        >>> is_temporary(temporary_name("a.json")), is_temporary("a.json")
+        (True, False)
+    """
+    return _TEMPORARY.match(Path(path).name) is not None
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a written file's data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make renames and removals in the folder ``path`` durable (a no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux), else the common 0o022."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success move it over ``path`` atomically.
+
+    Write the whole content to the yielded path inside the ``with`` block (any writer that takes
+    a file name will do). On leaving the block the file is fsynced, given the permissions of a
+    freshly created file (``0o666`` less the umask), renamed over ``path`` and the folder is
+    fsynced. On an exception the temporary file is removed and ``path`` is untouched.
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "w.bin"
+        >>> with atomic_path(target) as temporary:
+        ...     _ = temporary.write_bytes(b"new")
+        >>> target.read_bytes()
+        b'new'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_name(path)
+    try:
+        yield temporary
+        if not temporary.is_file():
+            raise FileNotFoundError(f"Nothing was written to the temporary file for {str(path)!r}.")
+        fsync_file(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_path`); return ``path``."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_path`); return ``path``.
+
+    Example:
+        >>> import tempfile
+        >>> atomic_write_text(Path(tempfile.mkdtemp()) / "a.txt", "hi").read_text()
+        'hi'
+    """
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove temporary files of :func:`atomic_path` left in ``folder`` by processes that died.
+
+    Temporary files of live processes (a write in progress) are kept. Returns what was removed.
+
+    Example:
+        >>> import tempfile
+        >>> remove_stale_temporaries(tempfile.mkdtemp())
+        []
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        match = _TEMPORARY.match(path.name)
+        if match and path.is_file() and not _pid_alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
