@@ -32,6 +32,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "commit",
     "fsync_dir",
     "fsync_file",
     "is_temporary",
@@ -122,12 +123,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if not temporary.is_file():
             raise FileNotFoundError(f"Nothing was written to the temporary file for {str(path)!r}.")
         fsync_file(temporary)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
+        commit(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def commit(temporary: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename a written and fsynced ``temporary`` file over ``path`` (permissions: 0o666 less the
+    umask). The caller fsyncs the folder once all of its renames are done (:func:`fsync_dir`)."""
+    os.chmod(temporary, 0o666 & ~_umask())
+    os.replace(temporary, path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -150,6 +157,8 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
 
 
 def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -36,6 +36,7 @@ from typing import Any, Iterable, Mapping
 import keras
 
 from zoo import weights as weights_io
+from zoo.atomic import atomic_write_text
 from zoo._version import __version__
 from zoo.registry import FileRecord
 
@@ -45,9 +46,11 @@ __all__ = [
     "FORMAT_VERSION",
     "IntegrityError",
     "METADATA_NAME",
+    "UnsafeConfigError",
     "WEIGHT_PATTERNS",
     "ZooFolder",
     "atomic_write_text",
+    "check_keras_config",
     "file_records",
     "read_folder",
     "save_folder",
@@ -70,6 +73,17 @@ _V1_BUILD_KEYS = ("format", "format_version", "architecture", "tag", "config", "
 
 class IntegrityError(RuntimeError):
     """A file does not match its recorded sha256 or size, or a recorded file is missing."""
+
+
+class UnsafeConfigError(ValueError):
+    """A ``keras_config`` that would run code or import modules outside ``keras`` and ``zoo``."""
+
+
+#: Modules a ``keras_config`` may name: Keras' and zoo's own (``safe_mode=True`` does the rest).
+SAFE_MODULES = ("keras", "zoo")
+#: Keras classes that carry Python code, refused in any zoo folder.
+CODE_CLASSES = ("Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,7 @@ def verify_files(folder: str | os.PathLike, records: Iterable[FileRecord], *, re
     folder = Path(folder)
     bad = []
     for record in records:
+        _check_file_name(record.name, "a file record")
         path = folder / record.name
         if not path.exists():
             raise IntegrityError(f"Missing file {record.name!r} in {str(folder)!r} (recorded in the metadata).")
@@ -182,32 +197,6 @@ def verify_files(folder: str | os.PathLike, records: Iterable[FileRecord], *, re
             f"Integrity check failed for {'; '.join(bad)} in {str(folder)!r}. The files were not used"
             + (" and were removed from the cache; retry to download them again." if remove_bad else ".")
         )
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, fsync and rename.
-
-    A reader sees the old file or the new one, never a partial one.
-
-    Example:
-        >>> import tempfile
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     atomic_write_text(Path(folder) / "a.json", "{}").read_text()
-        '{}'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -245,10 +234,108 @@ def read_folder(path: str | os.PathLike) -> ZooFolder:
     if version == 1:
         build = {key: config.get(key) for key in _V1_BUILD_KEYS}
         metadata = {key: value for key, value in config.items() if key not in _V1_BUILD_KEYS}
-        return ZooFolder(path, build, metadata)
-    metadata_path = path / METADATA_NAME
-    metadata = _read_json(metadata_path) if metadata_path.is_file() else {}
-    return ZooFolder(path, config, metadata)
+    else:
+        metadata_path = path / METADATA_NAME
+        build, metadata = config, (_read_json(metadata_path) if metadata_path.is_file() else {})
+    _check_build(config_path, build)
+    _check_metadata(path / (CONFIG_NAME if version == 1 else METADATA_NAME), metadata)
+    return ZooFolder(path, build, metadata)
+
+
+def _check_build(config_path: Path, build: Mapping[str, Any]) -> None:
+    """Refuse a ``config.json`` whose build record has the wrong types or unsafe Keras config."""
+    expected = {"architecture": str, "tag": str, "config": dict, "keras_config": dict}
+    for key, kind in expected.items():
+        value = build.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise ValueError(
+                f"{str(config_path)!r}: {key!r} must be a {kind.__name__} or null. "
+                f"Received: {key}={value!r}"
+            )
+    if build.get("architecture") is None and build.get("keras_config") is not None:
+        check_keras_config(build["keras_config"], source=str(config_path))
+
+
+def _check_file_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or Path(name).is_absolute():
+        raise ValueError(
+            f"{what} names {name!r}: only plain file names inside the model folder are accepted "
+            "(no paths, no '..')."
+        )
+    return name
+
+
+def _check_metadata(metadata_path: Path, metadata: Mapping[str, Any]) -> None:
+    """Refuse weight records that are not ``{name: {"sha256": hex, "size": int}}``."""
+    weights = metadata.get("weights")
+    if weights is None:
+        return
+    files = weights.get("files") if isinstance(weights, dict) else None
+    if files is None and isinstance(weights, dict):
+        return
+    if not isinstance(files, dict):
+        raise ValueError(
+            f"{str(metadata_path)!r}: 'weights.files' must map file names to their sha256 and size. "
+            f"Received: weights={weights!r}"[:600]
+        )
+    for name, record in files.items():
+        _check_file_name(name, f"{str(metadata_path)!r}: 'weights.files'")
+        if not (
+            isinstance(record, dict) and isinstance(record.get("sha256"), str) and _SHA256.fullmatch(record["sha256"])
+            and isinstance(record.get("size"), int) and not isinstance(record["size"], bool) and record["size"] >= 0
+        ):
+            raise ValueError(
+                f"{str(metadata_path)!r}: the record of {name!r} must be "
+                '{"sha256": <64 hex digits>, "size": <bytes>}. ' f"Received: {record!r}"
+            )
+
+
+def check_keras_config(config: Any, source: str = "keras_config") -> None:
+    """Refuse a Keras serialization that would run code or import modules outside Keras and zoo.
+
+    Keras' ``safe_mode=True`` refuses Python lambdas but still imports any module a config
+    names; here every object must come from ``keras``/``zoo`` modules (or be registered by
+    them) and no layer may carry code (``Lambda``, wrapped foreign modules).
+
+    Example:
+        >>> check_keras_config({"module": "keras.layers", "class_name": "Dense", "config": {}})
+        >>> check_keras_config({"module": "os", "class_name": "system", "config": {}})
+        Traceback (most recent call last):
+        ...
+        zoo.format.UnsafeConfigError: keras_config names module 'os' (class 'system'): only classes from keras and zoo are loaded from a zoo folder.
+    """
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        stack.extend(item.values())
+        if "class_name" not in item:
+            continue
+        module, class_name = item.get("module"), item.get("class_name")
+        registered = item.get("registered_name")
+        if class_name in CODE_CLASSES or class_name in ("__lambda__", "function") or "__lambda__" in item:
+            raise UnsafeConfigError(
+                f"{source} holds a {class_name!r} object, which carries Python code: it is never "
+                "loaded from a zoo folder. Register the architecture with @zoo.register_model instead."
+            )
+        if module is not None and not _safe_module(module):
+            raise UnsafeConfigError(
+                f"{source} names module {module!r} (class {class_name!r}): only classes from "
+                f"{' and '.join(SAFE_MODULES)} are loaded from a zoo folder."
+            )
+        if isinstance(registered, str) and ">" in registered and registered.split(">")[0] not in SAFE_MODULES:
+            raise UnsafeConfigError(
+                f"{source} names the registered class {registered!r}: only classes registered by "
+                f"{' and '.join(SAFE_MODULES)} are loaded from a zoo folder."
+            )
+
+
+def _safe_module(module: object) -> bool:
+    return isinstance(module, str) and any(module == m or module.startswith(m + ".") for m in SAFE_MODULES)
 
 
 def build_record(architecture: str | None, tag: str | None, config: Mapping[str, Any] | None,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +21,10 @@ from typing import Iterable, Mapping
 import keras
 import ml_dtypes
 import numpy as np
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
+
+from zoo import atomic
 
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
@@ -36,12 +40,19 @@ class WeightsMismatchError(ValueError):
     """Raised when a weights file does not fit a model; lists every offending key."""
 
 
+class WeightsFileError(ValueError):
+    """A weights file or index that cannot be used: empty, truncated, corrupt, an index naming
+    files outside its folder, or shards of two different saves."""
+
+
 @dataclass
 class LoadReport:
-    """What :func:`load_weights` did: keys loaded, and head keys left freshly initialised."""
+    """What :func:`load_weights` did: keys loaded, head keys left freshly initialised, and head
+    keys of the file not used because the model has no head (``include_top=False``)."""
 
     loaded: list[str] = field(default_factory=list)
     reinitialized: list[str] = field(default_factory=list)
+    skipped_head: list[str] = field(default_factory=list)
 
 
 def variable_key(model: keras.Model, variable: keras.Variable) -> str:
@@ -77,6 +88,38 @@ def _shard(arrays: Mapping[str, np.ndarray], max_shard_size: int) -> list[dict[s
     return shards
 
 
+def _shard_names(target: Path, count: int) -> list[Path]:
+    stem = target.name[: -len(".safetensors")]
+    return [target.with_name(f"{stem}-{i:05d}-of-{count:05d}.safetensors") for i in range(1, count + 1)]
+
+
+def _index_path(target: Path) -> Path:
+    return target.with_name(target.name[: -len(".safetensors")] + ".safetensors.index.json")
+
+
+def _is_shard_of(path: Path, target: Path) -> bool:
+    stem = re.escape(target.name[: -len(".safetensors")])
+    return re.fullmatch(rf"{stem}-\d{{5}}-of-\d{{5}}\.safetensors", path.name) is not None
+
+
+def previous_save(target: str | os.PathLike) -> list[Path]:
+    """The files of an earlier :func:`save_weights` to ``target`` (a ``.safetensors`` path).
+
+    That is the file itself, its index, the shards the index names and every file named like
+    one of its shards (``<stem>-0000k-of-0000n.safetensors``), whichever exist.
+
+    Example:
+        >>> import tempfile
+        >>> previous_save(Path(tempfile.mkdtemp()) / "model.safetensors")
+        []
+    """
+    target = Path(target)
+    found = {p for p in (target, _index_path(target)) if p.is_file()}
+    if target.parent.is_dir():
+        found |= {p for p in target.parent.iterdir() if _is_shard_of(p, target) and p.is_file()}
+    return sorted(found)
+
+
 def save_weights(
     model: keras.Model,
     path: str | os.PathLike,
@@ -89,7 +132,11 @@ def save_weights(
 
     ``path`` is a ``.safetensors`` file or a directory (then ``model.safetensors`` inside it).
     Above ``max_shard_size`` bytes the weights are split into shards plus an index file.
-    Existing files are never replaced unless ``overwrite=True``.
+    Files of an earlier save to the same place (single file, index or shards) are never
+    replaced unless ``overwrite=True``; then the new files are written under temporary names,
+    fsynced and renamed into place (shards first, the index last), and only once the new save
+    is complete are the earlier save's files that it does not name removed. Every file carries
+    the same ``save_id``, so that shards of two saves are never read together.
 
     Example:
         >>> import tempfile, zoo
@@ -102,10 +149,16 @@ def save_weights(
             f"`storage_dtype` must be one of {sorted(STORAGE_DTYPES)}. "
             f"Received: storage_dtype={storage_dtype!r}"
         )
-    if not isinstance(max_shard_size, int) or max_shard_size < 1:
-        raise ValueError(f"`max_shard_size` must be a positive int. Received: {max_shard_size!r}")
+    if isinstance(max_shard_size, bool) or not isinstance(max_shard_size, int) or max_shard_size < 1:
+        raise ValueError(f"`max_shard_size` must be a positive int (bytes). Received: {max_shard_size!r}")
     path = Path(path)
     target = path / WEIGHTS_NAME if path.suffix != ".safetensors" else path
+    previous = previous_save(target)
+    if previous and not overwrite:
+        raise FileExistsError(
+            f"Refusing to overwrite existing weights {[str(f) for f in previous]}; "
+            "pass overwrite=True to replace them."
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     dtype = STORAGE_DTYPES[storage_dtype]
     arrays = {}
@@ -115,48 +168,116 @@ def save_weights(
             array = array.astype(dtype)
         arrays[key] = np.ascontiguousarray(array)
     shards = _shard(arrays, max_shard_size)
-    metadata = {"format": "keras", "library": "zoo", "storage_dtype": storage_dtype}
-    if len(shards) == 1:
-        files = [target]
-    else:
-        stem = target.name[: -len(".safetensors")]
-        files = [target.with_name(f"{stem}-{i:05d}-of-{len(shards):05d}.safetensors") for i in range(1, len(shards) + 1)]
-        files.append(target.with_name(f"{stem}.safetensors.index.json"))
-    existing = [f for f in files if f.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"Refusing to overwrite existing weights {[str(f) for f in existing]}; "
-            "pass overwrite=True to replace them."
-        )
-    if len(shards) == 1:
-        save_file(shards[0], str(target), metadata=metadata)
-        return files
-    weight_map = {}
-    for shard_path, shard in zip(files, shards):
-        save_file(shard, str(shard_path), metadata=metadata)
-        weight_map.update({key: shard_path.name for key in shard})
-    index = {"metadata": {"total_size": sum(a.nbytes for a in arrays.values()), **metadata}, "weight_map": weight_map}
-    files[-1].write_text(json.dumps(index, indent=2, sort_keys=True))
+    metadata = {"format": "keras", "library": "zoo", "storage_dtype": storage_dtype, "save_id": secrets.token_hex(8)}
+    files = [target] if len(shards) == 1 else _shard_names(target, len(shards))
+    atomic.remove_stale_temporaries(target.parent)
+    temporaries: dict[Path, Path] = {}
+    try:
+        for file, shard in zip(files, shards):
+            temporaries[file] = atomic.temporary_name(file)
+            save_file(shard, str(temporaries[file]), metadata=metadata)
+        if len(shards) > 1:
+            weight_map = {key: file.name for file, shard in zip(files, shards) for key in shard}
+            index = {"metadata": {"total_size": sum(a.nbytes for a in arrays.values()), **metadata}, "weight_map": weight_map}
+            files.append(_index_path(target))
+            temporaries[files[-1]] = atomic.temporary_name(files[-1])
+            temporaries[files[-1]].write_text(json.dumps(index, indent=2, sort_keys=True))
+        for temporary in temporaries.values():
+            atomic.fsync_file(temporary)
+        for file in files:  # the index (the entry point of a sharded save) last
+            atomic.commit(temporaries.pop(file), file)
+    finally:
+        for temporary in temporaries.values():
+            temporary.unlink(missing_ok=True)
+    atomic.fsync_dir(target.parent)
+    stale = [p for p in previous if p not in files]
+    for file in stale:
+        file.unlink(missing_ok=True)
+    if stale:
+        atomic.fsync_dir(target.parent)
     return files
 
 
+def _check_name(name: object, index: Path) -> str:
+    """A file name from an index: a plain ``.safetensors`` name in the index's own folder."""
+    if (
+        not isinstance(name, str) or not name.endswith(".safetensors") or name in ("", ".", "..")
+        or "/" in name or "\\" in name or name.startswith(".") or Path(name).is_absolute()
+    ):
+        raise WeightsFileError(
+            f"The index {str(index)!r} names {name!r} as a shard: shards must be plain "
+            "'<name>.safetensors' file names in the index's own folder (no paths, no '..'). "
+            "The index was not used."
+        )
+    return name
+
+
+def read_index(path: str | os.PathLike) -> dict[str, str]:
+    """The ``weight_map`` (key -> shard file name) of a safetensors index, checked.
+
+    Raises :class:`WeightsFileError` for an index that is not JSON, has no ``weight_map`` or
+    names files outside its own folder.
+    """
+    path = Path(path)
+    try:
+        index = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise WeightsFileError(f"The safetensors index {str(path)!r} is not valid JSON ({error}).") from error
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(k, str) for k in weight_map):
+        raise WeightsFileError(
+            f"The safetensors index {str(path)!r} must hold a non-empty 'weight_map' object "
+            f"(key -> shard file name). Received: {type(weight_map).__name__}"
+        )
+    return {key: _check_name(name, path) for key, name in weight_map.items()}
+
+
 def weight_files(path: str | os.PathLike) -> list[Path]:
-    """The safetensors files behind ``path`` (a file, an index file or a directory)."""
+    """The safetensors files behind ``path`` (a file, an index file or a directory).
+
+    A directory holds either ``model.safetensors`` or ``model.safetensors.index.json`` with its
+    shards; both at once (two saves mixed) is refused, as are shards missing from the folder and
+    shard files in it that the index does not name.
+    """
     path = Path(path)
     if path.is_dir():
-        if (path / INDEX_NAME).exists():
-            path = path / INDEX_NAME
-        elif (path / WEIGHTS_NAME).exists():
-            path = path / WEIGHTS_NAME
+        index, single = path / INDEX_NAME, path / WEIGHTS_NAME
+        if index.exists() and single.exists():
+            raise WeightsFileError(
+                f"{str(path)!r} holds both {WEIGHTS_NAME} and {INDEX_NAME}: two saves are mixed "
+                "there and neither is used. Save the weights again with overwrite=True, or remove "
+                "the one that is stale."
+            )
+        if index.exists():
+            path = index
+        elif single.exists():
+            path = single
         else:
             raise FileNotFoundError(
                 f"No {WEIGHTS_NAME} or {INDEX_NAME} in directory {str(path)!r}."
             )
+    if not path.exists() and path.suffix == ".safetensors" and _index_path(path).is_file():
+        path = _index_path(path)  # a sharded save to this file name
     if not path.exists():
         raise FileNotFoundError(f"No weights file at {str(path)!r}.")
     if path.name.endswith(".index.json"):
-        index = json.loads(path.read_text())
-        return [path.parent / name for name in sorted(set(index["weight_map"].values()))]
+        names = sorted(set(read_index(path).values()))
+        files = [path.parent / name for name in names]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"The index {str(path)!r} names {len(files)} shards; {len(missing)} are missing from "
+                f"{str(path.parent)!r}: {missing}. Download or save the weights again."
+            )
+        target = path.with_name(path.name[: -len(".index.json")])
+        extra = sorted(p.name for p in path.parent.iterdir() if _is_shard_of(p, target) and p.name not in names)
+        if extra:
+            raise WeightsFileError(
+                f"{str(path.parent)!r} holds shard files that the index {path.name!r} does not name: "
+                f"{extra} (index: {names}). They belong to another save; the weights were not "
+                "used. Save them again with overwrite=True, or remove the stray shards."
+            )
+        return files
     if path.suffix != ".safetensors":
         raise ValueError(
             "Weights must be a .safetensors file, a safetensors index or a directory. "
@@ -165,14 +286,63 @@ def weight_files(path: str | os.PathLike) -> list[Path]:
     return [path]
 
 
-def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All arrays stored at ``path`` (single file or sharded), by key."""
-    arrays: dict[str, np.ndarray] = {}
-    for file in weight_files(path):
+def _open_error(file: Path, error: Exception) -> WeightsFileError:
+    size = file.stat().st_size if file.exists() else 0
+    what = "is empty (0 bytes)" if size == 0 else f"({size} bytes) is not a readable safetensors file"
+    return WeightsFileError(
+        f"{str(file)!r} {what}: {error}. It may be truncated or corrupt (an interrupted save or "
+        "download?); save or download it again."
+    )
+
+
+def _read_file(file: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    try:
         with safe_open(str(file), framework="numpy") as handle:
-            for key in handle.keys():
-                arrays[key] = handle.get_tensor(key)
+            return {key: handle.get_tensor(key) for key in handle.keys()}, dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _open_error(file, error) from None
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All arrays stored at ``path`` (single file or sharded), by key.
+
+    Raises :class:`WeightsFileError` for an empty, truncated or corrupt file, and for shards
+    that disagree with their index (keys, or a ``save_id`` of another save).
+    """
+    path = Path(path)
+    files = weight_files(path)
+    index_path = path / INDEX_NAME if path.is_dir() else path
+    if not path.exists() and path.suffix == ".safetensors":
+        index_path = _index_path(path)
+    if not (index_path.name.endswith(".index.json") and index_path.is_file()):
+        return _read_file(files[0])[0]
+    weight_map = read_index(index_path)
+    raw = json.loads(index_path.read_text())
+    index_id = (raw.get("metadata") or {}).get("save_id") if isinstance(raw.get("metadata"), dict) else None
+    arrays: dict[str, np.ndarray] = {}
+    for file in files:
+        shard, metadata = _read_file(file)
+        expected = {key for key, name in weight_map.items() if name == file.name}
+        shard_id = metadata.get("save_id")
+        if index_id and shard_id and shard_id != index_id:
+            raise WeightsFileError(
+                f"Shard {file.name!r} was written by another save (save_id {shard_id}) than the index "
+                f"{index_path.name!r} (save_id {index_id}): an interrupted or mixed save. The weights "
+                "were not used; save them again with overwrite=True."
+            )
+        if set(shard) != expected:
+            raise WeightsFileError(
+                f"Shard {file.name!r} does not hold what the index {index_path.name!r} says: "
+                f"keys not in the index {sorted(set(shard) - expected)[:10]}, keys missing "
+                f"{sorted(expected - set(shard))[:10]}. The weights were not used."
+            )
+        arrays.update(shard)
     return arrays
+
+
+def _is_float(dtype: object) -> bool:
+    name = keras.backend.standardize_dtype(dtype) if not isinstance(dtype, np.dtype) else str(dtype)
+    return "float" in name
 
 
 def _under(key: str, layers: Iterable[str]) -> bool:
@@ -191,7 +361,9 @@ def load_weights(
     Strict by default: missing, unexpected or mis-shaped keys raise
     :class:`WeightsMismatchError` listing them all. Keys under the ``head`` layers whose shapes
     differ (weights trained with another ``num_classes``) are skipped with a warning: the head
-    keeps its fresh initialisation. ``strict=False`` also tolerates missing/unexpected keys.
+    keeps its fresh initialisation. Keys under ``head`` layers the model does not have at all
+    (a feature extractor built with ``include_top=False``) are left unused, silently.
+    ``strict=False`` also tolerates missing/unexpected keys.
 
     Example:
         >>> import tempfile, zoo
@@ -205,12 +377,20 @@ def load_weights(
     head = tuple(head)
     missing = sorted(set(state) - set(arrays))
     unexpected = sorted(set(arrays) - set(state))
+    # A model without its head (include_top=False) uses every weight of the file but the head's.
+    absent = tuple(name for name in head if not any(_under(key, (name,)) for key in state))
+    skipped_head = [k for k in unexpected if _under(k, absent)]
+    unexpected = [k for k in unexpected if k not in skipped_head]
     mis_shaped = sorted(
         key for key in set(state) & set(arrays) if tuple(state[key].shape) != arrays[key].shape
     )
     reinitialized = [k for k in mis_shaped if _under(k, head)]
     bad_shapes = [k for k in mis_shaped if k not in reinitialized]
-    problems = bad_shapes + ((missing + unexpected) if strict else [])
+    mistyped = sorted(
+        key for key in set(state) & set(arrays)
+        if key not in mis_shaped and _is_float(state[key].dtype) != _is_float(arrays[key].dtype)
+    )
+    problems = bad_shapes + mistyped + ((missing + unexpected) if strict else [])
     if problems:
         lines = [f"Weights at {str(path)!r} do not fit model {model.name!r}."]
         if missing and strict:
@@ -221,8 +401,19 @@ def load_weights(
             lines.append(
                 f"Shape mismatch for {key!r}: model {tuple(state[key].shape)}, file {arrays[key].shape}"
             )
+        for key in mistyped[:20]:
+            lines.append(
+                f"Dtype mismatch for {key!r}: model {keras.backend.standardize_dtype(state[key].dtype)}, "
+                f"file {arrays[key].dtype}"
+            )
+        if bad_shapes:
+            lines.append(
+                "The weights were saved from a model with another configuration (input_shape: "
+                "channels or size, num_classes, ...): build the model with the configuration the "
+                "weights were saved with."
+            )
         raise WeightsMismatchError("\n".join(lines))
-    report = LoadReport(reinitialized=reinitialized)
+    report = LoadReport(reinitialized=reinitialized, skipped_head=skipped_head)
     for key, variable in state.items():
         if key in arrays and key not in reinitialized:
             variable.assign(arrays[key].astype(keras.backend.standardize_dtype(variable.dtype)))
