@@ -77,3 +77,15 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
     return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is ``True`` or ``False``, else raise ``ValueError``.
+
+    Example:
+        >>> check_bool("include_top", False)
+        False
+    """
+    if value is not True and value is not False:
+        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    return value

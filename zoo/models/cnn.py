@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from zoo.layers import DATA_FORMAT, CNNConv2D
-from zoo.models._checks import check_dtype, check_input_shape, check_num_classes, check_rate
+from zoo.models._checks import check_bool, check_dtype, check_input_shape, check_num_classes, check_rate
 from zoo.models._tags import fashion_mnist_weights
 from zoo.recipe import Recipe
 from zoo.registry import register_model
@@ -37,6 +37,7 @@ def cnn(
     input_shape: tuple[int, int, int] = (28, 28, 1),
     num_classes: int = 10,
     dropout: float = 0.5,
+    include_top: bool = True,
     dtype: str | None = None,
 ) -> keras.Sequential:
     """The tutorial CNN: Conv64(7x7) - pool - Conv128 - Conv128 - pool - Dense128 - Dense64 - softmax.
@@ -45,10 +46,16 @@ def cnn(
     ``dtype`` is the dtype policy of every layer (e.g. ``"mixed_bfloat16"``; ``None``: Keras'
     global policy); variables stay float32 under mixed policies and the softmax output is float32.
 
+    ``include_top=False`` is the feature extractor: everything but the ``predictions`` head, so
+    it returns the 64 features of ``fc2`` (after ``dropout2``, an identity at inference) -- what
+    the head classifies, and what a linear probe trains on. ``num_classes`` is then unused.
+
     Example:
         >>> model = cnn(num_classes=10)
         >>> model.output_shape
         (None, 10)
+        >>> cnn(include_top=False).output_shape
+        (None, 64)
     """
     input_shape = check_input_shape(input_shape, min_size=4, name="cnn")
     if None in input_shape[:2]:
@@ -56,26 +63,24 @@ def cnn(
             "The cnn flattens its feature map into a dense layer, so it needs a fixed height and "
             f"width. Received: input_shape={input_shape!r}"
         )
-    num_classes = check_num_classes(num_classes)
+    if check_bool("include_top", include_top):
+        num_classes = check_num_classes(num_classes)
     dropout = check_rate("dropout", dropout)
     dtype = check_dtype(dtype)
-    return keras.Sequential(
-        [
-            keras.Input(shape=input_shape, name="image"),
-            keras.layers.Rescaling(1.0 / 255.0, name="rescale", dtype=dtype),
-            CNNConv2D(filters=64, kernel_size=7, name="conv1", dtype=dtype),
-            keras.layers.MaxPool2D(data_format=DATA_FORMAT, name="pool1", dtype=dtype),
-            CNNConv2D(filters=128, name="conv2", dtype=dtype),
-            CNNConv2D(filters=128, name="conv3", dtype=dtype),
-            keras.layers.MaxPool2D(data_format=DATA_FORMAT, name="pool2", dtype=dtype),
-            keras.layers.Flatten(data_format=DATA_FORMAT, name="flatten", dtype=dtype),
-            keras.layers.Dense(128, activation="relu", kernel_initializer="he_normal", name="fc1", dtype=dtype),
-            keras.layers.Dropout(dropout, name="dropout1", dtype=dtype),
-            keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal", name="fc2", dtype=dtype),
-            keras.layers.Dropout(dropout, name="dropout2", dtype=dtype),
-            keras.layers.Dense(
-                num_classes, activation="softmax", dtype="float32", name="predictions"
-            ),
-        ],
-        name="cnn",
-    )
+    layers = [
+        keras.Input(shape=input_shape, name="image"),
+        keras.layers.Rescaling(1.0 / 255.0, name="rescale", dtype=dtype),
+        CNNConv2D(filters=64, kernel_size=7, name="conv1", dtype=dtype),
+        keras.layers.MaxPool2D(data_format=DATA_FORMAT, name="pool1", dtype=dtype),
+        CNNConv2D(filters=128, name="conv2", dtype=dtype),
+        CNNConv2D(filters=128, name="conv3", dtype=dtype),
+        keras.layers.MaxPool2D(data_format=DATA_FORMAT, name="pool2", dtype=dtype),
+        keras.layers.Flatten(data_format=DATA_FORMAT, name="flatten", dtype=dtype),
+        keras.layers.Dense(128, activation="relu", kernel_initializer="he_normal", name="fc1", dtype=dtype),
+        keras.layers.Dropout(dropout, name="dropout1", dtype=dtype),
+        keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal", name="fc2", dtype=dtype),
+        keras.layers.Dropout(dropout, name="dropout2", dtype=dtype),
+    ]
+    if include_top:
+        layers.append(keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions"))
+    return keras.Sequential(layers, name="cnn")

@@ -7,7 +7,7 @@ from typing import Sequence
 import keras
 
 from zoo.layers import DATA_FORMAT, ResidualUnit, ResNetConv2D
-from zoo.models._checks import check_choice, check_dtype, check_input_shape, check_num_classes
+from zoo.models._checks import check_bool, check_choice, check_dtype, check_input_shape, check_num_classes
 from zoo.models._tags import fashion_mnist_weights
 from zoo.recipe import Recipe
 from zoo.registry import register_model
@@ -64,9 +64,10 @@ def build_resnet(
     """A basic-block ResNet with ``units_per_stage`` ResidualUnits at widths 64/128/256/512.
 
     ``stem="imagenet"`` is the 7x7/2 conv + 3x3/2 max-pool stem; ``stem="small"`` a 3x3/1 conv
-    without pooling, for 28-64 px inputs. With ``include_top=False`` the model returns the
-    globally average-pooled features. ``dtype`` is every layer's dtype policy (``None``: the
-    global one); the softmax output stays float32.
+    without pooling, for 28-64 px inputs. With ``include_top=False`` the model is the feature
+    extractor: everything but the ``predictions`` head, returning the globally average-pooled
+    features (512); ``num_classes`` is then unused. ``dtype`` is every layer's dtype policy
+    (``None``: the global one); the softmax output stays float32.
 
     Example:
         >>> build_resnet("resnet18", (2, 2, 2, 2), (32, 32, 3), 10, "small", True).output_shape
@@ -75,7 +76,7 @@ def build_resnet(
     input_shape = check_input_shape(input_shape, name=name)
     stem = check_choice("stem", stem, STEMS)
     dtype = check_dtype(dtype)
-    if include_top:
+    if check_bool("include_top", include_top):
         num_classes = check_num_classes(num_classes)
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescale", dtype=dtype)(inputs)

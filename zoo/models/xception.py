@@ -9,7 +9,7 @@ from typing import Any
 import keras
 
 from zoo.layers import DATA_FORMAT
-from zoo.models._checks import check_choice, check_dtype, check_input_shape, check_num_classes
+from zoo.models._checks import check_bool, check_choice, check_dtype, check_input_shape, check_num_classes
 from zoo.models._tags import fashion_mnist_weights
 from zoo.recipe import Recipe
 from zoo.registry import register_model
@@ -89,11 +89,13 @@ def xception_backbone(input_shape: tuple[int, int, int], weights: str | None, dt
     return backbone
 
 
-@register_model(weights=[_LOCALIZATION], head=("class",), task="localization")
+# Both output layers are the head: a feature extractor (include_top=False) has neither.
+@register_model(weights=[_LOCALIZATION], head=("class", "box"), task="localization")
 def xception_localizer(
     input_shape: tuple[int, int, int] = (96, 96, 1),
     num_classes: int = 10,
     backbone_weights: str | None = None,
+    include_top: bool = True,
     dtype: str | None = None,
 ) -> keras.Model:
     """Xception backbone, global average pooling, a softmax ``class`` head and a ``box`` head.
@@ -101,11 +103,15 @@ def xception_localizer(
     The ``box`` output is ``(center_x, center_y, width, height)`` normalised to [0, 1]
     (a sigmoid keeps it there). ``backbone_weights="imagenet"`` needs 3 channels and network.
     ``dtype`` is every layer's dtype policy (``None``: the global one); both heads output float32.
+    ``include_top=False`` is the feature extractor: no ``class`` and ``box`` heads, one output,
+    the globally average-pooled backbone features (2048); ``num_classes`` is then unused.
 
     Example:
         >>> model = xception_localizer(input_shape=(96, 96, 1), num_classes=10)
         >>> sorted(tuple(o.shape) for o in model.outputs)
         [(None, 4), (None, 10)]
+        >>> xception_localizer(input_shape=(71, 71, 1), include_top=False).output_shape
+        (None, 2048)
     """
     input_shape = check_input_shape(input_shape, min_size=MIN_SIZE, name="xception_localizer")
     if keras.config.image_data_format() != DATA_FORMAT:
@@ -116,7 +122,8 @@ def xception_localizer(
             "keras.config.set_image_data_format('channels_last') first. "
             f"Received: keras.config.image_data_format()={keras.config.image_data_format()!r}"
         )
-    num_classes = check_num_classes(num_classes)
+    if check_bool("include_top", include_top):
+        num_classes = check_num_classes(num_classes)
     dtype = check_dtype(dtype)
     check_choice("backbone_weights", backbone_weights, (None, "imagenet"))
     if backbone_weights == "imagenet" and input_shape[-1] != 3:
@@ -128,6 +135,8 @@ def xception_localizer(
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale", dtype=dtype)(inputs)
     x = xception_backbone(input_shape, backbone_weights, dtype)(x)
     x = keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool", dtype=dtype)(x)
+    if not include_top:
+        return keras.Model(inputs, x, name="xception_localizer")
     class_output = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="class")(x)
     box_output = keras.layers.Dense(4, activation="sigmoid", dtype="float32", name="box")(x)
     return keras.Model(inputs, {"class": class_output, "box": box_output}, name="xception_localizer")
