@@ -1,0 +1,142 @@
+"""Image folders as training data (zoo.data.folder): classes, pictures of any kind, split, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from zoo.data.folder import ImageFolderError, load_image_folder, load_images, scan_image_folder
+
+LIGHT_ON_DARK = {"polarity": "light_on_dark", "resize": "fit_and_pad"}
+
+
+def item(value: int = 200, size: tuple[int, int] = (28, 28), background: int = 0) -> np.ndarray:
+    """A gray picture: a bright rectangle (the item) on a background."""
+    height, width = size
+    picture = np.full((height, width), background, np.uint8)
+    picture[height // 4: 3 * height // 4, width // 3: 2 * width // 3] = value
+    return picture
+
+
+def make_folder(root: Path, per_class: int = 5) -> Path:
+    """Three classes of PNG/JPEG pictures, gray/RGB/RGBA, of different sizes, with clutter."""
+    for label, name in enumerate(("sneaker", "boot", "sandal")):
+        folder = root / name
+        (folder / "more").mkdir(parents=True)
+        for i in range(per_class):
+            picture = Image.fromarray(item(60 + 40 * label, size=(28 + 4 * i, 28 + 2 * i)))
+            kind = i % 4
+            if kind == 0:
+                picture.save(folder / f"{i}.png")
+            elif kind == 1:
+                picture.convert("RGB").save(folder / f"{i}.JPG", quality=95)
+            elif kind == 2:
+                picture.convert("RGBA").save(folder / "more" / f"{i}.png")
+            else:
+                picture.save(folder / f"{i}.jpeg", quality=95)
+        (folder / "notes.txt").write_text("not a picture")
+        (folder / ".DS_Store").write_bytes(b"\0")
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / "README.txt").write_text("a file next to the class folders")
+    return root
+
+
+def test_classes_are_the_sorted_folder_names_and_every_picture_kind_loads(tmp_path):
+    root = make_folder(tmp_path / "pictures")
+    folder = scan_image_folder(root)
+    assert folder.class_names == ("boot", "sandal", "sneaker")
+    assert folder.counts == {"boot": 5, "sandal": 5, "sneaker": 5}
+    assert {p.suffix for p in folder.files} == {".png", ".JPG", ".jpeg"}
+    assert any(p.parent.name == "more" for p in folder.files)  # sub-folders of a class count
+    x, notes = load_images(folder.files, (28, 28, 1), LIGHT_ON_DARK)
+    assert x.shape == (15, 28, 28, 1) and x.dtype == np.uint8
+    assert notes["resized"] == 12 and notes["converted RGB to grayscale"] >= 3
+    rgb, _ = load_images(folder.files[:3], (32, 32, 3), None)
+    assert rgb.shape == (3, 32, 32, 3)
+    np.testing.assert_array_equal(rgb[0, ..., 0], rgb[0, ..., 2])  # a gray picture repeated as RGB
+
+
+def test_a_fashion_mnist_sized_picture_keeps_its_pixels(tmp_path):
+    picture = item(180)
+    Image.fromarray(picture).save(tmp_path / "a.png")
+    x, notes = load_images([tmp_path / "a.png"], (28, 28, 1), LIGHT_ON_DARK)
+    np.testing.assert_array_equal(x[0, ..., 0], picture)
+    assert notes == {}
+
+
+def test_light_backgrounds_are_inverted_only_for_light_on_dark_weights(tmp_path):
+    Image.fromarray(item(30, background=240)).save(tmp_path / "photo.png")  # dark item on white
+    inverted, notes = load_images([tmp_path / "photo.png"], (28, 28, 1), LIGHT_ON_DARK)
+    assert inverted[0, 0, 0, 0] == 15 and inverted[0, 14, 14, 0] == 225 and notes == {"inverted": 1}
+    kept, notes = load_images([tmp_path / "photo.png"], (28, 28, 1), {"polarity": None})
+    assert kept[0, 0, 0, 0] == 240 and notes == {}
+
+
+def test_the_aspect_ratio_is_kept_and_the_rest_padded_with_background(tmp_path):
+    Image.fromarray(np.full((20, 80), 100, np.uint8)).save(tmp_path / "wide.png")  # dark: not inverted
+    x, _ = load_images([tmp_path / "wide.png"], (28, 28, 1), LIGHT_ON_DARK)
+    rows = x[0, :, :, 0].max(axis=1)
+    assert rows[0] == 0 and rows[-1] == 0 and rows[14] == 100  # bars above and below, the picture between
+    assert 6 <= int((rows > 0).sum()) <= 8  # 80x20 -> 28x7
+
+
+def test_the_split_is_stratified_seeded_and_deterministic(tmp_path):
+    root = make_folder(tmp_path / "pictures", per_class=10)
+    first = load_image_folder(root, (28, 28, 1), val_fraction=0.2, seed=3)
+    again = load_image_folder(root, (28, 28, 1), val_fraction=0.2, seed=3)
+    other = load_image_folder(root, (28, 28, 1), val_fraction=0.2, seed=4)
+    assert first.counts == {"train": 24, "val": 6}
+    assert np.bincount(first.y_val).tolist() == [2, 2, 2]
+    assert first.files_val == again.files_val and first.files_val != other.files_val
+    assert not set(first.files_val) & set(first.files_train)
+    np.testing.assert_array_equal(first.x_val, again.x_val)
+
+
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ("missing", "does not exist. Received: data="),
+        ("file", "is a file, not a folder"),
+        ("empty", "has no class sub-folders (it is empty)"),
+        ("loose", "has no class sub-folders (it holds 2 file(s) (['a.png', 'b.png']) directly)"),
+        ("one_class", "has one class sub-folder ('boot'); a classifier needs at least two"),
+        ("empty_class", "Class folder(s) without pictures in"),
+        ("unreadable", "bad.png"),
+    ],
+)
+def test_bad_folders_raise_errors_naming_what_was_found(tmp_path, layout, message):
+    root = tmp_path / "pictures"
+    if layout == "file":
+        root.write_text("x")
+    elif layout != "missing":
+        root.mkdir()
+    if layout == "loose":
+        for name in ("a.png", "b.png"):
+            Image.fromarray(item()).save(root / name)
+    if layout in ("one_class", "empty_class", "unreadable"):
+        (root / "boot").mkdir()
+        Image.fromarray(item()).save(root / "boot" / "a.png")
+    if layout == "empty_class":
+        (root / "sandal").mkdir()
+        (root / "sandal" / "list.csv").write_text("a,b")
+    if layout == "unreadable":
+        (root / "sandal").mkdir()
+        (root / "sandal" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(ImageFolderError) as error:
+        load_image_folder(root, (28, 28, 1))
+    assert message in str(error.value)
+    if layout == "empty_class":
+        assert "'sandal' (found 1 other file(s): ['list.csv'])" in str(error.value)
+    if layout == "unreadable":
+        assert str(root / "sandal" / "bad.png") in str(error.value)
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    root = make_folder(tmp_path / "pictures")
+    with pytest.raises(ValueError, match=r"Received: val_fraction=1\.5"):
+        load_image_folder(root, (28, 28, 1), val_fraction=1.5)
+    with pytest.raises(ImageFolderError, match=r"must be fixed. Received: input_shape=\(None, None, 1\)"):
+        load_image_folder(root, (None, None, 1))

@@ -1,0 +1,268 @@
+"""A user's image folder as training data: one sub-folder per class, any PNG/JPEG.
+
+Layout (as ``keras.utils.image_dataset_from_directory`` reads it)::
+
+    my_pictures/
+        boot/      a.png  b.jpg  more/c.jpeg ...
+        sandal/    ...
+        sneaker/   ...
+
+Class names are the sorted sub-folder names (label ``i`` is the ``i``-th name). Every ``.png``,
+``.jpg`` or ``.jpeg`` file under a class folder (sub-folders included) is one example; hidden
+files and folders (``.DS_Store``, ``.ipynb_checkpoints``) and other files are ignored. Pictures
+of any size, gray or colour, become inputs of the model's ``input_shape`` with
+:func:`zoo.preprocess.preprocess_image` and the weights' preprocessing record (grayscale or RGB,
+Fashion-MNIST's light-on-dark polarity when recorded, fit and pad keeping the aspect ratio).
+They are held in memory as uint8: ``N * height * width * channels`` bytes.
+
+Problems raise :class:`ImageFolderError` naming what was found: a missing folder, no class
+sub-folders, fewer than two classes, a class without pictures, an unreadable picture.
+
+Example:
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for name, value in (("dark", 20), ("light", 230)):
+    ...     (root / name).mkdir()
+    ...     for i in range(5):
+    ...         Image.new("L", (30 + i, 20), value).save(root / name / f"{i}.png")
+    >>> data = load_image_folder(root, (28, 28, 1), val_fraction=0.2, seed=0)
+    >>> data.class_names, data.x_train.shape, data.x_val.shape, data.x_train.dtype
+    (('dark', 'light'), (8, 28, 28, 1), (2, 28, 28, 1), dtype('uint8'))
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from zoo.data.fashion_mnist import train_val_indices
+from zoo.preprocess import IMAGE_SUFFIXES, preprocess_image
+
+__all__ = [
+    "FolderData",
+    "ImageFolder",
+    "ImageFolderError",
+    "load_image_folder",
+    "load_images",
+    "scan_image_folder",
+]
+
+#: Share of each class held out for validation unless told otherwise.
+DEFAULT_VAL_FRACTION = 0.2
+_SHOWN = 8  # how many names an error message lists
+
+
+class ImageFolderError(ValueError):
+    """An image folder cannot be used as training data; the message says what was found."""
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    """The pictures of an image folder: class names, files and their labels (no pixels yet).
+
+    Example:
+        >>> folder = ImageFolder(Path("d"), ("a", "b"), (Path("d/a/1.png"), Path("d/b/2.png")), np.array([0, 1]))
+        >>> folder.counts
+        {'a': 1, 'b': 1}
+    """
+
+    root: Path
+    class_names: tuple[str, ...]
+    files: tuple[Path, ...]
+    labels: np.ndarray
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Pictures per class."""
+        numbers = np.bincount(self.labels, minlength=len(self.class_names))
+        return {name: int(n) for name, n in zip(self.class_names, numbers)}
+
+
+@dataclass
+class FolderData:
+    """An image folder loaded for training: train/validation arrays and what was done to them.
+
+    ``x_*`` are uint8 ``(N, height, width, channels)``, ``y_*`` int64 labels; ``files_*`` name
+    each example's picture; ``notes`` counts the preprocessing steps over all pictures
+    (``inverted``, ``converted RGB to grayscale``, ``resized``, ...).
+    """
+
+    root: Path
+    class_names: tuple[str, ...]
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    files_train: tuple[Path, ...]
+    files_val: tuple[Path, ...]
+    counts: dict[str, int]
+    notes: dict[str, int] = field(default_factory=dict)
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _shown(names: Sequence[str]) -> str:
+    names = list(names)
+    more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
+    return f"{names[:_SHOWN]}{more}"
+
+
+def _pictures(folder: Path) -> tuple[list[Path], list[str]]:
+    """Picture files under ``folder`` (recursively, sorted) and the other visible files' names."""
+    pictures, others = [], []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                pictures.append(path)
+            else:
+                others.append(str(path.relative_to(folder)))
+    return pictures, others
+
+
+def scan_image_folder(root: str | os.PathLike) -> ImageFolder:
+    """List the classes (sorted sub-folder names) and pictures of an image folder.
+
+    Raises :class:`ImageFolderError` (a ``ValueError``) when ``root`` is missing or not a folder,
+    holds no class sub-folders, fewer than two, or a class holds no picture.
+
+    Example:
+        >>> scan_image_folder("/nonexistent/pictures")
+        Traceback (most recent call last):
+        ...
+        zoo.data.folder.ImageFolderError: The image folder '/nonexistent/pictures' does not exist. Received: data='/nonexistent/pictures'
+    """
+    root = Path(root)
+    received = f"Received: data={str(root)!r}"
+    if not root.exists():
+        raise ImageFolderError(f"The image folder {str(root)!r} does not exist. {received}")
+    if not root.is_dir():
+        raise ImageFolderError(
+            f"{str(root)!r} is a file, not a folder: give a folder with one sub-folder per class. {received}"
+        )
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and _visible(p))
+    if not classes:
+        loose = sorted(p.name for p in root.iterdir() if p.is_file() and _visible(p))
+        found = f"it holds {len(loose)} file(s) ({_shown(loose)}) directly" if loose else "it is empty"
+        raise ImageFolderError(
+            f"The image folder {str(root)!r} has no class sub-folders ({found}). Put each class's "
+            f"pictures in a sub-folder named after the class, e.g. {str(root / 'boot')!r}. {received}"
+        )
+    if len(classes) < 2:
+        raise ImageFolderError(
+            f"The image folder {str(root)!r} has one class sub-folder ({classes[0]!r}); a classifier "
+            f"needs at least two. {received}"
+        )
+    files: list[Path] = []
+    labels: list[int] = []
+    empty: list[str] = []
+    for label, name in enumerate(classes):
+        pictures, others = _pictures(root / name)
+        if not pictures:
+            found = f"found {len(others)} other file(s): {_shown(others)}" if others else "it is empty"
+            empty.append(f"{name!r} ({found})")
+        files += pictures
+        labels += [label] * len(pictures)
+    if empty:
+        raise ImageFolderError(
+            f"Class folder(s) without pictures in {str(root)!r}: {'; '.join(empty)}. Every class needs at "
+            f"least one {'/'.join(IMAGE_SUFFIXES)} file; remove empty class folders. {received}"
+        )
+    return ImageFolder(root, tuple(classes), tuple(files), np.asarray(labels, np.int64))
+
+
+def _note_kind(note: str) -> str:
+    """A preprocessing note without its figures (``resized 30x20 to ...`` -> ``resized``)."""
+    return note.split(" (")[0] if note.startswith(("inverted", "converted", "repeated")) else note.split(" ")[0]
+
+
+def load_images(
+    files: Sequence[str | os.PathLike],
+    input_shape: Sequence[int | None],
+    preprocessing: Mapping[str, Any] | None = None,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Read and preprocess pictures into one uint8 array ``(N, height, width, channels)``.
+
+    ``preprocessing`` is a weights' record (``zoo.preprocess``: ``polarity``, ``resize``).
+    Returns the array and how many pictures each preprocessing step touched. An unreadable
+    picture raises :class:`ImageFolderError` naming the file.
+
+    Example:
+        >>> load_images([], (28, 28, 1))[0].shape
+        (0, 28, 28, 1)
+    """
+    height, width, channels = input_shape
+    if height is None or width is None:
+        raise ImageFolderError(
+            "Pictures are resized to the model's input size, which must be fixed. "
+            f"Received: input_shape={tuple(input_shape)!r}"
+        )
+    out = np.empty((len(files), int(height), int(width), int(channels)), np.uint8)
+    notes: Counter = Counter()
+    for index, path in enumerate(files):
+        try:
+            result = preprocess_image(Path(path), (int(height), int(width), int(channels)), preprocessing)
+        except (ValueError, OSError) as error:
+            message = str(error)
+            where = "" if str(path) in message else f" {str(path)!r}:"
+            raise ImageFolderError(f"Cannot use picture{where} {message}") from None
+        out[index] = np.clip(np.rint(result.array), 0, 255).astype(np.uint8)
+        notes.update({_note_kind(note) for note in result.notes})
+    return out, dict(sorted(notes.items()))
+
+
+def load_image_folder(
+    root: str | os.PathLike,
+    input_shape: Sequence[int | None],
+    *,
+    preprocessing: Mapping[str, Any] | None = None,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = 0,
+) -> FolderData:
+    """Scan, read, preprocess and split an image folder (see the module's docstring).
+
+    The validation split takes ``val_fraction`` of the pictures (at least one), stratified by
+    class and fixed by ``seed`` (``zoo.data.train_val_indices``); a class with a single picture
+    may have it on either side.
+
+    Example:
+        >>> data = load_image_folder("my_pictures", (28, 28, 1), preprocessing={"polarity": "light_on_dark"})  # doctest: +SKIP
+        >>> data.counts                                                                                          # doctest: +SKIP
+        {'train': 96, 'val': 24}
+    """
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
+        raise ValueError(f"`val_fraction` must be a number in (0, 1). Received: val_fraction={val_fraction!r}")
+    folder = scan_image_folder(root)
+    total = len(folder.files)
+    if total < 2:
+        raise ImageFolderError(
+            f"{str(folder.root)!r} holds {total} picture(s); a train and a validation split need at "
+            f"least two. Received: data={str(folder.root)!r}"
+        )
+    x, notes = load_images(folder.files, input_shape, preprocessing)
+    val_size = min(total - 1, max(1, int(round(val_fraction * total))))
+    train_idx, val_idx = train_val_indices(folder.labels, val_size=val_size, seed=seed, stratify=True)
+    files = np.asarray(folder.files, dtype=object)
+    return FolderData(
+        root=folder.root,
+        class_names=folder.class_names,
+        x_train=x[train_idx],
+        y_train=folder.labels[train_idx],
+        x_val=x[val_idx],
+        y_val=folder.labels[val_idx],
+        files_train=tuple(files[train_idx]),
+        files_val=tuple(files[val_idx]),
+        counts={"train": len(train_idx), "val": len(val_idx)},
+        notes=notes,
+    )
