@@ -107,13 +107,19 @@ def training_text(metadata: Mapping[str, Any]) -> str:
     training = metadata["training"]
     best, examples = training["best"], training["examples"]
     precision = "mixed_bfloat16" if training.get("mixed_precision") else "float32"
+    if (metadata.get("evaluation") or {}).get("split") == "validation":  # an image folder has no test split
+        images = f"Images: {examples['train']} train, {examples['val']} validation (the metrics above)."
+    else:
+        images = (
+            f"Images: {examples['train']} train, {examples['val']} validation (from the train split), "
+            f"{examples['test']} test (the metrics above)."
+        )
     return (
         f"Trained with:\n\n```bash\n{metadata['train_command']}\n```\n\n"
         f"Trained on: {metadata.get('trained_on', 'unknown')}; precision {precision}. "
         f"{_timing_text(training.get('timing'))}\n\n"
         f"Backend: {metadata['backend']}, seed {metadata['seed']}, {training['distribute']}. "
-        f"Images: {examples['train']} train, {examples['val']} validation (from the train split), "
-        f"{examples['test']} test (the metrics above). Best epoch by {best['monitor']}: "
+        f"{images} Best epoch by {best['monitor']}: "
         f"{best['epoch']} of {training['epochs']} ({best['value']}). {recipe.get('notes', '')}\n\n"
         f"| recipe | value |\n|---|---|\n{rows}"
     )

@@ -1,0 +1,311 @@
+"""Fine-tuning on a user's image folder (scripts/train.py --data/--init-from/--freeze-backbone)
+and the feature-extractor form (include_top=False) of every architecture.
+
+The folder: 3 classes x 12 Fashion-MNIST test images saved as PNG and JPEG, gray and RGB, of
+different sizes. Every run is 1-2 epochs of the cnn on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from conftest import ROOT, sample_batch, small_overrides
+from PIL import Image
+
+import zoo
+from zoo.data import find_data_dir, load_fashion_mnist
+from zoo.data.folder import load_images
+from zoo.format import read_folder
+from zoo.registry import get_spec
+from zoo.training.cli import main as train_main
+from zoo.training.finetune import finetune
+from zoo.weights import WeightsMismatchError, model_state, read_weights, save_weights
+
+pytestmark = pytest.mark.skipif(find_data_dir() is None, reason="needs the Fashion-MNIST files")
+CLASSES = {9: "boot", 5: "sandal", 7: "sneaker"}
+NAMES = sorted(CLASSES.values())
+RELEASED_CNN = ROOT / "weights" / "cnn.fmnist"
+HEAD = ("predictions/kernel", "predictions/bias")
+
+
+def arrays(model: keras.Model) -> dict[str, np.ndarray]:
+    return {key: np.array(keras.ops.convert_to_numpy(v)) for key, v in model_state(model).items()}
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("finetune") / "pictures"
+    x, y = load_fashion_mnist("test", limit=1000)
+    for label, name in CLASSES.items():
+        (root / name).mkdir(parents=True)
+        for i, index in enumerate(np.flatnonzero(y == label)[:12]):
+            picture = Image.fromarray(x[index, ..., 0])
+            if i % 3 == 0:
+                picture.save(root / name / f"{i}.png")
+            elif i % 3 == 1:
+                picture.convert("RGB").resize((56, 56)).save(root / name / f"{i}.jpg", quality=95)
+            else:
+                picture.resize((40, 52)).save(root / name / f"{i}.jpeg", quality=95)
+    return root
+
+
+@pytest.fixture(scope="module")
+def probe_run(pictures, tmp_path_factory) -> Path:
+    """``scripts/train.py cnn --data ... --init-from cnn --freeze-backbone --epochs 1``: a pure linear probe."""
+    run = tmp_path_factory.mktemp("probe") / "run"
+    done = subprocess.run(
+        [sys.executable, "scripts/train.py", "cnn", "--data", str(pictures), "--init-from", "cnn",
+         "--freeze-backbone", "--epochs", "1", "--output", str(run), "--verbose", "0"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        env={**os.environ, "KERAS_BACKEND": keras.backend.backend()},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "[zoo] cnn: validation accuracy" in done.stdout
+    return run
+
+
+def test_the_script_writes_a_run_that_loads_and_predicts_the_folder_names(probe_run, pictures):
+    folder = read_folder(probe_run)
+    metadata = folder.metadata
+    assert folder.build["tag"] is None and folder.config["num_classes"] == 3
+    assert metadata["label_names"] == NAMES
+    assert (metadata["base_model"], metadata["base_model_repo"]) == ("cnn.fmnist", "keras-zoo/cnn.fmnist")
+    assert metadata["preprocessing"]["polarity"] == "light_on_dark"
+    assert metadata["preprocessing"]["resize"] == "fit_and_pad"
+    assert metadata["evaluation"]["split"] == "validation"
+    assert metadata["data"]["classes"] == NAMES and metadata["data"]["examples"] == {"train": 29, "val": 7}
+    assert [p["name"] for p in metadata["training"]["phases"]] == ["probe"]
+    assert "--data pictures --init-from cnn.fmnist --freeze-backbone" in metadata["train_command"]
+    assert "validation (the metrics above)" in (probe_run / "README.md").read_text()
+    model = zoo.load(probe_run)
+    assert model.output_shape == (None, 3)
+    files = sorted(pictures.glob("*/*"))
+    x, _ = load_images(files, (28, 28, 1), metadata["preprocessing"])
+    predicted = [metadata["label_names"][i] for i in np.argmax(model.predict(x, verbose=0), axis=-1)]
+    assert set(predicted) <= set(NAMES)
+    # The pictures reach the backbone as Fashion-MNIST did: its features separate the classes.
+    features = zoo.load(probe_run, include_top=False).predict(x, verbose=0)
+    labels = np.array([NAMES.index(path.parent.name) for path in files])
+    means = np.stack([features[labels == k].mean(axis=0) for k in range(3)])
+    nearest = np.argmin(((features[:, None] - means[None]) ** 2).sum(axis=-1), axis=1)
+    assert np.mean(nearest == labels) > 0.8
+
+
+def test_the_linear_probe_kept_every_backbone_weight_and_trained_a_new_head(probe_run):
+    trained = read_weights(probe_run / "model.safetensors")
+    released = read_weights(RELEASED_CNN / "model.safetensors")
+    assert set(trained) == set(released)
+    for key in set(released) - set(HEAD):
+        np.testing.assert_array_equal(trained[key], released[key], err_msg=key)
+    assert trained["predictions/kernel"].shape == (64, 3)
+    last = read_weights(probe_run / "last.safetensors")
+    for key in set(released) - set(HEAD):
+        np.testing.assert_array_equal(last[key], released[key], err_msg=key)
+
+
+def test_predict_uses_the_folder_names(probe_run, pictures):
+    predict = pytest.importorskip("zoo.prediction").predict
+    [prediction] = predict(str(probe_run), [sorted((pictures / "boot").glob("*.png"))[0]], top_k=3)
+    assert sorted(label for label, _ in prediction.top_k) == NAMES
+
+
+class Snapshots(keras.callbacks.Callback):
+    """The model's weights when each phase starts and ends."""
+
+    def __init__(self):
+        super().__init__()
+        self.phases: list[tuple[dict, dict]] = []
+
+    def on_train_begin(self, logs=None):
+        self.start = arrays(self.model)
+
+    def on_train_end(self, logs=None):
+        self.phases.append((self.start, arrays(self.model)))
+
+
+def test_a_probe_then_an_unfrozen_phase_at_a_lower_rate(pictures, tmp_path):
+    snapshots = Snapshots()
+    run = finetune(
+        "cnn", data=pictures, init_from="cnn", output_dir=tmp_path / "run", freeze_backbone=True,
+        probe_epochs=1, epochs=2, callbacks=[snapshots], verbose=0,
+    )
+    released = read_weights(RELEASED_CNN / "model.safetensors")
+    (probe_start, probe_end), (unfrozen_start, unfrozen_end) = snapshots.phases
+    backbone = sorted(set(released) - set(HEAD))
+    for key in backbone:
+        np.testing.assert_array_equal(probe_start[key], released[key])
+        np.testing.assert_array_equal(probe_end[key], released[key])  # frozen: not one step moved it
+    assert all(not np.array_equal(probe_start[k], probe_end[k]) for k in HEAD)  # the head trained
+    assert any(not np.array_equal(unfrozen_start[k], unfrozen_end[k]) for k in backbone)  # then everything trains
+    metadata = read_folder(run).metadata
+    probe, unfrozen = metadata["training"]["phases"]
+    assert (probe["name"], probe["epochs"], probe["trains"]) == ("probe", [1, 1], "the head only")
+    assert (unfrozen["name"], unfrozen["epochs"], unfrozen["trains"]) == ("unfrozen", [2, 2], "every layer")
+    assert unfrozen["lr"] < probe["lr"]
+    history = (run / "history.csv").read_text().strip().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["0", "1"]
+    assert not (run / "backup").exists() and not (run / "best").exists()
+
+
+class _Stop(Exception):
+    pass
+
+
+class StopAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Stop()
+
+
+def test_a_killed_run_resumes_after_its_probe(pictures, tmp_path):
+    flags = dict(data=pictures, init_from="cnn", output_dir=tmp_path / "run", freeze_backbone=True,
+                 probe_epochs=1, epochs=2, verbose=0)
+    killed = Snapshots()
+    with pytest.raises(_Stop):
+        finetune("cnn", callbacks=[killed, StopAtEpoch(1)], **flags)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "training"
+    resumed = Snapshots()
+    run = finetune("cnn", resume=True, callbacks=[resumed], **flags)
+    assert len(resumed.phases) == 1  # the probe was not trained again
+    probe_end, start = killed.phases[0][1], resumed.phases[0][0]
+    for key, value in probe_end.items():
+        np.testing.assert_array_equal(start[key], value, err_msg=key)  # the unfrozen phase starts where the probe ended
+    history = (run / "history.csv").read_text().strip().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["0", "1"]
+    assert read_folder(run).metadata["training"]["resumed_from_epoch"] == 1
+
+
+def _broken_folder(root: Path, problem: str) -> Path:
+    root.mkdir(parents=True)
+    if problem == "loose":
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(root / "a.png")
+        return root
+    for name in ("boot", "sandal"):
+        (root / name).mkdir()
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(root / name / "a.png")
+    if problem == "empty_class":
+        (root / "sneaker").mkdir()
+    if problem == "unreadable":
+        (root / "sandal" / "b.jpg").write_bytes(b"not a jpeg")
+    return root
+
+
+@pytest.mark.parametrize(
+    "problem, flags, message",
+    [
+        ("loose", [], "has no class sub-folders (it holds 1 file(s) (['a.png']) directly)"),
+        ("empty_class", [], "Class folder(s) without pictures in"),
+        ("unreadable", [], "b.jpg"),
+        ("missing", [], "does not exist. Received: data="),
+        (None, ["--init-from", "cnn"], "need(s) --data DIR"),
+        ("ok", ["--freeze-backbone"], "needs trained weights to start from"),
+        ("ok", ["--probe-epochs", "2", "--init-from", "cnn"], "pass freeze_backbone=True (--freeze-backbone)"),
+        ("ok", ["--freeze-backbone", "--probe-epochs", "3", "--epochs", "2", "--init-from", "cnn"],
+         "probe_epochs=3 > epochs=2"),
+        ("ok", ["--init-from", "resnet34"], "No released weights for 'resnet34.fmnist'"),
+        ("ok", ["--limit", "10"], "--limit and --data-dir are for Fashion-MNIST runs"),
+    ],
+)
+def test_bad_input_ends_with_one_error_line_and_writes_nothing(tmp_path, capsys, problem, flags, message):
+    data = ["--data", str(_broken_folder(tmp_path / "pictures", problem))] if problem not in (None, "missing") else []
+    if problem == "missing":
+        data = ["--data", str(tmp_path / "nowhere")]
+    with pytest.raises(SystemExit) as exit_:
+        train_main(["cnn", *data, *flags, "--output", str(tmp_path / "run"), "--verbose", "0"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scripts/train.py: error: ") and message in err, err
+    assert err.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
+def test_other_architectures_and_tasks_are_refused(pictures, tmp_path, capsys):
+    for argv, message in [
+        (["resnet18", "--init-from", "cnn"], "The weights of 'cnn' are a 'cnn'; the run trains a 'resnet18'"),
+        (["xception_localizer"], "they fine-tune classifiers. 'xception_localizer' is a localization model"),
+    ]:
+        with pytest.raises(SystemExit):
+            train_main([*argv, "--data", str(pictures), "--output", str(tmp_path / "run")])
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_main(["cnn", "--data", str(pictures), "--output", str(pictures / "runs")])
+    assert "lies inside the image folder" in capsys.readouterr().err
+
+
+def test_an_existing_run_folder_is_never_replaced_without_overwrite(probe_run, pictures, capsys, tmp_path):
+    before = (probe_run / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit):
+        train_main(["cnn", "--data", str(pictures), "--init-from", "cnn", "--output", str(probe_run)])
+    assert "already holds a complete run. Pass resume=True (--resume)" in capsys.readouterr().err
+    assert (probe_run / "model.safetensors").read_bytes() == before
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit):
+        train_main(["cnn", "--data", str(pictures), "--output", str(other), "--overwrite"])
+    assert "is not a zoo run folder" in capsys.readouterr().err
+    assert (other / "notes.txt").read_text() == "mine"
+
+
+# --- the feature-extractor form of every architecture --------------------------------------------
+
+FEATURES = {"cnn": 64, "resnet18": 512, "resnet34": 512, "xception_localizer": 2048}
+
+
+@pytest.mark.parametrize("name", sorted(FEATURES))
+def test_include_top_false_gives_pooled_features_with_every_backbone_weight(name, tmp_path):
+    full = zoo.create(name, **small_overrides(name))
+    save_weights(full, tmp_path / "model.safetensors")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        features = zoo.load(name, weights=tmp_path / "model.safetensors", include_top=False, **small_overrides(name))
+    assert not [w for w in caught if issubclass(w.category, UserWarning)]  # no word about the missing head
+    assert features.output_shape == (None, FEATURES[name])
+    full_arrays, feature_arrays = arrays(full), arrays(features)
+    head = {key for key in full_arrays if key.split("/")[0] in get_spec(name).head}
+    assert head and set(feature_arrays) == set(full_arrays) - head
+    for key, value in feature_arrays.items():
+        np.testing.assert_array_equal(value, full_arrays[key], err_msg=key)
+    x = sample_batch(features)
+    expected = keras.ops.convert_to_numpy(features(x, training=False))
+    assert expected.shape == (2, FEATURES[name]) and np.all(np.isfinite(expected))
+
+
+@pytest.mark.parametrize("name", ["cnn", "resnet18", "xception_localizer"])  # resnet34: resnet18's builder
+def test_include_top_false_round_trips_through_config_and_keras_files(name, tmp_path):
+    features = zoo.create(name, **small_overrides(name), include_top=False)
+    x = sample_batch(features)
+    expected = keras.ops.convert_to_numpy(features(x, training=False))
+    clone = type(features).from_config(json.loads(json.dumps(features.get_config())))
+    clone.set_weights(features.get_weights())
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(clone(x, training=False)), expected)
+    features.save(tmp_path / "features.keras")
+    loaded = keras.saving.load_model(tmp_path / "features.keras", safe_mode=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x, training=False)), expected)
+
+
+def test_the_released_cnn_loads_as_a_feature_extractor(tmp_path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        features = zoo.load("cnn", include_top=False)
+    assert not [w for w in caught if issubclass(w.category, UserWarning)]
+    full = arrays(zoo.load("cnn"))
+    assert set(arrays(features)) == set(full) - set(HEAD)
+    for key, value in arrays(features).items():
+        np.testing.assert_array_equal(value, full[key])
+    zoo.save_weights(features, tmp_path / "features.safetensors")
+    with pytest.raises(WeightsMismatchError, match=r"Missing keys \(2\): \['predictions/bias', 'predictions/kernel'\]"):
+        zoo.load_weights(zoo.create("cnn"), tmp_path / "features.safetensors", head=("predictions",))
+    with pytest.raises(ValueError, match="Received: include_top='no'"):
+        zoo.create("cnn", include_top="no")

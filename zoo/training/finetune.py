@@ -1,0 +1,481 @@
+"""Fine-tuning on a user's image folder: ``finetune`` from trained weights to a run folder.
+
+``finetune`` = :func:`prepare_finetune` (folder scanned and read, weights found, run folder:
+a :class:`FineTunePlan`) -> :func:`fit_finetune` (an optional linear probe, then every layer)
+-> :func:`finalize_finetune` (validation metrics, exported folder with the folder's class names).
+
+* Data: :mod:`zoo.data.folder`, one sub-folder per class; the class names are the sorted folder
+  names. Pictures are preprocessed as the initial weights were trained (their ``preprocessing``
+  record, ``zoo.preprocess``) and split into train and validation (stratified, seeded). There is
+  no test split: the reported metrics are the validation split's, and say so.
+* Weights: ``init_from`` (a registered name with weights, ``hf://...``, a zoo folder) gives every
+  weight but the head, which is freshly initialised for ``num_classes`` = the number of classes.
+* Linear probe (``freeze_backbone=True``): the first ``probe_epochs`` epochs train the head alone
+  (every other layer ``trainable=False``; batch norm then runs in inference mode) at
+  ``probe_lr`` (default: ten times ``lr``), then the model is recompiled with every layer
+  trainable at the lower ``lr`` for the remaining epochs. ``probe_epochs == epochs`` is a pure
+  linear probe. Both phases are recorded in ``metadata.json`` (``training.phases``).
+* Recipe: the architecture's recipe made for fine-tuning (:func:`finetune_recipe`: 10 epochs, a
+  tenth of its learning rate when starting from weights, no progressive resizing, its
+  augmentation); flags override single fields.
+
+The run folder loads with ``zoo.load(run)`` and its ``metadata.json`` records ``label_names``
+(the folder names), ``base_model`` (the initial weights), ``preprocessing`` and the data.
+
+Example:
+    >>> run = finetune("cnn", data="my_pictures", init_from="cnn.fmnist", output_dir="runs/mine",
+    ...                freeze_backbone=True, epochs=4)                       # doctest: +SKIP
+    >>> zoo.load(run).output_shape                                           # doctest: +SKIP
+    (None, 3)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import keras
+
+from zoo.api import Resolved, create, resolve
+from zoo.data.folder import DEFAULT_VAL_FRACTION, FolderData, load_image_folder
+from zoo.data.pipeline import ArrayDataset
+from zoo.evaluation import predict
+from zoo.hub import HF_PREFIX, parse_handle
+from zoo.preprocess import preprocessing_of
+from zoo.registry import get_spec, split_name
+from zoo.tasks import task_of
+from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, summarize_timing
+from zoo.training.data import make_targets
+from zoo.training.distribute import data_parallel
+from zoo.training.fit import (
+    MIXED_POLICY,
+    _check_resume,
+    _settings,
+    _truncate_history,
+    compile_model,
+    scaled_lr,
+    train_command,
+)
+from zoo.training.precision import resolve_mixed_precision
+from zoo.training.recipes import Recipe
+from zoo.training.report import push_run, summary_line, trained_on, write_results
+from zoo.training.run_dir import RunDir, prepare_run_dir
+from zoo.training.transfer import AUTO, FINETUNE_EPOCHS, FineTune, Phase, finetune_recipe, load_backbone, phases_of, set_backbone_trainable
+from zoo.weights import load_weights, save_weights
+
+__all__ = ["FineTuneFit", "FineTunePlan", "finalize_finetune", "finetune", "fit_finetune", "prepare_finetune"]
+
+
+def _base_model(handle: str | os.PathLike, resolved: Resolved) -> dict[str, Any]:
+    """``base_model`` (what the weights came from) and, when known, its Hub repo."""
+    text = str(handle)
+    if text.startswith(HF_PREFIX):
+        return {"base_model": text, "base_model_repo": parse_handle(text)[0]}
+    if isinstance(handle, str) and not Path(handle).exists():
+        spec = get_spec(handle)
+        weight = spec.weight(split_name(handle)[1])
+        full = f"{spec.name}.{weight.tag}" if weight else spec.name
+        repo = (weight.release.hub_repo_id if weight and weight.release else None) or (weight.hub_repo_id if weight else None)
+        return {"base_model": full, "base_model_repo": repo}
+    metadata = resolved.metadata or {}
+    return {"base_model": text, "base_model_repo": metadata.get("hub_repo_id")}
+
+
+@dataclass
+class FineTunePlan:
+    """Everything decided before a weight moves: data, initial weights, recipe, phases, run folder."""
+
+    name: str
+    recipe: Recipe
+    settings: FineTune
+    phases: list[Phase]
+    data: FolderData
+    model_config: dict[str, Any]
+    init_weights: Path | None
+    base: dict[str, Any]
+    preprocessing: dict[str, Any]
+    license: str
+    run: RunDir
+    command: str
+    precision_reason: str
+    resumed_from: int
+    seed: int = 0
+    distribute: bool = False
+    verbose: int = 1
+    callbacks: Sequence[keras.callbacks.Callback] = ()
+
+
+@dataclass
+class FineTuneFit:
+    """What training produced: the trained model, the best epoch, the load report, timings."""
+
+    model: keras.Model
+    best: BestWeights
+    init_report: dict[str, list[str]]
+    seconds: float
+    distribution: str
+    num_replicas: int
+
+
+def _check_arch(name: str, resolved: Resolved | None, init_from: Any) -> str:
+    arch = split_name(name)[0]
+    if resolved is None:
+        return arch
+    if resolved.name is None:
+        raise ValueError(
+            f"{str(init_from)!r} holds a plain Keras model, not a zoo architecture: it cannot be "
+            f"fine-tuned as {arch!r}. Received: init_from={str(init_from)!r}"
+        )
+    init_arch = split_name(resolved.name)[0]
+    if init_arch != arch:
+        raise ValueError(
+            f"The weights of {str(init_from)!r} are a {init_arch!r}; the run trains a {arch!r}. Name the "
+            f"same architecture (e.g. `{init_arch} --init-from {init_from}`). Received: arch={name!r}"
+        )
+    return arch
+
+
+def _run_preprocessing(input_shape: Sequence[int], polarity: str | None) -> dict[str, Any]:
+    colour = "grayscale" if int(input_shape[-1]) == 1 else "RGB"
+    return {
+        "input": f"float32 or uint8 pixels in [0, 255], NHWC, {colour}",
+        "rescaling": "inside the model (Rescaling layer)",
+        "resize": "fit_and_pad",
+        "polarity": polarity,
+    }
+
+
+def prepare_finetune(
+    name: str,
+    *,
+    data: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    init_from: str | os.PathLike | None = None,
+    freeze_backbone: bool = False,
+    probe_epochs: int | None = None,
+    probe_lr: float | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    polarity: str | None = AUTO,
+    seed: int = 0,
+    resume: bool = False,
+    overwrite: bool = False,
+    mixed_precision: bool | None = None,
+    distribute: bool = False,
+    verbose: int = 1,
+    recipe_overrides: Mapping[str, Any] | None = None,
+    model_overrides: Mapping[str, Any] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    command: str | None = None,
+) -> FineTunePlan:
+    """Check everything, read the pictures, find the weights, then prepare the run folder.
+
+    Arguments as in :func:`finetune`. Every problem (a bad folder, an unreadable picture,
+    weights of another architecture, an existing run folder) raises before anything is written.
+
+    Example:
+        >>> plan = prepare_finetune("cnn", data="my_pictures", init_from="cnn", output_dir="runs/mine")  # doctest: +SKIP
+        >>> plan.model_config["num_classes"], [p.name for p in plan.phases]                               # doctest: +SKIP
+        (3, ['unfrozen'])
+    """
+    spec = get_spec(name)
+    if spec.task != "classification":
+        raise ValueError(
+            f"Image folders hold one class per sub-folder: they fine-tune classifiers. {spec.name!r} is a "
+            f"{spec.task} model. Received: arch={name!r}"
+        )
+    if "num_classes" not in spec.default_config:
+        raise ValueError(f"The builder of {spec.name!r} takes no `num_classes`: it cannot learn a folder's classes.")
+    epochs_given = epochs
+    if freeze_backbone and probe_epochs is None:
+        total = epochs if epochs is not None else (recipe_overrides or {}).get("epochs", FINETUNE_EPOCHS)
+        probe_epochs = max(1, int(total) // 2)
+    resolved = resolve(init_from) if init_from is not None else None
+    _check_arch(name, resolved, init_from)
+    init_metadata = dict(resolved.metadata) if resolved is not None else {}
+    if polarity == AUTO:
+        polarity = preprocessing_of(init_metadata).get("polarity") if resolved is not None else None
+    settings = FineTune(
+        init_from=None if init_from is None else str(init_from), freeze_backbone=freeze_backbone,
+        probe_epochs=probe_epochs or 0, probe_lr=probe_lr, val_fraction=val_fraction, polarity=polarity,
+    )
+    output = Path(output_dir).resolve()
+    if output == Path(data).resolve() or Path(data).resolve() in output.parents:
+        raise ValueError(
+            f"The run folder {str(output_dir)!r} lies inside the image folder {str(data)!r}: it would be read "
+            "as a class. Choose an output folder outside it."
+        )
+
+    base_config = dict(resolved.config) if resolved is not None else spec.config_for(split_name(name)[1], {})
+    config = {**base_config, **dict(model_overrides or {})}
+    if "include_top" in spec.default_config:
+        config["include_top"] = True
+    spec.config_for(None, config)  # unknown overrides raise before any picture is read
+    input_shape = tuple(config["input_shape"])
+    preprocessing = {**preprocessing_of(init_metadata), "polarity": polarity}
+    folder = load_image_folder(data, input_shape, preprocessing=preprocessing, val_fraction=val_fraction, seed=seed)
+    config["num_classes"] = len(folder.class_names)
+
+    recipe = finetune_recipe(name, from_weights=resolved is not None, **dict(recipe_overrides or {}))
+    flags = {"epochs": epochs, "batch_size": batch_size, "lr": scaled_lr(recipe, batch_size, lr)}
+    recipe = recipe.replace(**{k: v for k, v in flags.items() if v is not None})
+    recipe = recipe.replace(batch_size=min(recipe.batch_size, len(folder.y_train)), val_size=len(folder.y_val))
+    use_mixed, precision_reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
+    recipe = recipe.replace(mixed_precision=use_mixed)
+    phases = phases_of(recipe, settings)
+    base = _base_model(init_from, resolved) if resolved is not None else {"base_model": None, "base_model_repo": None}
+    command = command or train_command(
+        name, backend=keras.backend.backend(), data=Path(data).name, init_from=base["base_model"],
+        freeze_backbone=freeze_backbone, probe_epochs=probe_epochs if freeze_backbone else None, probe_lr=probe_lr,
+        epochs=epochs_given, batch_size=batch_size, lr=lr,
+        val_fraction=None if val_fraction == DEFAULT_VAL_FRACTION else val_fraction, seed=seed,
+        mixed_precision=use_mixed, distribute=distribute,
+    )
+
+    run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)
+    run_settings = _settings(
+        name, recipe, {k: v for k, v in config.items() if k != "num_classes"}, seed=seed,
+        fine_tuning=asdict(settings), classes=list(folder.class_names), examples=folder.counts,
+    )
+    resumed_from = 0
+    if resume:
+        _check_resume(run, run_settings)
+        resumed_from = max((_backed_up(run, phase) for phase in phases), default=0)
+    run.write_marker(status="training", architecture=name, settings=run_settings, command=command,
+                     backend=keras.backend.backend())
+    return FineTunePlan(
+        name=split_name(name)[0], recipe=recipe, settings=settings, phases=phases, data=folder,
+        model_config=config, init_weights=resolved.weights if resolved is not None else None, base=base,
+        preprocessing=_run_preprocessing(input_shape, polarity), license=init_metadata.get("license") or "apache-2.0",
+        run=run, command=command, precision_reason=precision_reason, resumed_from=resumed_from, seed=seed,
+        distribute=distribute, verbose=verbose, callbacks=tuple(callbacks),
+    )
+
+
+def _phase_backup(run: RunDir, phase: Phase) -> Path:
+    return run.backup / phase.name
+
+
+def _backed_up(run: RunDir, phase: Phase) -> int:
+    """Epochs finished according to ``phase``'s BackupAndRestore state (0 when none)."""
+    path = _phase_backup(run, phase) / "training_metadata.json"
+    return int(json.loads(path.read_text()).get("epoch", 0)) if path.exists() else 0
+
+
+def _phase_end_weights(run: RunDir, phase: Phase) -> Path:
+    return run.backup / f"{phase.name}-end.safetensors"
+
+
+def _datasets(plan: FineTunePlan, num_replicas: int) -> tuple[ArrayDataset, ArrayDataset]:
+    recipe, folder = plan.recipe, plan.data
+    num_classes = len(folder.class_names)
+    batch = recipe.batch_size
+    train = ArrayDataset(
+        folder.x_train, make_targets(folder.y_train, recipe, num_classes), batch_size=batch, shuffle=True,
+        seed=plan.seed, augmenter=recipe.augmenter(), dtype="uint8", drop_remainder=len(folder.x_train) >= batch,
+    )
+    val_batch = min(batch, len(folder.x_val))
+    if num_replicas > 1:
+        val_batch = max(num_replicas, val_batch - val_batch % num_replicas)
+    val = ArrayDataset(
+        folder.x_val, make_targets(folder.y_val, recipe, num_classes), batch_size=val_batch, shuffle=False,
+        dtype="uint8", drop_remainder=num_replicas > 1 and len(folder.x_val) >= val_batch,
+    )
+    return train, val
+
+
+def _phase_callbacks(plan: FineTunePlan, phase: Phase, shared: Sequence[keras.callbacks.Callback]) -> Iterator[Any]:
+    yield from shared
+    yield keras.callbacks.CSVLogger(str(plan.run.history), append=True)
+    yield keras.callbacks.BackupAndRestore(str(_phase_backup(plan.run, phase)), delete_checkpoint=False)
+    yield from plan.callbacks
+
+
+def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
+    """Build the model, load the initial weights, and train each phase (probe, then unfrozen).
+
+    Each phase is compiled anew (what trains changes) with its own schedule; after a kill,
+    the phases and epochs already done are skipped and the last one continues from its backup.
+
+    Example:
+        >>> fitted = fit_finetune(prepare_finetune("cnn", data="pictures", init_from="cnn", output_dir="r"))  # doctest: +SKIP
+    """
+    recipe, run = plan.recipe, plan.run
+    spec = get_spec(plan.name)
+    keras.utils.set_random_seed(plan.seed)
+    with data_parallel(plan.distribute) as parallel:
+        if parallel.num_replicas > 1 and recipe.batch_size % parallel.num_replicas:
+            raise ValueError(
+                f"batch_size={recipe.batch_size} must be divisible by the {parallel.num_replicas} devices "
+                "of a distributed run."
+            )
+        train, val = _datasets(plan, parallel.num_replicas)
+        overrides = dict(plan.model_config)
+        if recipe.mixed_precision:
+            if "dtype" not in spec.default_config:
+                raise ValueError(
+                    f"Mixed precision trains with the model's own dtype policy, and the builder of {plan.name!r} "
+                    "takes no `dtype` argument. Train with mixed_precision=False. Received: mixed_precision=True"
+                )
+            overrides["dtype"] = MIXED_POLICY
+        with parallel.scope():
+            model = create(plan.name, **overrides)
+            report = {"loaded": [], "reinitialized": []}
+            if plan.init_weights is not None:
+                report = load_backbone(model, plan.init_weights, spec.head)
+        best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
+        timer = EpochTimer(run.timing, images_per_epoch=len(train) * recipe.batch_size)
+        timer.image_size = int(plan.model_config["input_shape"][0])
+        _truncate_history(run.history, plan.resumed_from)
+        shared = [LogLearningRate(), timer, best]
+        started = time.perf_counter()
+        previous: Phase | None = None
+        for phase in plan.phases:
+            done = _backed_up(run, phase)
+            if done >= phase.end:
+                previous = phase
+                continue
+            if done == 0 and previous is not None and _phase_end_weights(run, previous).exists():
+                load_weights(model, _phase_end_weights(run, previous))  # resumed after the previous phase
+            set_backbone_trainable(model, phase.backbone_trainable, spec.head)
+            with parallel.scope():
+                phase_recipe = recipe.replace(epochs=phase.epochs, lr=phase.lr)
+                compile_model(model, phase_recipe, steps_per_epoch=len(train))
+            train.set_epoch(max(phase.first, done))
+            model.fit(
+                train, validation_data=val, initial_epoch=max(phase.first, done), epochs=phase.end,
+                callbacks=list(_phase_callbacks(plan, phase, shared)), verbose=plan.verbose,
+            )
+            save_weights(model, _phase_end_weights(run, phase), overwrite=True)
+            previous = phase
+        set_backbone_trainable(model, True, spec.head)
+        seconds = time.perf_counter() - started
+        save_weights(model, run.last, overwrite=True)
+    return FineTuneFit(
+        model=model, best=best, init_report=report, seconds=seconds, distribution=parallel.description,
+        num_replicas=parallel.num_replicas,
+    )
+
+
+def finalize_finetune(plan: FineTunePlan, fitted: FineTuneFit, *, push: str | None = None) -> Path:
+    """Evaluate the best epoch on the validation split and write the run folder's results.
+
+    The exported model is a float32 ``plan.name`` (no weight tag: these are new weights) with
+    the best epoch's weights; ``metadata.json`` records the folder's class names as
+    ``label_names``, ``base_model``, the preprocessing, the data and both phases.
+
+    Example:
+        >>> finalize_finetune(plan, fit_finetune(plan))   # doctest: +SKIP
+        PosixPath('runs/mine')
+    """
+    recipe, run, folder = plan.recipe, plan.run, plan.data
+    final = create(plan.name, **plan.model_config)
+    final.zoo_config = {"architecture": plan.name, "tag": None, "config": dict(plan.model_config)}
+    load_weights(final, fitted.best.weights_path)
+    outputs = predict(final, folder.x_val)
+    metrics = task_of(final).metrics_from_predictions(folder.y_val, outputs)
+    best = fitted.best
+    monitored = {"monitor": recipe.monitor, "value": best.best, "epoch": None if best.best_epoch is None else best.best_epoch + 1}
+    phases = [
+        {**asdict(phase), "epochs": [phase.first + 1, phase.end], "trains": "every layer" if phase.backbone_trainable else "the head only"}
+        for phase in plan.phases
+    ]
+    training = {
+        "epochs": recipe.epochs, "resumed_from_epoch": plan.resumed_from or None, "best": monitored,
+        "examples": dict(folder.counts), "limit": None, "seconds_this_session": round(fitted.seconds, 1),
+        "distribute": fitted.distribution, "mixed_precision": recipe.mixed_precision, "precision": plan.precision_reason,
+        "timing": summarize_timing(run.timing, recipe.epochs), "phases": phases,
+    }
+    if fitted.init_report["loaded"] or fitted.init_report["reinitialized"]:
+        training["initialized"] = {k: len(v) for k, v in fitted.init_report.items()}
+    metadata = {
+        "dataset": None,
+        "data": {
+            "kind": "image_folder", "name": folder.root.name,
+            "classes": list(folder.class_names), "examples": folder.counts,
+            "val_fraction": plan.settings.val_fraction, "split_seed": plan.seed, "preprocessing_steps": folder.notes,
+        },
+        "label_names": list(folder.class_names),
+        "preprocessing": plan.preprocessing,
+        **plan.base,
+        "fine_tuning": asdict(plan.settings),
+        "metrics": metrics,
+        "evaluation": {"split": "validation", "examples": len(folder.y_val), "limit": None},
+        "recipe": recipe.to_dict(),
+        "seed": plan.seed,
+        "backend": keras.backend.backend(),
+        "train_command": plan.command,
+        "trained_on": trained_on(fitted.distribution),
+        "license": plan.license,
+        "training": training,
+    }
+    write_results(run, final, metadata, metrics, folder.x_val, folder.y_val, outputs)
+    run.write_marker(status="complete", metrics=metrics, training=training)
+    shutil.rmtree(run.best, ignore_errors=True)
+    shutil.rmtree(run.backup, ignore_errors=True)
+    print(summary_line(plan.name, metrics, monitored, recipe.epochs, fitted.seconds, run.path).replace(" test ", " validation ", 1))
+    if push:
+        print(f"[zoo] pushed {run.path} to {push} at {push_run(run.path, push)}")
+    return run.path
+
+
+def finetune(
+    name: str,
+    *,
+    data: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    init_from: str | os.PathLike | None = None,
+    freeze_backbone: bool = False,
+    probe_epochs: int | None = None,
+    probe_lr: float | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    polarity: str | None = AUTO,
+    seed: int = 0,
+    resume: bool = False,
+    overwrite: bool = False,
+    mixed_precision: bool | None = None,
+    distribute: bool = False,
+    push: str | None = None,
+    verbose: int = 1,
+    recipe_overrides: Mapping[str, Any] | None = None,
+    model_overrides: Mapping[str, Any] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    command: str | None = None,
+) -> Path:
+    """Train architecture ``name`` on the image folder ``data``; returns the run folder.
+
+    ``init_from``: the weights to start from (a registered name with weights such as
+    ``"resnet34.fmnist"``, ``"hf://namespace/name@rev"`` or a zoo folder) -- every weight but the
+    head; ``None`` trains from scratch. ``freeze_backbone``: a linear probe of ``probe_epochs``
+    (default: half of ``epochs``, at least 1) epochs at ``probe_lr`` (default ``10 * lr``) before
+    every layer trains at ``lr``. ``epochs``, ``batch_size``, ``lr`` and ``recipe_overrides``
+    override :func:`finetune_recipe`; the batch is capped at the number of training pictures.
+    ``val_fraction`` of the pictures (stratified, fixed by ``seed``) are held out for validation.
+    ``polarity`` (``"auto"``: the initial weights' record; ``"light_on_dark"``; ``None``) says
+    how pictures are presented (``zoo.preprocess``). ``resume``/``overwrite``/``mixed_precision``/
+    ``distribute``/``push``/``callbacks`` as in :func:`zoo.training.train`.
+
+    Example:
+        >>> run = finetune("cnn", data="my_pictures", init_from="cnn.fmnist", output_dir="runs/mine",
+        ...                freeze_backbone=True, epochs=6)                           # doctest: +SKIP
+        >>> json.loads((run / "metadata.json").read_text())["label_names"]          # doctest: +SKIP
+        ['boot', 'sandal', 'sneaker']
+    """
+    plan = prepare_finetune(
+        name, data=data, output_dir=output_dir, init_from=init_from, freeze_backbone=freeze_backbone,
+        probe_epochs=probe_epochs, probe_lr=probe_lr, epochs=epochs, batch_size=batch_size, lr=lr,
+        val_fraction=val_fraction, polarity=polarity, seed=seed, resume=resume, overwrite=overwrite,
+        mixed_precision=mixed_precision, distribute=distribute, verbose=verbose, recipe_overrides=recipe_overrides,
+        model_overrides=model_overrides, callbacks=callbacks, command=command,
+    )
+    return finalize_finetune(plan, fit_finetune(plan), push=push)
