@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -50,7 +49,8 @@ from zoo.export_check import (
     output_tensors,
     reference_outputs,
 )
-from zoo.format import IntegrityError, atomic_write_text, read_folder, sha256_of
+from zoo.atomic import atomic_write_text, fsync_dir, temporary_name
+from zoo.format import IntegrityError, read_folder, sha256_of
 from zoo.hub import HF_PREFIX
 from zoo.registry import get_spec, split_name
 
@@ -304,17 +304,20 @@ def _export(request: Mapping[str, Any]) -> ExportResult:
     images, images_note = check_images(model, request["num_check_images"])
     created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{secrets.token_hex(4)}-{path.name}")
+    work = temporary_name(path)  # a hidden folder beside the target, same filesystem
+    work.mkdir()
     try:
-        diffs = _export_and_compare(model, format, temporary, images, request["tolerance"], f"{handle!r}")
+        exported = work / path.name  # the target's own name: LiteRT files must end in .tflite
+        diffs = _export_and_compare(model, format, exported, images, request["tolerance"], f"{handle!r}")
         data = _sidecar_data(handle, format, path, model, resolved, diffs, images_note, len(images), request["tolerance"])
-        _move_into_place(temporary, path, request["overwrite"])
+        _move_into_place(exported, path, request["overwrite"])
     except BaseException:
-        _remove(temporary)
+        _remove(work)
         for folder in created:  # the folders made for the file, when nothing else came into them
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
+    _remove(work)
     sidecar = sidecar_path(path)
     atomic_write_text(sidecar, json.dumps(data, indent=2) + "\n")
     check = data["check"]
@@ -370,21 +373,23 @@ def _sidecar_data(
     }
 
 
-def _move_into_place(temporary: Path, path: Path, overwrite: bool) -> None:
-    """Rename ``temporary`` to ``path``; an existing ``path`` is moved aside first, removed after."""
+def _move_into_place(exported: Path, path: Path, overwrite: bool) -> None:
+    """Rename ``exported`` to ``path``; an existing ``path`` is moved aside first, removed after."""
     exists = path.exists() or path.is_symlink()
     if exists and not overwrite:
         raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True (--overwrite) to replace it.")
     if not exists:
-        os.rename(temporary, path)
+        os.rename(exported, path)
+        fsync_dir(path.parent)
         return
-    aside = path.with_name(f".old-{secrets.token_hex(4)}-{path.name}")
+    aside = temporary_name(path)
     os.rename(path, aside)
     try:
-        os.rename(temporary, path)
+        os.rename(exported, path)
     except BaseException:
         os.rename(aside, path)
         raise
+    fsync_dir(path.parent)
     _remove(aside)
 
 
