@@ -1,5 +1,9 @@
 """zoo: a Keras 3 model zoo.
 
+``import zoo`` is cheap: the public functions below are imported on first use (PEP 562), so
+``zoo list`` answers without importing Keras or a backend. The built-in architectures register
+themselves on the registry's first lookup, the way plugins of the ``zoo.models`` entry points do.
+
 Example:
     >>> import zoo
     >>> zoo.list_models()
@@ -7,30 +11,41 @@ Example:
     >>> model = zoo.create("resnet34", num_classes=5)
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from zoo._version import __version__
-from zoo.api import create, info, load
-from zoo.hub import pull, push
-from zoo.layers import CNNConv2D, DefaultConv2D, ResidualUnit, ResNetConv2D
-from zoo.registry import list_models, register_model
-from zoo.weights import load_weights, save_weights
 
-# The built-in architectures register themselves, through this one explicit import (as plugins
-# do through the ``zoo.models`` entry points): the registry itself imports no model.
-import zoo.models  # noqa: E402,F401  isort: skip
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    "create": "zoo.api",
+    "load": "zoo.api",
+    "info": "zoo.api",
+    "list_models": "zoo.registry",
+    "register_model": "zoo.registry",
+    "save_weights": "zoo.weights",
+    "load_weights": "zoo.weights",
+    "push": "zoo.hub",
+    "pull": "zoo.hub",
+    "predict": "zoo.prediction",
+    "DefaultConv2D": "zoo.layers",
+    "CNNConv2D": "zoo.layers",
+    "ResNetConv2D": "zoo.layers",
+    "ResidualUnit": "zoo.layers",
+}
 
-__all__ = [
-    "__version__",
-    "create",
-    "load",
-    "info",
-    "list_models",
-    "register_model",
-    "save_weights",
-    "load_weights",
-    "push",
-    "pull",
-    "DefaultConv2D",
-    "CNNConv2D",
-    "ResNetConv2D",
-    "ResidualUnit",
-]
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -109,25 +109,28 @@ class Resolved:
     holding a plain Keras model), ``config`` the builder's arguments, ``weights`` the folder or
     file of its weights (``None`` when there are none or they were not asked for) and
     ``keras_config`` the Keras serialization of a model without a registered builder.
+    ``metadata`` is what is known about the weights (label names, preprocessing, metrics,
+    dataset): a folder's ``metadata.json``, or the registry's record of a weight tag.
     """
 
     name: str | None
     config: Mapping[str, Any]
     weights: Path | None
     keras_config: Mapping[str, Any] | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _from_folder(folder: ZooFolder, weights: Path | None) -> Resolved:
     if folder.architecture is None:
         if folder.keras_config is None:
             raise ValueError(f"{str(folder.path)!r} names no architecture and holds no Keras config.")
-        return Resolved(None, {}, weights, folder.keras_config)
+        return Resolved(None, {}, weights, folder.keras_config, dict(folder.metadata))
     tag = folder.tag
     name = folder.architecture
     if tag:
         spec = get_spec(folder.architecture)
         name = f"{name}.{tag}" if tag in spec.weights else name
-    return Resolved(name, folder.config or {}, weights)
+    return Resolved(name, folder.config or {}, weights, metadata=dict(folder.metadata))
 
 
 def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "default") -> Resolved:
@@ -169,7 +172,22 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
     spec = get_spec(handle)
     _, tag = split_name(handle)
     config = spec.config_for(tag, {})
-    return Resolved(handle, config, resolve_weights(handle)[1] if own else explicit)
+    weight = spec.weight(tag)
+    metadata = _weight_metadata(weight) if weight is not None else {}
+    return Resolved(handle, config, resolve_weights(handle)[1] if own else explicit, metadata=metadata)
+
+
+def _weight_metadata(weight: WeightSpec) -> dict[str, Any]:
+    """What a folder's ``metadata.json`` would say, from a weight tag's record."""
+    release = weight.release
+    return {
+        "dataset": weight.dataset,
+        "label_names": list(weight.label_names),
+        "preprocessing": _jsonable(weight.preprocessing),
+        "metrics": dict(release.metrics) if release else {},
+        "license": weight.license,
+        "weights": {"files": {f.name: {"sha256": f.sha256, "size": f.size} for f in release.files}} if release else {},
+    }
 
 
 def build(resolved: Resolved, **overrides: Any) -> keras.Model:
@@ -211,6 +229,8 @@ def load(handle: str | os.PathLike, weights: str | os.PathLike | None = "default
     if resolved.weights is not None:
         head = get_spec(resolved.name).head if resolved.name else ()
         weights_io.load_weights(model, resolved.weights, head=head)
+    # What is known about the weights (label names, preprocessing, metrics), for predict/export.
+    model.zoo_metadata = dict(resolved.metadata) if resolved.weights is not None else {}
     return model
 
 
@@ -232,6 +252,7 @@ def info(name: str) -> dict[str, Any]:
         "name": spec.name,
         "tag": tag or spec.default_tag,
         "description": spec.description,
+        "task": spec.task,
         "module": spec.module,
         "default_config": _jsonable(spec.default_config),
         "config": _jsonable(config),

@@ -2,12 +2,16 @@
 
 Templates use ``string.Template`` placeholders: ``$title``, ``$repo_id``, ``$architecture``,
 ``$tag``, ``$metrics_table``, ``$images``, ``$labels``, ``$usage``, ``$training``. The YAML
-front matter (library_name, tags, datasets, metrics, license, pipeline_tag) is generated with
-``huggingface_hub.ModelCardData`` so the Hub understands it.
+front matter is Hub-native, generated with ``huggingface_hub.ModelCardData``: ``library_name:
+keras-zoo``, ``tags`` (keras, the task, the dataset), ``datasets`` (Hub dataset ids),
+``pipeline_tag``, a ``model-index`` with the measured metrics (``EvalResult``), ``base_model`` for
+fine-tuned weights, license.
 """
 
 from __future__ import annotations
 
+import re
+import shlex
 import string
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,6 +20,14 @@ from zoo.recipe import PIPELINE_TAGS
 from zoo.registry import get_spec
 
 CARDS_DIR = Path(__file__).resolve().parent.parent / "MODEL_CARDS"
+LIBRARY_NAME = "keras-zoo"
+#: zoo dataset names -> (Hub dataset id, readable name).
+HUB_DATASETS = {
+    "fashion_mnist": ("zalando-datasets/fashion_mnist", "Fashion-MNIST"),
+    "fashion_mnist_localization": ("zalando-datasets/fashion_mnist", "Fashion-MNIST localization canvases"),
+}
+#: Options of a recorded command that name paths of the machine it ran on.
+_MACHINE_OPTIONS = ("--output", "--out", "--data-dir", "-o")
 _GENERIC = """# $title
 
 A `$architecture` model from the keras-zoo.
@@ -73,6 +85,77 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def public_command(command: str) -> str:
+    """A recorded command without the options that name paths of the machine it ran on.
+
+    Example:
+        >>> public_command("python scripts/train.py cnn --output /work/x --mixed-precision  # note")
+        'python scripts/train.py cnn --mixed-precision  # note'
+    """
+    code, hash_mark, comment = command.partition("  #")
+    try:
+        words = shlex.split(code)
+    except ValueError:
+        return command
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word in _MACHINE_OPTIONS:
+            skip = True
+            continue
+        if any(word.startswith(option + "=") for option in _MACHINE_OPTIONS):
+            continue
+        kept.append(word)
+    return shlex.join(kept) + (hash_mark + comment if hash_mark else "")
+
+
+def _model_index_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The metrics of the full evaluation (keys like ``accuracy@test[:1000]`` left out)."""
+    return {k: float(v) for k, v in metrics.items() if re.fullmatch(r"[a-z0-9_]+", k) and isinstance(v, (int, float))}
+
+
+def card_data(config: Mapping[str, Any], *, repo_id: str | None = None, metrics: Mapping[str, Any] | None = None) -> Any:
+    """The card's front matter as ``huggingface_hub.ModelCardData``.
+
+    Example:
+        >>> data = card_data({"architecture": "cnn", "tag": "fmnist", "dataset": "fashion_mnist"},
+        ...                  metrics={"accuracy": 0.9397})
+        >>> data.library_name, data.datasets, data.eval_results[0].metric_value
+        ('keras-zoo', ['zalando-datasets/fashion_mnist'], 0.9397)
+    """
+    from huggingface_hub import EvalResult, ModelCardData
+
+    arch = config.get("architecture") or "model"
+    tag = config.get("tag")
+    pipeline_tag = PIPELINE_TAGS[_task(config)]
+    dataset = config.get("dataset")
+    hub_dataset, dataset_name = HUB_DATASETS.get(dataset, (None, dataset))
+    scores = _model_index_metrics(dict(metrics if metrics is not None else config.get("metrics") or {}))
+    evaluation = config.get("evaluation") or {}
+    split = "test" if not evaluation.get("limit") else f"test[:{evaluation['limit']}]"
+    eval_results = [
+        EvalResult(task_type=pipeline_tag, dataset_type=hub_dataset or str(dataset), dataset_name=dataset_name or str(dataset),
+                   dataset_split=split, metric_type=key, metric_value=round(value, 4))
+        for key, value in scores.items()
+    ] if dataset and scores else None
+    tags = ["keras", LIBRARY_NAME, pipeline_tag, arch]
+    if dataset:
+        tags.append(dataset.replace("_", "-"))
+    return ModelCardData(
+        library_name=LIBRARY_NAME,
+        license=config.get("license", "apache-2.0"),
+        tags=tags,
+        datasets=[hub_dataset] if hub_dataset else None,
+        metrics=sorted(scores) or None,
+        pipeline_tag=pipeline_tag,
+        base_model=config.get("base_model") or None,
+        model_name=repo_id or (f"{arch}.{tag}" if tag else arch) if eval_results else None,
+        eval_results=eval_results,
+    )
+
+
 def render_card(
     config: Mapping[str, Any],
     *,
@@ -86,20 +169,11 @@ def render_card(
     Example:
         >>> card = render_card({"architecture": "cnn", "tag": "fmnist"}, metrics={"accuracy": 0.9})
     """
-    from huggingface_hub import ModelCardData
-
     arch = config.get("architecture") or "model"
     tag = config.get("tag")
     metrics = dict(metrics or config.get("metrics") or {})
-    dataset = config.get("dataset")
-    data = ModelCardData(
-        library_name="keras",
-        license=config.get("license", "apache-2.0"),
-        tags=["keras", "keras-zoo", "image-classification", arch],
-        datasets=[dataset.split("_localization")[0]] if dataset else None,
-        metrics=sorted(metrics) or None,
-        pipeline_tag=PIPELINE_TAGS[_task(config)],
-    )
+    repo_id = repo_id or config.get("hub_repo_id")
+    data = card_data(config, repo_id=repo_id, metrics=metrics)
     images = sorted(p.name for p in folder.glob("*.png")) if folder else []
     handle = f"hf://{repo_id}" if repo_id else f"{arch}.{tag}" if tag else arch
     body = string.Template(template_for(arch)).safe_substitute(
@@ -110,7 +184,16 @@ def render_card(
         metrics_table=metrics_table(metrics),
         images="\n\n".join(f"![{Path(name).stem}]({name})" for name in images),
         labels=", ".join(config.get("label_names") or []),
-        usage=f"```python\nimport zoo\n\nmodel = zoo.load({handle!r})\n```",
-        training=training or config.get("train_command") or "See the keras-zoo repository.",
+        usage=_usage(handle),
+        training=training or public_command(config.get("train_command") or "") or "See the keras-zoo repository.",
     )
     return f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n"
+
+
+def _usage(handle: str) -> str:
+    return (
+        "```bash\npip install keras-zoo\n"
+        f"zoo predict {handle} my_picture.jpg --top-k 3\n```\n\n"
+        f"```python\nimport zoo\n\nmodel = zoo.load({handle!r})\n"
+        f"predictions = zoo.predict(model, [\"my_picture.jpg\"], top_k=3)\n```"
+    )

@@ -44,9 +44,12 @@ def render_catalog() -> str:
 
 
 def write_catalog(path: str | os.PathLike) -> Path:
-    """Regenerate ``registry.json`` at ``path``."""
-    path = Path(path)
-    path.write_text(render_catalog())
+    """Regenerate ``registry.json`` at ``path`` (through a symbolic link: the checkout's top-level
+    ``registry.json`` links to the packaged ``zoo/registry.json``, which ``zoo list`` reads)."""
+    path = Path(path).resolve()
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(render_catalog())
+    os.replace(temporary, path)
     return path
 
 

@@ -1,49 +1,302 @@
-"""A thin command line over the library: ``zoo list``, ``zoo info``, ``zoo registry``.
+"""The ``zoo`` command: a thin layer over the library, one function per sub-command.
 
-Training, evaluation and publishing live in ``scripts/`` (train.py, evaluate.py, publish.py).
+    zoo list [PATTERN] [--pretrained]          the catalog, without importing Keras
+    zoo info NAME [--json]
+    zoo predict MODEL IMAGE... [--top-k K] [--out DIR]
+    zoo eval MODEL [--limit N]                 measured vs recorded metrics; exit 1 beyond tolerance
+    zoo train ARCH [flags]                     = python scripts/train.py (fine-tuning with --data)
+    zoo export MODEL --format onnx|litert|saved_model -o PATH
+    zoo push DIR REPO / zoo pull REPO[@REV]
+    zoo registry [--check]                     regenerate or check registry.json
+
+MODEL is anything ``zoo.load`` takes: a registered name (``cnn``, ``resnet34.fmnist``), a zoo
+folder, or ``hf://namespace/name@revision``. The frameworks' start-up logs are hidden unless
+``--verbose`` is given; Keras' own progress bars are kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import tempfile
+from typing import Any, Iterator
 
-from zoo.api import info
-from zoo.catalog import CatalogStaleError, check_catalog, write_catalog
-from zoo.registry import list_models
+from zoo.listing import catalog_models, format_info, format_table, model_rows
+
+__all__ = ["build_parser", "main"]
+
+
+@contextlib.contextmanager
+def quiet_native_logs(enabled: bool = True) -> Iterator[None]:
+    """Hide what TensorFlow, XLA and CUDA stubs print to the process' stderr while Keras and its
+    backend are imported (those C++ logs ignore ``TF_CPP_MIN_LOG_LEVEL`` before absl starts).
+
+    What was hidden is printed after all if the import fails.
+    """
+    if not enabled:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _import_keras(verbose: bool) -> None:
+    with quiet_native_logs(not verbose):
+        import keras  # noqa: F401  imports the backend
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.get_logger().setLevel("ERROR")
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = model_rows(args.pattern, pretrained=args.pretrained)
+    if args.json:
+        _print_json([vars(row) for row in rows])
+    elif rows:
+        print(format_table(rows))
+    else:
+        print(f"No model matches {args.pattern!r}.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    arch = args.name.partition(".")[0]
+    entry = catalog_models().get(arch)
+    tag = args.name.partition(".")[2]
+    if entry is None or (tag and tag not in (entry.get("weights") or {})):
+        _import_keras(args.verbose)
+        from zoo.api import info  # raises a clear error naming close matches
+
+        details = info(args.name)
+    else:
+        details = {"name": arch, "tag": tag or entry.get("default_tag"), **entry}
+    if args.json:
+        _print_json(details)
+    else:
+        print(format_info(args.name, details))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    _import_keras(args.verbose)
+    from zoo.prediction import draw_box, predict
+
+    predictions = predict(args.model, args.images, top_k=args.top_k)
+    written = []
+    for prediction, image in zip(predictions, args.images):
+        if prediction.box is not None and args.out is not None:
+            out = Path(args.out) / f"{Path(image).stem}.box.png"
+            written.append(str(draw_box(image, prediction, out, overwrite=args.overwrite)))
+    if args.json:
+        _print_json([p.to_dict() for p in predictions])
+        return 0
+    for prediction in predictions:
+        print(prediction.source)
+        for label, probability in prediction.top_k:
+            print(f"  {probability:7.2%}  {label}")
+        if prediction.box is not None:
+            print("  box (x0, y0, x1, y1): " + ", ".join(f"{v:.1f}" for v in prediction.box))
+        if prediction.notes:
+            print("  preprocessing: " + "; ".join(prediction.notes))
+    for path in written:
+        print(f"wrote {path}")
+    if any(p.box is not None for p in predictions) and args.out is None:
+        print("(pass --out DIR to write the pictures with their boxes drawn)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    _import_keras(args.verbose)
+    from zoo.evaluation import compare_with_record
+
+    report = compare_with_record(
+        args.model, limit=args.limit, data_dir=args.data_dir, tolerance=args.tolerance, batch_size=args.batch_size
+    )
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.format())
+    return 0 if report.ok else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from zoo.training.cli import main as train_main
+
+    return train_main(args.train_args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    _import_keras(args.verbose)
+    from zoo.export import export_model
+
+    result = export_model(args.model, args.format, args.output, overwrite=args.overwrite, tolerance=args.tolerance)
+    print(f"exported {args.model} to {result.path} ({result.format}); largest difference from Keras: "
+          f"{result.max_abs_diff:.3g} (tolerance {result.tolerance:.3g})")
+    print(f"wrote {result.sidecar}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    _import_keras(args.verbose)
+    from zoo.hub import push
+
+    sha = push(args.folder, args.repo, revision=args.revision, private=args.private,
+               commit_message=args.message, replace_card=args.replace_card)
+    print(f"pushed {args.folder} to {args.repo}@{sha}")
+    print(f'load it with: zoo.load("hf://{args.repo}@{sha}")')
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    _import_keras(args.verbose)
+    from zoo.hub import parse_handle, pull
+
+    repo_id, revision = parse_handle(args.repo)
+    print(pull(repo_id, revision=revision))
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    _import_keras(args.verbose)
+    from zoo.catalog import CatalogStaleError, check_catalog, write_catalog
+
+    if not args.check:
+        print(f"wrote {write_catalog(args.path)}")
+        return 0
+    try:
+        check_catalog(args.path)
+    except CatalogStaleError as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``zoo`` argument parser (every sub-command, with its help).
+
+    Example:
+        >>> build_parser().parse_args(["predict", "cnn", "shirt.jpg", "--top-k", "3"]).top_k
+        3
+    """
+    parser = argparse.ArgumentParser(prog="zoo", description="keras-zoo: models, weights and the Hub from one command.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", help="show the frameworks' start-up logs and tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = lambda name, **kw: commands.add_parser(name, parents=[common], **kw)  # noqa: E731
+    model_help = "a registered name (cnn, resnet34.fmnist), a zoo folder, or hf://namespace/name@revision"
+
+    listing = add("list", help="list models (from registry.json; no Keras import)")
+    listing.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
+    listing.add_argument("--pretrained", action="store_true", help="only arch.tag names whose weights are released")
+    listing.add_argument("--json", action="store_true", help="print JSON rows")
+    listing.set_defaults(run=cmd_list)
+
+    details = add("info", help="describe a model and its weight tags")
+    details.add_argument("name", help="arch or arch.tag")
+    details.add_argument("--json", action="store_true", help="print everything as JSON")
+    details.set_defaults(run=cmd_info)
+
+    predicting = add("predict", help="top-k labels (and the localizer's box) of your pictures")
+    predicting.add_argument("model", help=model_help)
+    predicting.add_argument("images", nargs="+", help="PNG or JPEG files, any size, gray or RGB")
+    predicting.add_argument("--top-k", type=int, default=5, help="labels shown per picture (default: 5)")
+    predicting.add_argument("--out", help="folder for the pictures with their predicted boxes drawn (localizer)")
+    predicting.add_argument("--overwrite", action="store_true", help="replace existing files in --out")
+    predicting.add_argument("--json", action="store_true", help="print JSON")
+    predicting.set_defaults(run=cmd_predict)
+
+    evaluating = add("eval", help="measure a model on the test split; compare with its record")
+    evaluating.add_argument("model", help=model_help)
+    evaluating.add_argument("--limit", type=int, help="only the first N test images (default: all 10,000)")
+    evaluating.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files")
+    evaluating.add_argument("--tolerance", type=float, default=0.005,
+                            help="allowed absolute difference on the same images (default: 0.005); on a subset "
+                                 "of the recorded split, at least 3 binomial standard errors")
+    evaluating.add_argument("--batch-size", type=int, default=256)
+    evaluating.add_argument("--json", action="store_true", help="print JSON")
+    evaluating.set_defaults(run=cmd_eval)
+
+    training = commands.add_parser("train", help="train or fine-tune (python scripts/train.py --help for flags)",
+                                   add_help=False)
+    training.add_argument("train_args", nargs=argparse.REMAINDER, help="arguments of scripts/train.py")
+    training.set_defaults(run=cmd_train)
+
+    exporting = add("export", help="export to ONNX, LiteRT or a SavedModel, checked against Keras")
+    exporting.add_argument("model", help=model_help)
+    exporting.add_argument("--format", required=True, help="onnx, litert or saved_model")
+    exporting.add_argument("-o", "--output", required=True, help="file (onnx, litert) or folder (saved_model)")
+    exporting.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    exporting.add_argument("--tolerance", type=float, default=None, help="largest accepted difference from Keras")
+    exporting.set_defaults(run=cmd_export)
+
+    pushing = add("push", help="upload a zoo folder to the Hub (one commit)")
+    pushing.add_argument("folder", help="a run or release folder")
+    pushing.add_argument("repo", help="namespace/name")
+    pushing.add_argument("--revision", default="main")
+    pushing.add_argument("--private", action="store_true")
+    pushing.add_argument("--message", help="commit message")
+    pushing.add_argument("--replace-card", action="store_true", help="replace the README.md already on the Hub")
+    pushing.set_defaults(run=cmd_push)
+
+    pulling = add("pull", help="download a zoo repo into the HF cache, hashes checked")
+    pulling.add_argument("repo", help="namespace/name[@revision]")
+    pulling.set_defaults(run=cmd_pull)
+
+    registry = add("registry", help="regenerate registry.json (or --check it)")
+    registry.add_argument("--path", default="registry.json")
+    registry.add_argument("--check", action="store_true")
+    registry.set_defaults(run=cmd_registry)
+    return parser
+
+
+#: Errors a user can fix: printed as one line, no traceback.
+_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ImportError, PermissionError, RuntimeError)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``zoo`` command.
+    """Entry point of the ``zoo`` command; returns the exit status.
 
     Example:
-        $ zoo list "resnet*"
+        >>> main(["list", "cnn*"])                      # doctest: +NORMALIZE_WHITESPACE
+        name  params  input    task            metric      weights
+        cnn   1.04M   28x28x1  classification  acc 93.97%  fmnist
+        0
     """
-    parser = argparse.ArgumentParser(prog="zoo", description="The keras-zoo model registry.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", help="list registered models")
-    listing.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
-    listing.add_argument("--pretrained", action="store_true", help="only arch.tag with released weights")
-    details = commands.add_parser("info", help="print a model's spec as JSON")
-    details.add_argument("name")
-    registry = commands.add_parser("registry", help="regenerate registry.json (or --check it)")
-    registry.add_argument("--path", default="registry.json")
-    registry.add_argument("--check", action="store_true")
-    args = parser.parse_args(argv)
-    if args.command == "list":
-        print("\n".join(list_models(args.pattern, pretrained=args.pretrained)))
-    elif args.command == "info":
-        print(json.dumps(info(args.name), indent=2))
-    elif args.check:
-        try:
-            check_catalog(args.path)
-        except CatalogStaleError as error:
-            print(error, file=sys.stderr)
-            return 1
-    else:
-        write_catalog(args.path)
-    return 0
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except _USER_ERRORS as error:
+        if getattr(args, "verbose", False):
+            raise
+        print(f"zoo {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import keras
 import numpy as np
@@ -23,7 +25,9 @@ from zoo.metrics import confusion_matrix
 from zoo.tasks import LOCALIZATION_TEST_SEED, task_of
 
 __all__ = [
+    "EvalReport",
     "LOCALIZATION_TEST_SEED",
+    "compare_with_record",
     "confusion_matrix",
     "evaluate",
     "evaluate_name",
@@ -89,3 +93,102 @@ def evaluate_name(
     model = load(name_or_path_or_hf)
     x, y = evaluation_data(model, split=split, limit=limit, data_dir=data_dir)
     return evaluate(model, x, y, batch_size=batch_size)
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Measured metrics next to the recorded ones, with the tolerance each was held to.
+
+    ``recorded[k]`` is ``None`` when the weights record no such metric (nothing to compare).
+    """
+
+    model: str
+    examples: int
+    measured: Mapping[str, float]
+    recorded: Mapping[str, float | None]
+    tolerances: Mapping[str, float]
+    basis: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether every recorded metric was reproduced within its tolerance."""
+        return all(
+            self.recorded[k] is None or abs(self.measured[k] - self.recorded[k]) <= self.tolerances[k]
+            for k in self.measured
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {"model": self.model, "examples": self.examples, "measured": dict(self.measured),
+                "recorded": dict(self.recorded), "tolerances": dict(self.tolerances), "basis": self.basis,
+                "ok": self.ok}
+
+    def format(self) -> str:
+        """A readable table: metric, measured, recorded, difference, tolerance, verdict."""
+        lines = [f"{self.model} on {self.examples:,} test images ({self.basis})",
+                 f"  {'metric':<16}{'measured':>10}{'recorded':>10}{'diff':>9}{'tol':>8}"]
+        for key, value in self.measured.items():
+            recorded = self.recorded[key]
+            if recorded is None:
+                lines.append(f"  {key:<16}{value:>10.4f}{'-':>10}")
+                continue
+            diff = value - recorded
+            verdict = "ok" if abs(diff) <= self.tolerances[key] else "DIFFERS"
+            lines.append(f"  {key:<16}{value:>10.4f}{recorded:>10.4f}{diff:>+9.4f}{self.tolerances[key]:>8.4f}  {verdict}")
+        if all(r is None for r in self.recorded.values()):
+            lines.append("  (these weights record no metrics to compare with)")
+        return "\n".join(lines)
+
+
+def _recorded_for(key: str, metrics: Mapping[str, Any], recorded_limit: int | None, limit: int | None,
+                  examples: int, value: float, tolerance: float) -> tuple[float | None, float, str]:
+    subset_key = f"{key}@test[:{limit}]"
+    if limit == recorded_limit and key in metrics:
+        return float(metrics[key]), tolerance, "the images the record was measured on"
+    if limit is not None and subset_key in metrics:
+        return float(metrics[subset_key]), tolerance, f"recorded on test[:{limit}]"
+    if key in metrics:
+        # A subset of the recorded images: allow its sampling error (3 binomial standard errors;
+        # for a mean of values in [0, 1], p(1 - p) bounds the variance).
+        p = float(metrics[key])
+        margin = 3 * math.sqrt(max(p * (1 - p), 1e-12) / max(examples, 1))
+        return p, max(tolerance, margin), "a subset of the recorded images: tolerance >= 3 standard errors"
+    return None, tolerance, "no record"
+
+
+def compare_with_record(
+    handle: str | os.PathLike,
+    *,
+    limit: int | None = None,
+    data_dir: str | os.PathLike | None = None,
+    tolerance: float = 0.005,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> EvalReport:
+    """Evaluate ``handle`` on the test split (or its first ``limit`` images) and compare with the
+    metrics recorded with its weights (``metadata.json`` or the release record).
+
+    On the images the record was measured on, a metric must be within ``tolerance`` (absolute);
+    on a subset of them, within 3 binomial standard errors of the recorded value if that is
+    larger.
+
+    Example:
+        >>> report = compare_with_record("cnn", limit=2000)          # doctest: +SKIP
+        >>> report.ok, report.measured
+        (True, {'accuracy': 0.9425})
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"`limit` must be a positive integer or None. Received: limit={limit!r}")
+    if not tolerance >= 0:
+        raise ValueError(f"`tolerance` must be >= 0. Received: tolerance={tolerance!r}")
+    model = load(handle)
+    metadata = getattr(model, "zoo_metadata", None) or {}
+    metrics = metadata.get("metrics") or {}
+    recorded_limit = (metadata.get("evaluation") or {}).get("limit")
+    x, y = evaluation_data(model, limit=limit, data_dir=data_dir)
+    measured = evaluate(model, x, y, batch_size=batch_size)
+    recorded, tolerances, bases = {}, {}, set()
+    for key, value in measured.items():
+        recorded[key], tolerances[key], basis = _recorded_for(
+            key, metrics, recorded_limit, limit, len(x), value, tolerance)
+        bases.add(basis)
+    return EvalReport(str(handle), len(x), measured, recorded, tolerances, "; ".join(sorted(bases)))

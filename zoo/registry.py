@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import importlib.metadata
 import importlib.resources
 import inspect
@@ -25,6 +26,8 @@ from typing import Any, Callable, Iterable, Mapping
 from zoo.recipe import TASKS, Recipe
 
 ENTRY_POINT_GROUP = "zoo.models"
+#: The built-in architectures, imported on the registry's first lookup like plugins are.
+BUILTIN_MODULES = ("zoo.models",)
 _RELEASE_PACKAGE = "zoo.released"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -259,15 +262,17 @@ def set_release(name: str, release: Release | None) -> None:
 
 
 def _load_plugins() -> None:
-    """Import every ``zoo.models`` entry point (other packages' models), once.
+    """Import the built-in architectures and every ``zoo.models`` entry point, once.
 
-    The built-in architectures are not imported here (the registry imports no model): the
-    package's ``__init__`` imports ``zoo.models`` explicitly, as a plugin would be.
+    The registry has no static import of any model: the built-ins (``BUILTIN_MODULES``) are
+    imported by name here, on the first lookup, the same way other packages' models are.
     """
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = entry_point.load()

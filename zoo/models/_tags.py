@@ -8,12 +8,19 @@ from zoo.data.fashion_mnist import LABEL_NAMES
 from zoo.recipe import Recipe
 from zoo.registry import WeightSpec
 
-#: How every zoo model expects its input: raw pixels, rescaled inside the model.
+#: How Fashion-MNIST weights expect their input: raw grayscale pixels (rescaled inside the
+#: model), a light item on a dark background, trimmed to the item with its longest side filling
+#: the frame (Fashion-MNIST's own conversion); other pictures are made so (``zoo.preprocess``
+#: reads ``polarity``, ``trim`` and ``resize`` from here).
 RAW_PIXELS = {
     "input": "float32 or uint8 pixels in [0, 255], NHWC, grayscale",
     "rescaling": "inside the model (Rescaling 1/255 layer)",
-    "resize": None,
+    "polarity": "light_on_dark",
+    "trim": True,
+    "resize": "fit_and_pad",
 }
+#: The localizer finds the item on its canvas: pictures are not trimmed to it.
+LOCALIZATION_PIXELS = {**RAW_PIXELS, "trim": False}
 
 
 def fashion_mnist_weights(
@@ -39,7 +46,7 @@ def fashion_mnist_weights(
         description=description,
         overrides=dict(overrides or {}),
         label_names=LABEL_NAMES,
-        preprocessing=RAW_PIXELS,
+        preprocessing=LOCALIZATION_PIXELS if dataset.endswith("_localization") else RAW_PIXELS,
         targets=dict(targets or {}),
         hub_repo_id=f"keras-zoo/{arch}.{tag}",
         train_command=train_command or f"python scripts/train.py {arch}",

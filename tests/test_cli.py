@@ -1,0 +1,212 @@
+"""The ``zoo`` command end to end, through the installed console script in a subprocess (issue 13).
+
+Each test runs ``zoo ...`` as a user would and checks what it prints and writes against what
+the library computes in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import zoo
+from zoo.data.fashion_mnist import find_data_dir
+from zoo.evaluation import evaluate_name
+from zoo.format import read_folder, save_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+#: The shipped example pictures and their true labels (examples/README.md).
+EXAMPLE_LABELS = {
+    "sneaker.png": "Sneaker",
+    "trouser-on-white.jpg": "Trouser",
+    "bag-wide.png": "Bag",
+    "ankle-boot-on-white.jpg": "Ankle boot",
+}
+#: The console script runs in the user's default backend (TensorFlow unless KERAS_BACKEND says
+#: otherwise); its subprocess tests run once, under TensorFlow, and the library under them is
+#: tested in every backend (tests/test_predict.py). Each subprocess imports a framework anew.
+console = pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow", reason="console-script tests run under TensorFlow"
+)
+needs_data = pytest.mark.skipif(find_data_dir() is None, reason="Fashion-MNIST IDX files not found ($FASHION_MNIST_DIR)")
+
+
+def zoo_command() -> str:
+    beside = Path(sys.executable).parent / "zoo"
+    found = str(beside) if beside.exists() else shutil.which("zoo")
+    if found is None:
+        pytest.fail("the `zoo` console script is not installed (pip install -e .)")
+    return found
+
+
+def run_zoo(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([zoo_command(), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=600)
+
+
+@console
+def test_list_prints_the_registry_without_importing_keras():
+    result = run_zoo("list")
+    assert result.returncode == 0, result.stderr
+    names = [line.split()[0] for line in result.stdout.splitlines()[1:]]
+    assert names == zoo.list_models()
+    pretrained = run_zoo("list", "--pretrained", "--json")
+    assert [row["name"] for row in json.loads(pretrained.stdout)] == zoo.list_models(pretrained=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; from zoo.cli import main; main(['list']); print('keras' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )
+    assert probe.stdout.strip().endswith("False")
+
+
+@console
+def test_list_pattern_without_match_fails_clearly():
+    result = run_zoo("list", "nothing*")
+    assert result.returncode == 1
+    assert "No model matches 'nothing*'" in result.stderr
+
+
+@console
+def test_info_is_readable_and_json_matches_the_library():
+    text = run_zoo("info", "resnet34")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("resnet34: ")
+    assert f"parameters: {zoo.info('resnet34')['parameters']:,}" in text.stdout
+    data = json.loads(run_zoo("info", "cnn.fmnist", "--json").stdout)
+    expected = zoo.info("cnn.fmnist")
+    assert data["parameters"] == expected["parameters"]
+    assert data["weights"]["fmnist"]["release"]["metrics"] == expected["weights"]["fmnist"]["release"]["metrics"]
+
+
+@console
+def test_info_of_an_unknown_name_names_close_matches_without_a_traceback():
+    result = run_zoo("info", "resnet35")
+    assert result.returncode == 2
+    assert "Unknown model 'resnet35'" in result.stderr and "resnet34" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@console
+def test_predict_names_the_shipped_examples_and_says_what_it_did():
+    images = [str(EXAMPLES / name) for name in EXAMPLE_LABELS]
+    result = run_zoo("predict", "cnn", *images, "--top-k", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    predictions = json.loads(result.stdout)
+    assert [p["top_k"][0]["label"] for p in predictions] == list(EXAMPLE_LABELS.values())
+    for p in predictions:
+        assert len(p["top_k"]) == 3
+        assert p["top_k"][0]["probability"] >= p["top_k"][1]["probability"]
+    inverted = {Path(p["source"]).name for p in predictions if any(n.startswith("inverted") for n in p["notes"])}
+    assert inverted == {"trouser-on-white.jpg", "ankle-boot-on-white.jpg"}
+    text = run_zoo("predict", "cnn", images[0], "--top-k", "2")
+    assert "Sneaker" in text.stdout.splitlines()[1]
+
+
+@console
+def test_predict_refuses_an_unreadable_picture_by_name(tmp_path):
+    bad = tmp_path / "not-a-picture.png"
+    bad.write_text("hello")
+    result = run_zoo("predict", "cnn", str(bad))
+    assert result.returncode == 2
+    assert f"Cannot read {str(bad)!r} as a picture" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = run_zoo("predict", "cnn", str(tmp_path / "missing.jpg"))
+    assert missing.returncode == 2 and "No picture at" in missing.stderr
+
+
+@console
+def test_predict_hides_the_frameworks_start_up_logs_unless_verbose():
+    image = str(EXAMPLES / "sneaker.png")
+    quiet = run_zoo("predict", "cnn", image)
+    assert quiet.returncode == 0 and quiet.stderr.strip() == "", quiet.stderr
+    loud = run_zoo("predict", "cnn", image, "--verbose")
+    assert loud.returncode == 0 and loud.stderr.strip() != ""
+
+
+@console
+def test_localizer_prediction_draws_its_box_and_never_overwrites(tmp_path):
+    model = zoo.create("xception_localizer", input_shape=(72, 72, 1))
+    folder = save_folder(model, tmp_path / "localizer", metadata={"dataset": "fashion_mnist_localization",
+                                                                  "label_names": [f"item {i}" for i in range(10)]})
+    image = str(EXAMPLES / "bag-wide.png")
+    out = tmp_path / "boxes"
+    first = run_zoo("predict", str(folder), image, "--out", str(out), "--json")
+    assert first.returncode == 0, first.stderr
+    [prediction] = json.loads(first.stdout)
+    x0, y0, x1, y1 = prediction["box"]
+    assert 0 <= x0 <= x1 <= 160 and 0 <= y0 <= y1 <= 96  # in the picture's own pixels
+    drawn = out / "bag-wide.box.png"
+    from PIL import Image
+
+    assert Image.open(drawn).size == (160, 96)
+    before = drawn.read_bytes()
+    again = run_zoo("predict", str(folder), image, "--out", str(out))
+    assert again.returncode == 2 and "exists" in again.stderr and drawn.read_bytes() == before
+    assert run_zoo("predict", str(folder), image, "--out", str(out), "--overwrite").returncode == 0
+
+
+@needs_data
+@console
+def test_eval_compares_with_the_record_and_fails_beyond_tolerance(tmp_path):
+    good = run_zoo("eval", "cnn", "--limit", "500", "--json")
+    assert good.returncode == 0, good.stderr
+    report = json.loads(good.stdout)
+    measured = evaluate_name("cnn", limit=500)["accuracy"]
+    assert report["measured"]["accuracy"] == measured
+    assert report["recorded"]["accuracy"] == zoo.info("cnn")["weights"]["fmnist"]["release"]["metrics"]["accuracy"]
+    assert report["ok"] is True
+    # A folder whose record claims more than its weights do, on the same 500 images.
+    folder = save_folder(zoo.load("cnn"), tmp_path / "claims", metadata={
+        "dataset": "fashion_mnist", "metrics": {"accuracy": round(measured - 0.05, 4)}, "evaluation": {"limit": 500}})
+    bad = run_zoo("eval", str(folder), "--limit", "500")
+    assert bad.returncode == 1
+    assert "DIFFERS" in bad.stdout and f"{measured - 0.05:.4f}" in bad.stdout
+
+
+@console
+def test_eval_rejects_a_bad_limit():
+    result = run_zoo("eval", "cnn", "--limit", "0")
+    assert result.returncode == 2 and "Received: limit=0" in result.stderr
+
+
+@console
+def test_push_then_pull_then_predict_through_the_hub(tmp_path):
+    try:
+        from hub_server import LocalHub
+    except ImportError:
+        from tests.hub_server import LocalHub
+
+    folder = save_folder(zoo.load("cnn"), tmp_path / "cnn", metadata={
+        "dataset": "fashion_mnist", "label_names": list(zoo.info("cnn")["weights"]["fmnist"]["label_names"]),
+        "metrics": {"accuracy": 0.9397}})
+    with LocalHub(tmp_path / "hub") as hub:
+        env = {"HF_ENDPOINT": hub.endpoint, "HF_TOKEN": "hf_test", "HF_HOME": str(tmp_path / "hf_home"),
+               "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+        pushed = run_zoo("push", str(folder), "me/cnn-copy", env=env)
+        assert pushed.returncode == 0, pushed.stderr
+        sha = pushed.stdout.split("@")[1].split()[0]
+        pulled = run_zoo("pull", f"me/cnn-copy@{sha}", env=env)
+        assert pulled.returncode == 0, pulled.stderr
+        snapshot = Path(pulled.stdout.strip())
+        assert read_folder(snapshot).records == read_folder(folder).records
+        from huggingface_hub import ModelCard
+
+        card = ModelCard(hub_card(hub, "me/cnn-copy", sha))
+        assert card.data.library_name == "keras-zoo"
+        assert card.data.eval_results[0].metric_value == 0.9397
+        predicted = run_zoo("predict", f"hf://me/cnn-copy@{sha}", str(EXAMPLES / "sneaker.png"), "--json", env=env)
+        assert predicted.returncode == 0, predicted.stderr
+        assert json.loads(predicted.stdout)[0]["top_k"][0]["label"] == "Sneaker"
+
+
+def hub_card(hub, repo_id: str, revision: str) -> str:
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(repo_id, "README.md", revision=revision, endpoint=hub.endpoint)).read_text()

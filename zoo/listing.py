@@ -1,0 +1,158 @@
+"""What ``zoo list`` and ``zoo info`` show, answered from ``registry.json`` without Keras.
+
+The packaged ``zoo/registry.json`` (generated from code, checked fresh by the tests) holds every
+built-in architecture and weight tag: parameters, input, task, measured metrics, whether the
+weights exist. Reading it takes milliseconds, where building the registry imports Keras and a
+backend (seconds). When another package adds models through the ``zoo.models`` entry points,
+the catalog is built live from the registry instead (slower, but complete).
+
+Example:
+    >>> [row.name for row in model_rows("resnet*")]
+    ['resnet18', 'resnet34']
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.metadata
+import importlib.resources
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+__all__ = ["ModelRow", "catalog_models", "format_info", "format_table", "headline_metric", "model_rows"]
+
+ENTRY_POINT_GROUP = "zoo.models"
+
+
+def _natural_key(text: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def catalog_models() -> dict[str, Any]:
+    """Every model of the catalog: the packaged ``registry.json``, or the live registry when
+    plugins are installed.
+
+    Example:
+        >>> catalog_models()["cnn"]["task"]
+        'classification'
+    """
+    if any(True for _ in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)):
+        from zoo.catalog import catalog  # imports Keras and every plugin
+
+        return catalog()["models"]
+    text = importlib.resources.files("zoo").joinpath("registry.json").read_text()
+    return json.loads(text)["models"]
+
+
+def headline_metric(metrics: Mapping[str, Any]) -> str:
+    """The one metric a listing shows: accuracy (and box IoU for a localizer).
+
+    Example:
+        >>> headline_metric({"accuracy": 0.9397, "accuracy@test[:1000]": 0.947})
+        'acc 93.97%'
+    """
+    parts = []
+    if "accuracy" in metrics:
+        parts.append(f"acc {metrics['accuracy'] * 100:.2f}%")
+    if "box_iou" in metrics:
+        parts.append(f"IoU {metrics['box_iou']:.3f}")
+    return ", ".join(parts) or "-"
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One line of ``zoo list``."""
+
+    name: str
+    parameters: int
+    input: str
+    task: str
+    metric: str
+    weights: str
+
+
+def _input_text(entry: Mapping[str, Any], overrides: Mapping[str, Any]) -> str:
+    shape = overrides.get("input_shape") or entry["config"].get("input_shape") or entry["input_spec"]["shape"][1:]
+    return "x".join("?" if d is None else str(d) for d in shape)
+
+
+def model_rows(pattern: str | Iterable[str] = "*", pretrained: bool = False) -> list[ModelRow]:
+    """Rows for the architectures (or, with ``pretrained``, the released ``arch.tag``) matching
+    ``pattern`` (fnmatch wildcards), naturally sorted.
+
+    Example:
+        >>> [row.name for row in model_rows(pretrained=True)][:1]
+        ['cnn.fmnist']
+    """
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    rows = []
+    for arch, entry in catalog_models().items():
+        tags = entry.get("weights") or {}
+        if pretrained:
+            for tag, weight in tags.items():
+                name = f"{arch}.{tag}"
+                if not weight.get("available") or not _matches(name, patterns):
+                    continue
+                metrics = (weight.get("release") or {}).get("metrics") or {}
+                rows.append(ModelRow(name, entry["parameters"], _input_text(entry, weight.get("overrides") or {}),
+                                     entry.get("task", "classification"), headline_metric(metrics), "yes"))
+            continue
+        if not _matches(arch, patterns):
+            continue
+        default = tags.get(entry.get("default_tag") or "", {})
+        metrics = (default.get("release") or {}).get("metrics") or {}
+        released = [tag for tag, weight in tags.items() if weight.get("available")]
+        planned = [tag for tag, weight in tags.items() if not weight.get("available")]
+        weights = ", ".join([*released, *(f"{t} (planned)" for t in planned)]) or "-"
+        rows.append(ModelRow(arch, entry["parameters"], _input_text(entry, {}), entry.get("task", "classification"),
+                             headline_metric(metrics), weights))
+    return sorted(rows, key=lambda row: _natural_key(row.name))
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(name.split(".")[0], p) for p in patterns)
+
+
+def format_table(rows: list[ModelRow]) -> str:
+    """A plain-text table of ``rows``, one header line then one line per model.
+
+    Example:
+        >>> print(format_table([ModelRow("cnn", 1036490, "28x28x1", "classification", "acc 93.97%", "fmnist")]))
+        name  params  input    task            metric      weights
+        cnn   1.04M   28x28x1  classification  acc 93.97%  fmnist
+    """
+    header = ("name", "params", "input", "task", "metric", "weights")
+    lines = [header] + [(r.name, f"{r.parameters / 1e6:.2f}M", r.input, r.task, r.metric, r.weights) for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def format_info(name: str, entry: Mapping[str, Any]) -> str:
+    """A readable description of one catalog entry (``zoo info NAME``).
+
+    Example:
+        >>> print(format_info("cnn", catalog_models()["cnn"]).splitlines()[0])
+        cnn: The tutorial CNN: Conv64(7x7) - pool - Conv128 - Conv128 - pool - Dense128 - Dense64 - softmax.
+    """
+    arch, _, tag = name.partition(".")
+    lines = [f"{arch}: {entry['description']}",
+             f"  task: {entry.get('task', 'classification')}    parameters: {entry['parameters']:,}",
+             f"  input: {_input_text(entry, {})} raw pixels in [0, 255]    module: {entry['module']}",
+             f"  config: {json.dumps(entry['config'])}"]
+    for weight_tag, weight in (entry.get("weights") or {}).items():
+        if tag and weight_tag != tag:
+            continue
+        release = weight.get("release") or {}
+        state = "released" if weight.get("available") else "planned (no weights yet)"
+        lines.append(f"  {arch}.{weight_tag}: {state} -- {weight.get('description', '')}")
+        if release.get("metrics"):
+            lines.append(f"    measured: {headline_metric(release['metrics'])}    targets: {weight.get('targets') or '-'}")
+        elif weight.get("targets"):
+            lines.append(f"    targets: {weight['targets']}")
+        if weight.get("label_names"):
+            lines.append(f"    labels: {', '.join(weight['label_names'])}")
+        if weight.get("hub_repo_id"):
+            lines.append(f"    hub: {weight['hub_repo_id']}    train: {weight.get('train_command', '')}")
+    return "\n".join(lines)

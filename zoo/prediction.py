@@ -1,0 +1,177 @@
+"""Predict a user's pictures with any zoo model: top-k label names, and the localizer's box.
+
+``predict`` loads the model (any handle ``zoo.load`` takes, or a model already loaded), turns
+each picture into the model's input with the preprocessing recorded with its weights
+(``zoo.preprocess``), and returns one :class:`Prediction` per picture: the top-k label names with
+probabilities, the predicted box in the original picture's pixels for the localizer, and notes
+saying what was done to the picture. ``draw_box`` writes a picture with its box drawn.
+
+Example:
+    >>> import numpy as np
+    >>> item = np.zeros((28, 28), np.uint8); item[4:24, 8:20] = 200
+    >>> [p] = predict("cnn", [item], top_k=2)
+    >>> len(p.top_k), p.top_k[0][0] in p.label_names
+    (2, True)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from zoo.api import load
+from zoo.preprocess import Preprocessed, preprocess_image, preprocessing_of, read_image
+
+__all__ = ["Prediction", "draw_box", "predict", "prepare_batch"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One picture's prediction.
+
+    ``top_k``: ``(label name, probability)`` pairs, most likely first. ``box``: for the localizer,
+    ``(x0, y0, x1, y1)`` in the original picture's pixels (``None`` otherwise). ``notes``: what
+    preprocessing did (grayscale, inverted, resized).
+    """
+
+    source: str
+    top_k: tuple[tuple[str, float], ...]
+    label_names: tuple[str, ...]
+    box: tuple[float, float, float, float] | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "source": self.source,
+            "top_k": [{"label": label, "probability": round(p, 6)} for label, p in self.top_k],
+            "box": None if self.box is None else [round(v, 2) for v in self.box],
+            "notes": list(self.notes),
+        }
+
+
+def _label_names(model: keras.Model, num_classes: int) -> tuple[str, ...]:
+    names = tuple((getattr(model, "zoo_metadata", None) or {}).get("label_names") or ())
+    if len(names) == num_classes:
+        return names
+    return tuple(f"class_{i}" for i in range(num_classes))
+
+
+def prepare_batch(
+    model: keras.Model, images: Sequence[Any]
+) -> tuple[np.ndarray, list[Preprocessed]]:
+    """Preprocess ``images`` (paths, PIL images or arrays) for ``model``: a batch and the details.
+
+    Example:
+        >>> batch, details = prepare_batch(zoo.load("cnn"), ["shirt.jpg"])   # doctest: +SKIP
+        >>> batch.shape
+        (1, 28, 28, 1)
+    """
+    if isinstance(images, (str, os.PathLike, np.ndarray)) and not (
+        isinstance(images, np.ndarray) and images.ndim == 4
+    ):
+        images = [images]
+    if len(images) == 0:
+        raise ValueError("Nothing to predict. Received: an empty list of images")
+    metadata = getattr(model, "zoo_metadata", None) or {}
+    preprocessing = preprocessing_of(metadata)
+    input_shape = tuple(model.inputs[0].shape[1:])
+    details = [preprocess_image(image, input_shape, preprocessing) for image in images]
+    shapes = {d.array.shape for d in details}
+    if len(shapes) > 1:
+        raise ValueError(
+            "This model takes pictures of any size, but a batch needs one size: predict them one at "
+            f"a time. Received: sizes {sorted(shapes)}"
+        )
+    return np.stack([d.array for d in details]), details
+
+
+def _box_in_original(box: np.ndarray, detail: Preprocessed) -> tuple[float, float, float, float]:
+    height, width = detail.array.shape[:2]
+    cx, cy, w, h = (float(v) for v in box)
+    y0, x0 = detail.to_original((cy - h / 2) * height, (cx - w / 2) * width)
+    y1, x1 = detail.to_original((cy + h / 2) * height, (cx + w / 2) * width)
+    original_h, original_w = detail.original_size
+    clip = lambda v, top: min(max(v, 0.0), float(top))  # noqa: E731
+    return clip(x0, original_w), clip(y0, original_h), clip(x1, original_w), clip(y1, original_h)
+
+
+def predict(
+    model: str | os.PathLike | keras.Model,
+    images: Sequence[Any] | Any,
+    *,
+    top_k: int = 5,
+    batch_size: int = 32,
+) -> list[Prediction]:
+    """Predict pictures with ``model`` (a handle for ``zoo.load`` or a loaded model).
+
+    ``images``: paths to PNG/JPEG files, PIL images or arrays in [0, 255] (gray or RGB, any
+    size), or one of them. Each is preprocessed as the weights' record says.
+
+    Example:
+        >>> [p] = predict("cnn", "examples/sneaker.png", top_k=3)            # doctest: +SKIP
+        >>> p.top_k[0]
+        ('Sneaker', 0.97)
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
+    if not isinstance(model, keras.Model):
+        model = load(model)
+    batch, details = prepare_batch(model, images)
+    outputs = model.predict(batch, batch_size=batch_size, verbose=0)
+    outputs = keras.tree.map_structure(np.asarray, outputs)
+    probs = outputs["class"] if isinstance(outputs, dict) else outputs
+    boxes = outputs.get("box") if isinstance(outputs, dict) else None
+    names = _label_names(model, probs.shape[-1])
+    sources = images if isinstance(images, (list, tuple)) else [images]
+    results = []
+    for index, (row, detail) in enumerate(zip(probs, details)):
+        order = np.argsort(-row)[: min(top_k, len(row))]
+        source = sources[index] if index < len(sources) else index
+        results.append(
+            Prediction(
+                source=str(source) if isinstance(source, (str, os.PathLike)) else f"image {index}",
+                top_k=tuple((names[i], float(row[i])) for i in order),
+                label_names=names,
+                box=None if boxes is None else _box_in_original(boxes[index], detail),
+                notes=detail.notes,
+            )
+        )
+    return results
+
+
+def draw_box(
+    image: str | os.PathLike | np.ndarray, prediction: Prediction, out: str | os.PathLike, *, overwrite: bool = False
+) -> Path:
+    """Write ``image`` with ``prediction``'s box and top label drawn, as a PNG at ``out``.
+
+    Refuses an existing ``out`` unless ``overwrite=True``; writes atomically.
+
+    Example:
+        >>> draw_box("examples/bag.png", p, "out/bag.box.png")              # doctest: +SKIP
+        PosixPath('out/bag.box.png')
+    """
+    from PIL import Image, ImageDraw
+
+    if prediction.box is None:
+        raise ValueError(f"{prediction.source!r} has no predicted box (not a localizer's prediction).")
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{str(out)!r} exists; pass overwrite=True (--overwrite) to replace it.")
+    array = read_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
+    picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).convert("RGB")
+    pen = ImageDraw.Draw(picture)
+    width = max(1, round(max(picture.size) / 100))
+    pen.rectangle(prediction.box, outline=(255, 40, 40), width=width)
+    label, probability = prediction.top_k[0]
+    pen.text((prediction.box[0] + width, prediction.box[1] + width), f"{label} {probability:.0%}", fill=(255, 40, 40))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    picture.save(temporary, format="PNG")
+    os.replace(temporary, out)
+    return out
