@@ -17,8 +17,9 @@ import keras
 import numpy as np
 import pytest
 from conftest import run_python
+from conftest_hub import hub_env, local_hub  # noqa: F401
 
-from zoo import export_check
+from zoo import export_check, hub
 from zoo.api import create, load
 from zoo.data import LABEL_NAMES
 from zoo.export import (
@@ -209,6 +210,21 @@ def test_the_localizer_is_compared_output_by_output(tmp_path):
     assert data["label_names"] == ["a"] * 10 and data["preprocessing"] == {"resize": "fit_and_pad"}
     recorded = {r.name: r.sha256 for r in read_folder(folder).records}
     assert data["source"]["weights_sha256"] == recorded
+
+
+@in_process
+def test_a_hub_handle_is_exported_with_its_metadata_and_hashes(local_hub, monkeypatch, tmp_path):
+    _need_export_packages()
+    monkeypatch.setenv("HF_ENDPOINT", local_hub.endpoint)
+    labels = [f"class {i}" for i in range(10)]
+    sha = hub.push(create("cnn"), "tester/cnn", metadata={"label_names": labels, "preprocessing": {"trim": False}})
+    handle = f"hf://tester/cnn@{sha}"
+    result = export_model(handle, "litert", tmp_path / "hub.tflite", num_check_images=2)
+    data = json.loads(result.sidecar.read_text())
+    assert data["source"]["handle"] == handle and result.max_abs_diff <= DEFAULT_TOLERANCE
+    assert data["label_names"] == labels and data["preprocessing"] == {"trim": False}
+    recorded = {r.name: r.sha256 for r in read_folder(hub.pull("tester/cnn", revision=sha)).records}
+    assert data["source"]["weights_sha256"] == recorded and "model.safetensors" in recorded
 
 
 def test_compare_pairs_outputs_by_name_else_by_position_and_flags_bad_values():
