@@ -212,6 +212,7 @@ def _broken_folder(root: Path, problem: str) -> Path:
         (None, ["--init-from", "cnn"], "need(s) --data DIR"),
         ("ok", ["--freeze-backbone"], "needs trained weights to start from"),
         ("ok", ["--probe-epochs", "2", "--init-from", "cnn"], "pass freeze_backbone=True (--freeze-backbone)"),
+        ("ok", ["--freeze-backbone", "--probe-epochs", "0", "--init-from", "cnn"], "--probe-epochs >= 1"),
         ("ok", ["--freeze-backbone", "--probe-epochs", "3", "--epochs", "2", "--init-from", "cnn"],
          "probe_epochs=3 > epochs=2"),
         ("ok", ["--init-from", "resnet34"], "No released weights for 'resnet34.fmnist'"),

@@ -138,10 +138,10 @@ def scan_image_folder(root: str | os.PathLike) -> ImageFolder:
     holds no class sub-folders, fewer than two, or a class holds no picture.
 
     Example:
-        >>> scan_image_folder("/nonexistent/pictures")
+        >>> scan_image_folder("/nonexistent/pictures")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        zoo.data.folder.ImageFolderError: The image folder '/nonexistent/pictures' does not exist. Received: data='/nonexistent/pictures'
+        zoo.data.folder.ImageFolderError: The image folder '/nonexistent/pictures' does not exist. ...
     """
     root = Path(root)
     received = f"Received: data={str(root)!r}"
@@ -237,8 +237,8 @@ def load_image_folder(
     may have it on either side.
 
     Example:
-        >>> data = load_image_folder("my_pictures", (28, 28, 1), preprocessing={"polarity": "light_on_dark"})  # doctest: +SKIP
-        >>> data.counts                                                                                          # doctest: +SKIP
+        >>> record = {"polarity": "light_on_dark"}                                     # doctest: +SKIP
+        >>> load_image_folder("my_pictures", (28, 28, 1), preprocessing=record).counts  # doctest: +SKIP
         {'train': 96, 'val': 24}
     """
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:

@@ -82,17 +82,21 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
                         "without --lr the learning rate scales with it)")
     parser.add_argument("--lr", type=float, help="peak learning rate after warm-up (default: the recipe's; with "
                         "--data and --init-from a tenth of it; with --freeze-backbone the rate of the unfrozen phase)")
-    parser.add_argument("--limit", type=int, help="use only the first N images of the Fashion-MNIST train and test split")
-    parser.add_argument("--output", type=Path, help="run folder (default: runs/<arch>-<seed>)")
+    parser.add_argument("--limit", type=int,
+                        help="use only the first N images of the Fashion-MNIST train and test split")
+    parser.add_argument("--output", type=Path, help="run folder (default: runs/<arch>-<seed>; with --data "
+                        "runs/<arch>-<folder name>-<seed>)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of initialisation, split, shuffling, augmentation (default: 0)")
-    parser.add_argument("--resume", action="store_true", help="continue an unfinished run folder from its last finished epoch")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an unfinished run folder from its last finished epoch")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing run folder and train again")
     parser.add_argument("--push", metavar="REPO", help="upload the finished run folder to this Hub repo (zoo.push)")
     parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
                         help="train with the mixed_bfloat16 dtype policy, or not (default: the recipe's 'auto': "
                         "mixed_bfloat16 where the device runs bfloat16 natively, see zoo.training.precision)")
-    parser.add_argument("--distribute", action="store_true", help="data-parallel over all local devices (JAX or TensorFlow)")
+    parser.add_argument("--distribute", action="store_true",
+                        help="data-parallel over all local devices (JAX or TensorFlow)")
     parser.add_argument("--data-dir", type=Path, help="folder with the Fashion-MNIST IDX files (default: "
                         "$FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
@@ -112,7 +116,8 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
                      "equal to --epochs: a pure linear probe)")
     own.add_argument("--probe-lr", type=float, help="learning rate of the linear probe (default: 10 x --lr)")
     own.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
-                     help=f"share of the pictures held out for validation, stratified by class (default: {DEFAULT_VAL_FRACTION})")
+                     help="share of the pictures held out for validation, stratified by class "
+                     f"(default: {DEFAULT_VAL_FRACTION})")
     own.add_argument("--polarity", choices=(AUTO, *(p for p in POLARITIES if p), "none"), default=AUTO,
                      help="how pictures are presented: 'light_on_dark' inverts pictures with a light border "
                      "(Fashion-MNIST's look), 'none' keeps them (default 'auto': as the --init-from weights were "
@@ -125,14 +130,16 @@ def _folder_flags_without_data(args: argparse.Namespace, parser: argparse.Argume
     return ["--" + name.replace("_", "-") for name in _FOLDER_FLAGS if getattr(args, name) != defaults[name]]
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "scripts/train.py", reexec: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, prog: str = "scripts/train.py", reexec: Sequence[str] | None = None
+) -> int:
     """Parse ``argv`` and train; returns the exit status (0, or 2 for a mistake in the input).
 
     ``reexec``: the command that restarts this one under another backend when ``--backend``
     differs from the running one (``["-m", "zoo.cli", "train"]``); without it that is an error.
 
     Example:
-        >>> main(["cnn", "--data", "pics", "--init-from", "cnn", "--freeze-backbone", "--epochs", "2"])  # doctest: +SKIP
+        >>> main(["cnn", "--data", "pics", "--init-from", "cnn", "--freeze-backbone"])  # doctest: +SKIP
         0
     """
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -155,8 +162,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "scripts/train.py", r
                     "--limit and --data-dir are for Fashion-MNIST runs; with --data every picture of the folder "
                     f"is used. Received: --data {args.data}"
                 )
+            output = args.output or default_run_dir(f"{args.arch}-{args.data.name}", args.seed)
             plan = prepare_finetune(
-                args.arch, data=args.data, output_dir=args.output or default_run_dir(args.arch, args.seed),
+                args.arch, data=args.data, output_dir=output,
                 init_from=args.init_from, freeze_backbone=args.freeze_backbone, probe_epochs=args.probe_epochs,
                 probe_lr=args.probe_lr, val_fraction=args.val_fraction,
                 polarity=None if args.polarity == "none" else args.polarity, **common,

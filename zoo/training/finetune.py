@@ -65,7 +65,16 @@ from zoo.training.precision import resolve_mixed_precision
 from zoo.training.recipes import Recipe
 from zoo.training.report import push_run, summary_line, trained_on, write_results
 from zoo.training.run_dir import RunDir, prepare_run_dir
-from zoo.training.transfer import AUTO, FINETUNE_EPOCHS, FineTune, Phase, finetune_recipe, load_backbone, phases_of, set_backbone_trainable
+from zoo.training.transfer import (
+    AUTO,
+    FINETUNE_EPOCHS,
+    FineTune,
+    Phase,
+    finetune_recipe,
+    load_backbone,
+    phases_of,
+    set_backbone_trainable,
+)
 from zoo.weights import load_weights, save_weights
 
 __all__ = ["FineTuneFit", "FineTunePlan", "finalize_finetune", "finetune", "fit_finetune", "prepare_finetune"]
@@ -80,7 +89,8 @@ def _base_model(handle: str | os.PathLike, resolved: Resolved) -> dict[str, Any]
         spec = get_spec(handle)
         weight = spec.weight(split_name(handle)[1])
         full = f"{spec.name}.{weight.tag}" if weight else spec.name
-        repo = (weight.release.hub_repo_id if weight and weight.release else None) or (weight.hub_repo_id if weight else None)
+        release = weight.release if weight else None
+        repo = (release.hub_repo_id if release else None) or (weight.hub_repo_id if weight else None)
         return {"base_model": full, "base_model_repo": repo}
     metadata = resolved.metadata or {}
     return {"base_model": text, "base_model_repo": metadata.get("hub_repo_id")}
@@ -140,13 +150,14 @@ def _check_arch(name: str, resolved: Resolved | None, init_from: Any) -> str:
     return arch
 
 
-def _run_preprocessing(input_shape: Sequence[int], polarity: str | None) -> dict[str, Any]:
+def _run_preprocessing(input_shape: Sequence[int], preprocessing: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's preprocessing record: what ``zoo.preprocess`` did to the pictures, and the input."""
     colour = "grayscale" if int(input_shape[-1]) == 1 else "RGB"
+    steps = {k: v for k, v in preprocessing.items() if k not in ("input", "rescaling")}
     return {
         "input": f"float32 or uint8 pixels in [0, 255], NHWC, {colour}",
         "rescaling": "inside the model (Rescaling layer)",
-        "resize": "fit_and_pad",
-        "polarity": polarity,
+        **steps,
     }
 
 
@@ -181,8 +192,8 @@ def prepare_finetune(
     weights of another architecture, an existing run folder) raises before anything is written.
 
     Example:
-        >>> plan = prepare_finetune("cnn", data="my_pictures", init_from="cnn", output_dir="runs/mine")  # doctest: +SKIP
-        >>> plan.model_config["num_classes"], [p.name for p in plan.phases]                               # doctest: +SKIP
+        >>> plan = prepare_finetune("cnn", data="pics", init_from="cnn", output_dir="runs/mine")  # doctest: +SKIP
+        >>> plan.model_config["num_classes"], [p.name for p in plan.phases]                       # doctest: +SKIP
         (3, ['unfrozen'])
     """
     spec = get_spec(name)
@@ -200,6 +211,7 @@ def prepare_finetune(
     resolved = resolve(init_from) if init_from is not None else None
     _check_arch(name, resolved, init_from)
     init_metadata = dict(resolved.metadata) if resolved is not None else {}
+    polarity_flag = None if polarity == AUTO else (polarity or "none")
     if polarity == AUTO:
         polarity = preprocessing_of(init_metadata).get("polarity") if resolved is not None else None
     settings = FineTune(
@@ -227,7 +239,8 @@ def prepare_finetune(
     flags = {"epochs": epochs, "batch_size": batch_size, "lr": scaled_lr(recipe, batch_size, lr)}
     recipe = recipe.replace(**{k: v for k, v in flags.items() if v is not None})
     recipe = recipe.replace(batch_size=min(recipe.batch_size, len(folder.y_train)), val_size=len(folder.y_val))
-    use_mixed, precision_reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
+    precision = recipe.mixed_precision if mixed_precision is None else mixed_precision
+    use_mixed, precision_reason = resolve_mixed_precision(precision)
     recipe = recipe.replace(mixed_precision=use_mixed)
     phases = phases_of(recipe, settings)
     base = _base_model(init_from, resolved) if resolved is not None else {"base_model": None, "base_model_repo": None}
@@ -235,7 +248,7 @@ def prepare_finetune(
         name, backend=keras.backend.backend(), data=Path(data).name, init_from=base["base_model"],
         freeze_backbone=freeze_backbone, probe_epochs=probe_epochs if freeze_backbone else None, probe_lr=probe_lr,
         epochs=epochs_given, batch_size=batch_size, lr=lr,
-        val_fraction=None if val_fraction == DEFAULT_VAL_FRACTION else val_fraction, seed=seed,
+        val_fraction=None if val_fraction == DEFAULT_VAL_FRACTION else val_fraction, polarity=polarity_flag, seed=seed,
         mixed_precision=use_mixed, distribute=distribute,
     )
 
@@ -253,7 +266,8 @@ def prepare_finetune(
     return FineTunePlan(
         name=split_name(name)[0], recipe=recipe, settings=settings, phases=phases, data=folder,
         model_config=config, init_weights=resolved.weights if resolved is not None else None, base=base,
-        preprocessing=_run_preprocessing(input_shape, polarity), license=init_metadata.get("license") or "apache-2.0",
+        preprocessing=_run_preprocessing(input_shape, preprocessing),
+        license=init_metadata.get("license") or "apache-2.0",
         run=run, command=command, precision_reason=precision_reason, resumed_from=resumed_from, seed=seed,
         distribute=distribute, verbose=verbose, callbacks=tuple(callbacks),
     )
@@ -305,7 +319,7 @@ def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
     the phases and epochs already done are skipped and the last one continues from its backup.
 
     Example:
-        >>> fitted = fit_finetune(prepare_finetune("cnn", data="pictures", init_from="cnn", output_dir="r"))  # doctest: +SKIP
+        >>> fitted = fit_finetune(prepare_finetune("cnn", data="pics", output_dir="r"))  # doctest: +SKIP
     """
     recipe, run = plan.recipe, plan.run
     spec = get_spec(plan.name)
@@ -382,15 +396,18 @@ def finalize_finetune(plan: FineTunePlan, fitted: FineTuneFit, *, push: str | No
     outputs = predict(final, folder.x_val)
     metrics = task_of(final).metrics_from_predictions(folder.y_val, outputs)
     best = fitted.best
-    monitored = {"monitor": recipe.monitor, "value": best.best, "epoch": None if best.best_epoch is None else best.best_epoch + 1}
+    epoch = None if best.best_epoch is None else best.best_epoch + 1
+    monitored = {"monitor": recipe.monitor, "value": best.best, "epoch": epoch}
     phases = [
-        {**asdict(phase), "epochs": [phase.first + 1, phase.end], "trains": "every layer" if phase.backbone_trainable else "the head only"}
+        {**asdict(phase), "epochs": [phase.first + 1, phase.end],
+         "trains": "every layer" if phase.backbone_trainable else "the head only"}
         for phase in plan.phases
     ]
     training = {
         "epochs": recipe.epochs, "resumed_from_epoch": plan.resumed_from or None, "best": monitored,
         "examples": dict(folder.counts), "limit": None, "seconds_this_session": round(fitted.seconds, 1),
-        "distribute": fitted.distribution, "mixed_precision": recipe.mixed_precision, "precision": plan.precision_reason,
+        "distribute": fitted.distribution, "mixed_precision": recipe.mixed_precision,
+        "precision": plan.precision_reason,
         "timing": summarize_timing(run.timing, recipe.epochs), "phases": phases,
     }
     if fitted.init_report["loaded"] or fitted.init_report["reinitialized"]:
@@ -420,7 +437,8 @@ def finalize_finetune(plan: FineTunePlan, fitted: FineTuneFit, *, push: str | No
     run.write_marker(status="complete", metrics=metrics, training=training)
     shutil.rmtree(run.best, ignore_errors=True)
     shutil.rmtree(run.backup, ignore_errors=True)
-    print(summary_line(plan.name, metrics, monitored, recipe.epochs, fitted.seconds, run.path).replace(" test ", " validation ", 1))
+    line = summary_line(plan.name, metrics, monitored, recipe.epochs, fitted.seconds, run.path)
+    print(line.replace(" test ", " validation ", 1))  # the metrics are the validation split's
     if push:
         print(f"[zoo] pushed {run.path} to {push} at {push_run(run.path, push)}")
     return run.path

@@ -53,6 +53,10 @@ class FineTune:
     Example:
         >>> FineTune(init_from="cnn.fmnist", freeze_backbone=True, probe_epochs=2).probe_epochs
         2
+        >>> FineTune(freeze_backbone=True, probe_epochs=1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: freeze_backbone trains the head on a frozen backbone: it needs trained weights ...
     """
 
     init_from: str | None = None
@@ -70,6 +74,11 @@ class FineTune:
             )
         if isinstance(self.probe_epochs, bool) or not isinstance(self.probe_epochs, int) or self.probe_epochs < 0:
             raise ValueError(f"`probe_epochs` must be an int >= 0. Received: probe_epochs={self.probe_epochs!r}")
+        if self.freeze_backbone and self.probe_epochs < 1:
+            raise ValueError(
+                "freeze_backbone needs a probe of at least one epoch (--probe-epochs >= 1). "
+                f"Received: probe_epochs={self.probe_epochs!r}"
+            )
         if self.probe_epochs and not self.freeze_backbone:
             raise ValueError(
                 "probe_epochs (--probe-epochs) is the frozen-backbone phase: pass freeze_backbone=True "
@@ -182,7 +191,8 @@ def load_backbone(model: keras.Model, weights: str | os.PathLike, head: Sequence
     same (new classes, new head). Returns ``{"loaded": [...], "reinitialized": [...]}`` keys.
 
     Example:
-        >>> load_backbone(zoo.create("cnn", num_classes=3), "weights/cnn.fmnist", ("predictions",))["reinitialized"]  # doctest: +SKIP
+        >>> model = zoo.create("cnn", num_classes=3)                                 # doctest: +SKIP
+        >>> load_backbone(model, "weights/cnn.fmnist", ("predictions",))["reinitialized"]  # doctest: +SKIP
         ['predictions/bias', 'predictions/kernel']
     """
     fresh = {key: value for key, value in _all_arrays(model).items() if any(key.startswith(f"{h}/") for h in head)}
