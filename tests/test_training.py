@@ -23,6 +23,7 @@ from conftest_hub import hub_env, local_hub  # noqa: F401
 
 import zoo
 from zoo.data import load_fashion_mnist
+from zoo.data.fashion_mnist import find_data_dir
 from zoo.format import FORMAT_VERSION, read_folder
 from zoo.evaluation import confusion_matrix, evaluate, evaluation_data
 from zoo.tasks import get_task
@@ -40,10 +41,11 @@ from zoo.training import (
 )
 from zoo.training.data import make_targets
 from zoo.training.precision import resolve_mixed_precision
+from zoo.training.run_dir import LOCK_NAME, RunInUseError
 
 BACKEND = keras.backend.backend()
-DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
-pytestmark = pytest.mark.skipif(not DATA_DIR.is_dir(), reason="needs the dataset-fashion-mnist package")
+DATA_DIR = find_data_dir()  # $FASHION_MNIST_DIR, else the Debian package's folder
+pytestmark = pytest.mark.skipif(DATA_DIR is None, reason="needs Fashion-MNIST ($FASHION_MNIST_DIR or dataset-fashion-mnist)")
 CLASSIFIER_FILES = {
     "run.json", "config.json", "metadata.json", "model.safetensors", "last.safetensors", "metrics.json",
     "history.csv", "training_curves.png", "confusion_matrix.png", "README.md",
@@ -131,10 +133,20 @@ def test_run_dir_rules(tmp_path):
     run = prepare_run_dir(tmp_path / "new", resume=False, overwrite=False)
     run.write_marker(status="training")
     (run.path / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    # The folder stays locked while its RunDir holds the lock: even overwrite touches nothing.
+    for kwargs in ({"resume": True, "overwrite": False}, {"resume": False, "overwrite": True}):
+        with pytest.raises(RunInUseError, match="in use by this process"):
+            prepare_run_dir(run.path, **kwargs)
+    assert (run.path / "history.csv").exists()
+    run.release()
     with pytest.raises(RunExistsError, match="--resume"):
         prepare_run_dir(run.path, resume=False, overwrite=False)
-    assert prepare_run_dir(run.path, resume=True, overwrite=False).path == run.path
-    assert not any(prepare_run_dir(run.path, resume=False, overwrite=True).path.iterdir())
+    resumed = prepare_run_dir(run.path, resume=True, overwrite=False)
+    assert resumed.path == run.path
+    resumed.release()
+    emptied = prepare_run_dir(run.path, resume=False, overwrite=True)
+    assert [p.name for p in emptied.path.iterdir()] == [LOCK_NAME]  # the lock file is never removed
+    emptied.release()
 
 
 def test_train_command_round_trips_flags():

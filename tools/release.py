@@ -9,11 +9,14 @@ published, the Hub repo and pinned revision. ``registry.json`` is regenerated fr
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from zoo import atomic
 from zoo import format as zoo_format
 from zoo import hub
 from zoo.api import load
@@ -40,7 +43,7 @@ def record_path(name: str) -> Path:
 def write_record(name: str, release: Release) -> Path:
     """Write the release record of ``name``."""
     path = record_path(name)
-    path.write_text(json.dumps(release.to_dict(), indent=2, sort_keys=True) + "\n")
+    atomic.atomic_write_text(path, json.dumps(release.to_dict(), indent=2, sort_keys=True) + "\n")
     set_release(name, release)
     return path
 
@@ -102,11 +105,12 @@ def stage_release(
     target = ROOT / "weights" / name
     if target.exists() and not overwrite:
         raise FileExistsError(f"{str(target)!r} exists; pass overwrite=True to replace that release.")
-    # Built next to the target and swapped in only when complete: a failed staging (a conversion
-    # that moves the metrics, a crash) leaves an existing release as it was.
-    staging = target.with_name(f".{target.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    # Built next to the target and swapped in only when complete: a failed or killed staging (a
+    # conversion that moves the metrics, a crash, kill -9) leaves an existing release as it was.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-{os.getpid()}-", dir=target.parent))
+    os.chmod(staging, 0o777 & ~atomic.umask())  # mkdtemp's 0o700 would become the release's
     try:
         metrics, config, names = _fill_staging(
             run_dir, staging, config, storage_dtype=storage_dtype, max_shard_size=max_shard_size,
@@ -115,11 +119,10 @@ def stage_release(
         if slice_size:
             metrics.update(slice_metrics(staging, slice_size, data_dir=data_dir))
         files = zoo_format.file_records(staging, names)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        _sync_tree(staging)
+        _swap_in(staging, target)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # the new release's scraps, or the previous one
     release = Release(
         files=files,
         metrics=metrics,
@@ -133,6 +136,40 @@ def stage_release(
     )
     write_record(name, release)
     return release
+
+
+def _remove_stale_staging(target: Path) -> None:
+    """Remove staging folders of ``target`` left by stagings whose process died."""
+    for path in target.parent.glob(f".{target.name}.staging-*"):
+        pid = path.name[len(f".{target.name}.staging-"):].split("-")[0]
+        if pid.isdigit() and not atomic.pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _sync_tree(folder: Path) -> None:
+    """fsync every file of ``folder`` and the folder itself (before it is swapped in)."""
+    for path in folder.iterdir():
+        if path.is_file():
+            atomic.fsync_file(path)
+    atomic.fsync_dir(folder)
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Put the complete ``staging`` folder at ``target`` in one step; ``staging`` then holds the
+    previous release (if any), for the caller to remove.
+
+    Where the system cannot swap two folders atomically (``zoo.atomic.exchange``), the previous
+    release is renamed aside first: a kill between the two renames leaves it intact under
+    ``.<name>.previous-<pid>`` instead of at ``target``.
+    """
+    if not target.exists():
+        os.rename(staging, target)
+    elif not atomic.exchange(staging, target):
+        aside = target.with_name(f".{target.name}.previous-{os.getpid()}")
+        os.rename(target, aside)
+        os.rename(staging, target)
+        os.rename(aside, staging)
+    atomic.fsync_dir(target.parent)
 
 
 def _fill_staging(

@@ -22,6 +22,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import re
 import secrets
@@ -33,11 +35,14 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "commit",
+    "exchange",
     "fsync_dir",
     "fsync_file",
     "is_temporary",
+    "pid_alive",
     "remove_stale_temporaries",
     "temporary_name",
+    "umask",
 ]
 
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
@@ -87,7 +92,7 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def _umask() -> int:
+def umask() -> int:
     """The process umask, read without changing it (Linux), else the common 0o022."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -133,7 +138,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def commit(temporary: str | os.PathLike, path: str | os.PathLike) -> None:
     """Rename a written and fsynced ``temporary`` file over ``path`` (permissions: 0o666 less the
     umask). The caller fsyncs the folder once all of its renames are done (:func:`fsync_dir`)."""
-    os.chmod(temporary, 0o666 & ~_umask())
+    os.chmod(temporary, 0o666 & ~umask())
     os.replace(temporary, path)
 
 
@@ -156,7 +161,46 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def _pid_alive(pid: int) -> bool:
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Swap two existing paths (folders too) in one atomic step; ``False`` where the system can't.
+
+    Linux' ``renameat2(RENAME_EXCHANGE)``: a reader sees ``b`` either as it was or as ``a`` was,
+    never missing. Returns ``False`` (nothing changed) on systems or filesystems without it.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = atomic_write_text(folder / "a", "A"), atomic_write_text(folder / "b", "B")
+        >>> swapped = exchange(folder / "a", folder / "b")
+        >>> (folder / "b").read_text() == ("A" if swapped else "B")
+        True
+    """
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        fsync_dir(Path(b).parent)
+        if Path(a).parent != Path(b).parent:
+            fsync_dir(Path(a).parent)
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine.
+
+    Example:
+        >>> pid_alive(os.getpid()), pid_alive(0)
+        (True, False)
+    """
     if pid <= 0:
         return False
     try:
@@ -184,7 +228,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
         return removed
     for path in folder.iterdir():
         match = _TEMPORARY.match(path.name)
-        if match and path.is_file() and not _pid_alive(int(match["pid"])):
+        if match and path.is_file() and not pid_alive(int(match["pid"])):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

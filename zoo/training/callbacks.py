@@ -1,4 +1,5 @@
-"""Small Keras callbacks of the training loop: best-epoch weights and the learning rate in logs.
+"""Small Keras callbacks of the training loop: best-epoch weights, the learning rate in logs,
+epoch timing, and a backup of the training state that survives a kill at any moment.
 
 Example:
     >>> best = BestWeights("runs/cnn-0/best", monitor="val_accuracy", mode="max")  # doctest: +SKIP
@@ -13,10 +14,13 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
+from safetensors.numpy import load_file, save_file
 
-from zoo.format import atomic_write_text
+from zoo.atomic import atomic_write_text, fsync_file
 from zoo.weights import save_weights
-__all__ = ["BestWeights", "EpochTimer", "LogLearningRate", "summarize_timing"]
+
+__all__ = ["BestWeights", "EpochTimer", "LogLearningRate", "ResumableBackup", "summarize_timing"]
 
 
 class LogLearningRate(keras.callbacks.Callback):
@@ -151,4 +155,109 @@ class BestWeights(keras.callbacks.Callback):
             self.best = value if not math.isnan(value) else self.best
             self.best_epoch = epoch
             record = {"epoch": epoch, "value": self.best, "monitor": self.monitor}
-            self.record_path.write_text(json.dumps(record))
+            atomic_write_text(self.record_path, json.dumps(record))
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose state survives a kill at any moment, random state included.
+
+    Keras' callback overwrites ``latest.weights.h5`` and then ``training_metadata.json`` in
+    place: a kill during the write leaves a corrupt file or a pair of different epochs. It also
+    leaves out the seed generators' state, so after a resume dropout draws the masks of epoch 0
+    again and the run ends elsewhere than an uninterrupted one. Here each epoch's state goes to
+    the slot (``a``/``b``) that ``training_metadata.json`` does not name: model and optimizer in
+    ``slot-<s>.weights.h5``, every other variable of the model (seed generators) in
+    ``slot-<s>.state.safetensors`` (with torch's global generator, which its unseeded dropout
+    draws from); both are fsynced, then ``training_metadata.json`` is replaced atomically to name
+    the new slot. A backup of Keras' own callback is still restored.
+
+    Example:
+        >>> backup = ResumableBackup("runs/cnn-0/backup")
+        >>> backup.save_freq
+        'epoch'
+    """
+
+    def __init__(self, backup_dir: str | os.PathLike):
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
+        self.folder = Path(backup_dir)
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.folder / "training_metadata.json"
+
+    def _slot(self) -> str | None:
+        if not self.metadata_path.exists():
+            return None
+        return json.loads(self.metadata_path.read_text()).get("slot")
+
+    def _extra_state(self) -> dict[str, keras.Variable]:
+        """The model's variables that ``save_weights`` leaves out (seed generator states)."""
+        saved = {id(v) for v in self.model.weights}
+        extra = [v for v in self.model.variables if id(v) not in saved]
+        # Keyed by position: seed generator paths carry a per-process counter.
+        return {f"{i:04d}": v for i, v in enumerate(extra)}
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        slot = self._slot()
+        if slot is not None:
+            self._weights_path = str(self.folder / f"slot-{slot}.weights.h5")
+        super().on_train_begin(logs)
+        state_path = self.folder / f"slot-{slot}.state.safetensors"
+        if slot is not None and state_path.exists():
+            arrays, variables = load_file(str(state_path)), self._extra_state()
+            _set_global_rng({k: arrays.pop(k) for k in list(arrays) if k.startswith(_RNG_PREFIX)})
+            shapes = {k: tuple(a.shape) for k, a in arrays.items()}
+            if shapes != {k: tuple(v.shape) for k, v in variables.items()}:
+                raise ValueError(
+                    f"The backup {str(state_path)!r} does not fit this model: it holds {len(arrays)} state "
+                    f"variables {sorted(shapes.values())}, the model has {len(variables)}. Resume with the "
+                    "settings the run started with."
+                )
+            for key, variable in variables.items():
+                variable.assign(arrays[key])
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
+        self.folder.mkdir(parents=True, exist_ok=True)
+        slot = "b" if self._slot() == "a" else "a"
+        # The slot that the metadata does not name: a kill while writing it costs nothing.
+        weights = self.folder / f"slot-{slot}.weights.h5"
+        self.model.save_weights(str(weights), overwrite=True)
+        fsync_file(weights)
+        state = {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in self._extra_state().items()}
+        state.update(_global_rng())
+        state_path = self.folder / f"slot-{slot}.state.safetensors"
+        save_file(state, str(state_path))
+        fsync_file(state_path)
+        record = {"epoch": self._current_epoch, "batch": 0, "slot": slot}
+        atomic_write_text(self.metadata_path, json.dumps(record))
+        self._weights_path = str(weights)
+
+
+_RNG_PREFIX = "rng/"
+
+
+def _global_rng() -> dict[str, np.ndarray]:
+    """Global generator states that training draws from, by backend (torch's; none elsewhere:
+    TensorFlow and JAX draw every random number from the model's seed generators)."""
+    if keras.backend.backend() != "torch":
+        return {}
+    import torch
+
+    states = {f"{_RNG_PREFIX}torch": torch.get_rng_state().numpy()}
+    if torch.cuda.is_available():
+        states.update({f"{_RNG_PREFIX}torch_cuda_{i}": s.numpy() for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return states
+
+
+def _set_global_rng(states: dict[str, np.ndarray]) -> None:
+    if not states or keras.backend.backend() != "torch":
+        return
+    import torch
+
+    if f"{_RNG_PREFIX}torch" in states:
+        torch.set_rng_state(torch.from_numpy(states[f"{_RNG_PREFIX}torch"]))
+    cuda = [states[k] for k in sorted(states) if k.startswith(f"{_RNG_PREFIX}torch_cuda_")]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([torch.from_numpy(c) for c in cuda])

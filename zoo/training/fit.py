@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -29,7 +30,8 @@ from zoo.data import LABEL_NAMES
 from zoo.evaluation import predict
 from zoo.registry import WeightSpec, get_spec, split_name
 from zoo.tasks import task_of
-from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, summarize_timing
+from zoo.atomic import atomic_write_text
+from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, ResumableBackup, summarize_timing
 from zoo.training.data import TrainingData, load_training_data
 from zoo.training.distribute import data_parallel
 from zoo.training.precision import resolve_mixed_precision
@@ -197,8 +199,9 @@ def _truncate_history(path: Path, epochs: int) -> None:
     if not rows:
         return
     kept = [rows[0]] + [row for row in rows[1:] if row and int(float(row[0])) < epochs]
-    with open(path, "w", newline="") as handle:
-        csv.writer(handle).writerows(kept)
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(kept)
+    atomic_write_text(path, text.getvalue())
 
 
 def _settings(name: str, recipe: Recipe, model_overrides: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -229,7 +232,9 @@ class TrainingPlan:
     """Everything decided before a weight moves: recipe, model config, run folder, command.
 
     Made by :func:`prepare_run`; :func:`fit_run` trains it and :func:`finalize_run` writes the
-    results. The run folder's marker (``run.json``) is written when the plan is made.
+    results. The run folder's marker (``run.json``) is written when the plan is made, and the
+    folder stays locked (``.run.lock``, :class:`zoo.training.run_dir.RunLock`) until
+    :func:`finalize_run` (or ``plan.run.release()``): a second training into it is refused.
     """
 
     name: str
@@ -322,13 +327,17 @@ def prepare_run(
         seed=seed, mixed_precision=use_mixed, distribute=distribute,
     ) + (f"  # model_overrides={dict(overrides)!r}" if overrides else "")
 
-    run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)
-    settings = _settings(name, recipe, overrides, seed=seed, limit=limit)
-    if resume:
-        _check_resume(run, settings)
-    initial_epoch = run.backed_up_epochs() if resume else 0
-    run.write_marker(status="training", architecture=name, settings=settings, command=command,
-                     backend=keras.backend.backend())
+    run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)  # locked until finalize_run
+    try:
+        settings = _settings(name, recipe, overrides, seed=seed, limit=limit)
+        if resume:
+            _check_resume(run, settings)
+        initial_epoch = run.backed_up_epochs() if resume else 0
+        run.write_marker(status="training", architecture=name, settings=settings, command=command,
+                         backend=keras.backend.backend())
+    except BaseException:
+        run.release()
+        raise
     return TrainingPlan(
         name=name, recipe=recipe, weight=spec.weight(tag), model_config=model_config, model_overrides=overrides,
         run=run, command=command, precision_reason=precision_reason, initial_epoch=initial_epoch, seed=seed,
@@ -381,7 +390,7 @@ def fit_run(plan: TrainingPlan) -> FitResult:
             timer,
             best,
             keras.callbacks.CSVLogger(str(run.history), append=True),
-            keras.callbacks.BackupAndRestore(str(run.backup), delete_checkpoint=False),
+            ResumableBackup(run.backup),
             *plan.callbacks,
         ]
         started = time.perf_counter()
@@ -392,9 +401,11 @@ def fit_run(plan: TrainingPlan) -> FitResult:
             data.train.set_image_size(size)
             timer.image_size = size or int(plan.model_config["input_shape"][0])
             data.train.set_epoch(max(first, done))
+            # shuffle=False: the dataset shuffles itself, keyed by (seed, epoch). Keras' own batch
+            # shuffling draws from Python's global `random`, whose state a resumed process lacks.
             model.fit(
                 data.train, validation_data=data.val, initial_epoch=max(first, done), epochs=end,
-                callbacks=all_callbacks, verbose=plan.verbose,
+                callbacks=all_callbacks, verbose=plan.verbose, shuffle=False,
             )
         seconds = time.perf_counter() - started
         optimizer_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
@@ -450,6 +461,7 @@ def finalize_run(plan: TrainingPlan, fitted: FitResult, *, push: str | None = No
     run.write_marker(status="complete", metrics=metrics, training=training)
     shutil.rmtree(run.best, ignore_errors=True)  # resume state, kept until the results exist
     shutil.rmtree(run.backup, ignore_errors=True)
+    run.release()
     print(summary_line(plan.name, metrics, monitored, recipe.epochs, fitted.seconds, run.path))
     if push:
         print(f"[zoo] pushed {run.path} to {push} at {push_run(run.path, push)}")
@@ -505,4 +517,7 @@ def train(
         data_dir=data_dir, verbose=verbose, recipe_overrides=recipe_overrides, model_overrides=model_overrides,
         callbacks=callbacks, command=command,
     )
-    return finalize_run(plan, fit_run(plan), push=push).path
+    try:
+        return finalize_run(plan, fit_run(plan), push=push).path
+    finally:
+        plan.run.release()

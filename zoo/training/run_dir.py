@@ -16,8 +16,12 @@ Layout of a finished run::
         boxes.png              the localizer: predicted vs true boxes
         README.md              model card (zoo.cards.render_card)
 
-While training, ``backup/`` (keras.callbacks.BackupAndRestore) and ``best/`` (best weights so
-far) hold the state needed to resume; both are removed when the run completes.
+While training, ``backup/`` (:class:`zoo.training.callbacks.ResumableBackup`) and ``best/`` (best
+weights so far) hold the state needed to resume; both are removed when the run completes.
+``.run.lock`` holds the pid of the process training into the folder: while it is locked
+(``fcntl.flock``, released by the kernel when that process ends, however it ends) a second
+training into the folder is refused with :class:`RunInUseError`. Every file is written
+atomically (``zoo.atomic``).
 
 Example:
     >>> import tempfile
@@ -31,17 +35,119 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunDir", "RunExistsError", "default_run_dir", "prepare_run_dir"]
+from zoo.atomic import atomic_write_text
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+__all__ = ["RunDir", "RunExistsError", "RunInUseError", "RunLock", "default_run_dir", "prepare_run_dir"]
 
 MARKER = "run.json"
+LOCK_NAME = ".run.lock"
 
 
 class RunExistsError(FileExistsError):
     """The run folder already holds a run and neither ``resume`` nor ``overwrite`` was given."""
+
+
+class RunInUseError(RunExistsError):
+    """Another process (or an unfinished plan of this one) is training into the run folder."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder: ``.run.lock`` holding the holder's pid, host and command.
+
+    The lock is an ``fcntl.flock`` on that file: the kernel drops it when the holder's process
+    ends, so the file of a killed run never blocks the next one. The file itself is never
+    removed (removing it would let two processes lock two different files).
+
+    Example:
+        >>> import tempfile
+        >>> lock = RunLock(tempfile.mkdtemp()).acquire()
+        >>> lock.holder()["pid"] == os.getpid()
+        True
+        >>> lock.release()
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.path = Path(folder) / LOCK_NAME
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def holder(self) -> dict[str, Any]:
+        """What the lock file says about its holder (empty when unreadable)."""
+        try:
+            data = json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def acquire(self) -> "RunLock":
+        """Take the lock or raise :class:`RunInUseError` naming the holder; returns ``self``."""
+        if self._fd is not None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            _lock(fd)
+        except OSError:
+            os.close(fd)
+            holder = self.holder()
+            who = "this process" if holder.get("pid") == os.getpid() else f"process {holder.get('pid', '?')}"
+            hint = (
+                " An earlier plan of this process (prepare_run / prepare_run_dir) still holds it: finish "
+                "that run or call its run.release()." if who == "this process" else
+                " Wait for it to end (or stop it), or choose another output folder."
+            )
+            raise RunInUseError(
+                f"The run folder {str(self.path.parent)!r} is in use by {who} on "
+                f"{holder.get('host', '?')} (since {holder.get('since', '?')}, command: "
+                f"{holder.get('command', '?')}): a second training into the same folder is refused.{hint}"
+            ) from None
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "command": " ".join(sys.argv)}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        os.fsync(fd)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Give the lock back (closing the file releases it)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _lock(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    else:  # pragma: no cover - Windows
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
 
 
 @dataclass(frozen=True)
@@ -54,6 +160,7 @@ class RunDir:
     """
 
     path: Path
+    lock: RunLock | None = field(default=None, compare=False, repr=False)
 
     marker = property(lambda self: self.path / MARKER)
     config = property(lambda self: self.path / "config.json")
@@ -84,9 +191,14 @@ class RunDir:
         return json.loads(self.marker.read_text()) if self.marker.exists() else {}
 
     def write_marker(self, **fields: Any) -> None:
-        """Merge ``fields`` into ``run.json``."""
+        """Merge ``fields`` into ``run.json`` (written atomically)."""
         data = {**self.read_marker(), **fields}
-        self.marker.write_text(json.dumps(data, indent=2, default=str))
+        atomic_write_text(self.marker, json.dumps(data, indent=2, default=str))
+
+    def release(self) -> None:
+        """Give back the folder's lock (:func:`prepare_run_dir` took it), if held."""
+        if self.lock is not None:
+            self.lock.release()
 
     def backed_up_epochs(self) -> int:
         """Epochs completed according to the BackupAndRestore state (0 when none)."""
@@ -106,47 +218,63 @@ def default_run_dir(arch: str, seed: int = 0, root: str | os.PathLike = "runs") 
     return Path(root) / f"{arch.replace('.', '-')}-{seed}"
 
 
+def _contents(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name != LOCK_NAME] if folder.is_dir() else []
+
+
 def prepare_run_dir(path: str | os.PathLike, *, resume: bool, overwrite: bool) -> RunDir:
-    """Create or reuse the run folder at ``path`` following the refuse-to-overwrite rule.
+    """Create or reuse the run folder at ``path`` following the refuse-to-overwrite rule, locked.
 
     * missing or empty folder: used as is (``resume`` then simply starts from scratch);
     * a run folder and ``resume``: reused; training continues from its last backed-up
       epoch (a complete run is refused: nothing to resume);
     * a run folder and ``overwrite``: emptied first;
     * anything else that is not empty: :class:`RunExistsError`. Folders not created by
-      ``train`` are never deleted, even with ``overwrite``.
+      ``train`` are never deleted, even with ``overwrite``;
+    * a folder another process is training into: :class:`RunInUseError`, before anything is
+      touched (even with ``overwrite``).
+
+    The returned :class:`RunDir` holds the folder's lock until ``run.release()``, or until the
+    process ends.
 
     Example:
         >>> import tempfile
-        >>> prepare_run_dir(Path(tempfile.mkdtemp()) / "cnn-0", resume=False, overwrite=True).path.name
-        'cnn-0'
+        >>> run = prepare_run_dir(Path(tempfile.mkdtemp()) / "cnn-0", resume=False, overwrite=True)
+        >>> run.path.name, run.lock.held
+        ('cnn-0', True)
+        >>> run.release()
     """
     if resume and overwrite:
         raise ValueError("Pass either resume=True or overwrite=True, not both.")
     run = RunDir(Path(path))
     if run.path.exists() and not run.path.is_dir():
         raise RunExistsError(f"{str(run.path)!r} exists and is not a folder.")
-    if run.path.is_dir() and any(run.path.iterdir()):
-        if not run.is_run:
-            raise RunExistsError(
-                f"{str(run.path)!r} is not empty and is not a zoo run folder (no {MARKER}); "
-                "it is never deleted or reused. Choose another output folder."
-            )
-        if overwrite:
-            shutil.rmtree(run.path)
-        elif resume:
-            if run.is_complete:
+    if _contents(run.path) and not run.is_run:
+        raise RunExistsError(
+            f"{str(run.path)!r} is not empty and is not a zoo run folder (no {MARKER}); "
+            "it is never deleted or reused. Choose another output folder."
+        )
+    lock = RunLock(run.path).acquire()
+    try:
+        if _contents(run.path):
+            if overwrite:
+                for child in _contents(run.path):
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            elif resume:
+                if run.is_complete:
+                    raise RunExistsError(
+                        f"The run in {str(run.path)!r} is already complete: nothing to resume. "
+                        "Pass overwrite=True (--overwrite) to train it again, or choose another "
+                        "output folder."
+                    )
+            else:
+                state = "a complete run" if run.is_complete else "an unfinished run"
                 raise RunExistsError(
-                    f"The run in {str(run.path)!r} is already complete: nothing to resume. "
-                    "Pass overwrite=True (--overwrite) to train it again, or choose another "
-                    "output folder."
+                    f"{str(run.path)!r} already holds {state}. Pass resume=True (--resume) to "
+                    "continue an unfinished run from its last epoch, overwrite=True (--overwrite) "
+                    "to replace it, or choose another output folder."
                 )
-        else:
-            state = "a complete run" if run.is_complete else "an unfinished run"
-            raise RunExistsError(
-                f"{str(run.path)!r} already holds {state}. Pass resume=True (--resume) to "
-                "continue an unfinished run from its last epoch, overwrite=True (--overwrite) "
-                "to replace it, or choose another output folder."
-            )
-    run.path.mkdir(parents=True, exist_ok=True)
-    return run
+    except BaseException:
+        lock.release()
+        raise
+    return RunDir(run.path, lock)
