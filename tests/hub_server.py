@@ -472,12 +472,22 @@ class LocalHub:
         with self._req_lock:
             self.faults.clear()
 
-    def records(self, method: str | None = None, route: str | None = None, server: str | None = "hub"):
-        """The ``hub.log`` entries of ``method`` whose path matches ``route`` (``re.search``)."""
+    def records(self, method: str | None = None, route: str | None = None, server: str | None = "hub", *,
+                settled: bool = True):
+        """The ``hub.log`` entries of ``method`` whose path matches ``route`` (``re.search``).
+
+        A client can have a whole answer before the server has noted its ``end``: with ``settled``
+        (the default) this waits up to 2 s for the ``end`` of every entry returned; pass
+        ``settled=False`` to look at requests still in flight (``sent`` grows as bytes go out).
+        """
         with self._req_lock:
             log = list(self.log)
-        return [r for r in log if (method is None or r.method == method) and (server is None or r.server == server)
-                and (route is None or re.search(route, r.path))]
+        out = [r for r in log if (method is None or r.method == method) and (server is None or r.server == server)
+               and (route is None or re.search(route, r.path))]
+        deadline = time.monotonic() + 2.0
+        while settled and any(r.end is None for r in out) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return out
 
     def _take_fault(self, server: str, method: str, path: str) -> Fault | None:
         with self._req_lock:

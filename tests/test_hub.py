@@ -203,7 +203,15 @@ def test_offline_loads_make_no_requests_with_the_server_running(local_hub, endpo
 def test_request_counts_of_cold_and_warm_loads(local_hub, endpoint, hub_env):
     """The numbers docs/HUB.md states; a change here is a change of what zoo sends to the Hub."""
     model = zoo.create("cnn")
+    local_hub.reset_requests()
     sha = zoo.push(model, "tester/cnn")
+    weights_oid = local_hub.repos["tester/cnn"]["commits"][sha]["files"]["model.safetensors"]["sha256"]
+    assert local_hub.requests == [  # a push to a new repo: 9
+        ("POST", "/api/repos/create"), ("GET", "/api/models/tester/cnn/revision/main"),
+        ("POST", "/api/validate-yaml"), ("POST", "/api/validate-yaml"), ("POST", "/api/models/tester/cnn/preupload/main"),
+        ("POST", "/tester/cnn.git/info/lfs/objects/batch"), ("PUT", f"/__lfs_upload__/tester/cnn/{weights_oid}"),
+        ("POST", "/tester/cnn.git/info/lfs/objects/verify"), ("POST", "/api/models/tester/cnn/commit/main"),
+    ]
     files = ["config.json", "metadata.json", "model.safetensors"]
     per_file = [(m, f"/tester/cnn/resolve/{sha}/{f}") for f in files for m in ("HEAD", "GET")]
     local_hub.reset_requests()

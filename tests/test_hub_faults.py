@@ -129,6 +129,50 @@ def test_403_on_a_download_is_an_auth_error_not_offline(pushed):
     with pytest.raises(HubAuthError, match=r"forbids this token to read 'tester/cnn'.*-> HTTP 403\)") as error:
         zoo.load(f"hf://tester/cnn@{sha}")
     assert "not reachable" not in str(error.value)
+    hub.clear_faults()
+    hub.fail(r"/resolve/", status=403, code="GatedRepo", times=None, message="Access to model tester/cnn is gated.")
+    with pytest.raises(HubAuthError, match="'tester/cnn' on .* is gated: request access"):
+        zoo.load(f"hf://tester/cnn@{sha}")
+
+
+def test_a_private_repo_without_a_token_is_not_found(local_hub_auth, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", local_hub_auth.endpoint)
+    model = zoo.create("cnn")
+    sha = zoo.push(model, "tester/secret", private=True, token=HUB_TOKEN)
+    with pytest.raises(HubNotFoundError, match="Repository not found: 'tester/secret'.*pass a token"):
+        zoo.load(f"hf://tester/secret@{sha}")
+    monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)
+    _check_loads(f"hf://tester/secret@{sha}", model)
+
+
+def test_push_to_a_missing_branch_says_so(pushed):
+    hub, model, sha = pushed
+    with pytest.raises(HubNotFoundError, match="Cannot push to 'tester/cnn': the branch 'dev' does not exist"):
+        zoo.push(model, "tester/cnn", revision="dev")
+    assert hub.head("tester/cnn") == sha
+
+
+def test_a_file_that_matches_the_hub_but_not_its_record_is_refused(pushed):
+    from zoo.registry import FileRecord
+
+    hub, model, sha = pushed
+    size = len(hub.file_bytes("tester/cnn", "model.safetensors", sha))
+    with pytest.raises(IntegrityError, match=r"'model.safetensors' of 'tester/cnn'.*expected sha256 0{64} \(recorded\), "
+                                             r"the Hub serves sha256 .*does not match its record"):
+        zoo.pull("tester/cnn", revision=sha, records=[FileRecord("model.safetensors", "0" * 64, size)])
+    assert len(hub.records("GET", WEIGHTS)) == 1  # downloading again cannot help: not retried
+
+
+def test_a_repo_without_weight_hashes_is_not_loaded_unverified(pushed, tmp_path):
+    from huggingface_hub import HfApi
+
+    hub, model, sha = pushed
+    api = HfApi(endpoint=hub.endpoint)
+    api.delete_file("metadata.json", repo_id="tester/cnn")  # weights left, their hashes gone
+    with pytest.raises(IntegrityError, match="records no weight files with their sha256.*weights=None"):
+        zoo.load("hf://tester/cnn")
+    assert not hub.records("GET", WEIGHTS)
+    assert zoo.load("hf://tester/cnn", weights=None).name  # the architecture alone still loads
 
 
 # -- 429, 5xx ---------------------------------------------------------------------------------------
@@ -195,6 +239,26 @@ def test_persistent_5xx_on_a_download_leaves_nothing_in_the_cache(pushed, hub_en
     assert not (_snapshot(hub_env, sha) / "model.safetensors").exists()
     hub.clear_faults()
     _check_loads(f"hf://tester/cnn@{sha}", model)
+
+
+@pytest.mark.parametrize("status, headers, times", [(429, {"Retry-After": "1"}, 1), (503, {}, 1), (503, {}, None)])
+def test_a_commit_answered_429_or_5xx_is_retried_by_push(pushed, status, headers, times):
+    """The client sends the commit once; zoo retries it (waiting a Retry-After), bounded."""
+    hub, model, sha = pushed
+    commit = r"^/api/models/tester/cnn/commit/main$"
+    hub.fail(commit, method="POST", status=status, headers=headers, times=times)
+    new = zoo.create("cnn")
+    if times is None:
+        with pytest.raises(HubUnavailableError, match=r"POST /api/models/tester/cnn/commit/main -> HTTP 503 "
+                                                      r"\(2 tries\).*Nothing is half-committed"):
+            zoo.push(new, "tester/cnn", retries=1, retry_wait=0)
+        assert hub.head("tester/cnn") == sha and len(hub.records("POST", commit)) == 2
+        return
+    pushed_sha = zoo.push(new, "tester/cnn")
+    first, second = hub.records("POST", commit)
+    assert (first.status, second.status) == (status, 200) and hub.head("tester/cnn") == pushed_sha
+    assert second.start - first.end >= (1.0 if status == 429 else 0.9)  # Retry-After, else retry_wait=1
+    _check_loads(f"hf://tester/cnn@{pushed_sha}", new)
 
 
 # -- dropped connections, slow answers --------------------------------------------------------------
@@ -324,7 +388,8 @@ def test_kill_9_during_a_download_then_the_next_pull_restarts_and_verifies(pushe
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not (hub.records("GET", WEIGHTS) and hub.records("GET", WEIGHTS)[0].sent >= size // 4):
+        while not (hub.records("GET", WEIGHTS, settled=False)
+                   and hub.records("GET", WEIGHTS, settled=False)[0].sent >= size // 4):
             assert proc.poll() is None and time.monotonic() < deadline, "the download never got going"
             time.sleep(0.02)
     finally:

@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -320,3 +321,112 @@ def test_branches_paths_info_and_delete_repo(populated):
     assert api.repo_exists(REPO)
     api.delete_repo(REPO)
     assert not api.repo_exists(REPO)
+
+
+# -- faults, request log, storage host, namespaces, Xet announcements ---------------------------
+def test_faults_match_by_route_method_and_count(populated):
+    hub, api, files, first, second = populated
+    hub.reset_requests()
+    fault = hub.fail(r"/resolve/main/config\.json$", method="GET", status=503, headers={"Retry-After": "7"}, times=2)
+    status, h, body = _raw(hub, "HEAD", f"/{REPO}/resolve/main/config.json")
+    assert status == 200 and fault.hits == 0  # another method
+    for _ in range(2):
+        status, h, body = _raw(hub, "GET", f"/{REPO}/resolve/main/config.json")
+        assert status == 503 and h["retry-after"] == "7" and json.loads(body)["error"] == "Injected fault"
+    status, h, body = _raw(hub, "GET", f"/{REPO}/resolve/main/config.json")
+    assert status == 200 and fault.hits == 2  # used up
+    forever = hub.fail(r"/api/models/", status=404, code="RepoNotFound", times=None)
+    for _ in range(3):
+        status, h, _ = _raw(hub, "GET", f"/api/models/{REPO}")
+        assert status == 404 and h["x-error-code"] == "RepoNotFound"
+    hub.clear_faults()
+    assert _raw(hub, "GET", f"/api/models/{REPO}")[0] == 200 and forever.hits == 3
+    log = hub.records(route=r"config\.json$")
+    assert [(r.method, r.status, r.fault is fault) for r in log] == [
+        ("HEAD", 200, False), ("GET", 503, True), ("GET", 503, True), ("GET", 200, False)]
+    assert all(r.end >= r.start and r.header("host") for r in log)
+
+
+def test_faults_shape_bodies_delay_drop_throttle_corrupt(populated):
+    hub, api, files, first, second = populated
+    big = files["model.safetensors"]
+    path = f"/{REPO}/resolve/{first}/model.safetensors"
+    hub.fail(r"model\.safetensors$", method="GET", drop_after=1000)
+    port = int(hub.endpoint.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    assert resp.status == 200 and int(resp.getheader("Content-Length")) == BIG
+    with pytest.raises(http.client.IncompleteRead) as cut:
+        resp.read()
+    assert len(cut.value.partial) == 1000
+    conn.close()
+    hub.fail(r"model\.safetensors$", method="GET", corrupt=True)
+    status, _, body = _raw(hub, "GET", path)
+    assert status == 200 and len(body) == BIG and body != big
+    hub.fail(r"model\.safetensors$", method="GET", throttle=(BIG // 4 + 1, 0.2))
+    status, _, body = _raw(hub, "GET", path)
+    assert body == big
+    throttled = hub.records("GET", r"model\.safetensors$")[-1]
+    assert throttled.end - throttled.start >= 0.6 and throttled.sent == BIG
+    hub.fail(r"config\.json$", method="HEAD", delay=0.5)
+    start = time.monotonic()
+    _raw(hub, "HEAD", f"/{REPO}/resolve/main/config.json")
+    assert time.monotonic() - start >= 0.5
+
+
+def test_storage_host_serves_signed_redirects_only(local_hub_auth, tmp_path_factory, tmp_path):
+    with LocalHub(tmp_path_factory.mktemp("stored"), token=HUB_TOKEN, storage=True) as hub:
+        api = HfApi(endpoint=hub.endpoint, token=HUB_TOKEN)
+        api.create_repo(REPO)
+        files = _make_folder(tmp_path / "upload")
+        sha = api.upload_folder(repo_id=REPO, folder_path=tmp_path / "upload").oid
+        sha256 = hashlib.sha256(files["model.safetensors"]).hexdigest()
+        status, h, _ = _raw(hub, "HEAD", f"/{REPO}/resolve/main/model.safetensors")
+        assert status == 302 and h["location"].startswith(f"{hub.storage_endpoint}/objects/{sha256}?")
+        assert h["x-repo-commit"] == sha and h["x-linked-etag"] == f'"{sha256}"' and h["x-linked-size"] == str(BIG)
+        location = h["location"][len(hub.storage_endpoint):]
+        storage = LocalHub.__new__(LocalHub)
+        storage.endpoint = hub.storage_endpoint
+        status, h, body = _raw(storage, "GET", location, headers={"Range": "bytes=0-9"})
+        assert status == 206 and body == files["model.safetensors"][:10]
+        status, _, _ = _raw(storage, "GET", location.replace("signature=", "signature=0"))
+        assert status == 403
+        assert _raw(hub, "GET", f"/{REPO}/resolve/main/config.json")[0] == 200  # small files: in place
+        path = hf_hub_download(REPO, "model.safetensors", endpoint=hub.endpoint, cache_dir=tmp_path / "c",
+                               token=HUB_TOKEN)
+        assert pathlib.Path(path).read_bytes() == files["model.safetensors"]
+        got = [r for r in hub.records(server="storage") if r.status == 200]
+        assert got and all(r.header("Authorization") is None for r in got)
+
+
+def test_namespaces_limit_writes_to_own_namespaces(local_hub_auth):
+    hub = local_hub_auth
+    api = HfApi(endpoint=hub.endpoint, token=HUB_TOKEN)
+    api.create_repo("other/shared")
+    hub.namespaces = {"tester"}
+    with pytest.raises(HfHubHTTPError) as exc:
+        api.create_repo("other/new")
+    assert exc.value.response.status_code == 403 and "namespace" in str(exc.value)
+    with pytest.raises(HfHubHTTPError) as exc:
+        api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id="other/shared")
+    assert exc.value.response.status_code == 403
+    assert api.model_info("other/shared").id == "other/shared"  # reads stay open
+    api.create_repo("tester/mine")
+
+
+def test_xet_announcements_send_a_xet_client_to_the_missing_cas(populated, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    hub, api, files, first, second = populated
+    hub.advertise_xet = True
+    status, h, _ = _raw(hub, "HEAD", f"/{REPO}/resolve/{first}/model.safetensors")
+    assert len(h["x-xet-hash"]) == 64 and 'rel="xet-auth"' in h["link"] and "/xet-read-token/" in h["link"]
+    tree = {f.path: f for f in api.list_repo_tree(REPO, revision=first, recursive=True)}
+    assert tree["model.safetensors"].xet_hash == h["x-xet-hash"] and tree["config.json"].xet_hash is None
+    path = hf_hub_download(REPO, "model.safetensors", revision=first, endpoint=hub.endpoint, cache_dir=tmp_path / "a")
+    assert pathlib.Path(path).read_bytes() == files["model.safetensors"]  # Xet off: plain HTTP works
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)  # Xet on: the client goes for the CAS
+    with pytest.raises(Exception):
+        hf_hub_download(REPO, "model.safetensors", revision=first, endpoint=hub.endpoint, cache_dir=tmp_path / "b")
+    assert any("/xet-read-token/" in r.path for r in hub.log)
