@@ -17,6 +17,11 @@ That is not required for correctness, though: in 2.4.x every reader uses
 call time, so the ``hub_env`` fixture patches those constants with ``monkeypatch`` and works whatever
 the import order.  ``HF_ENDPOINT`` is NOT patched: pass ``endpoint=hub.endpoint`` to ``HfApi``,
 ``hf_hub_download`` and ``snapshot_download``.
+
+Xet is disabled here for the plain client, which LocalHub cannot serve over Xet.  zoo itself does
+not need it: its pushes and pulls take the HTTP / git-LFS path whatever the setting (docs/HUB.md),
+and ``tests/test_hub_faults.py::test_a_users_xet_setting_breaks_neither_push_nor_pull`` runs zoo in
+a fresh interpreter with ``hf_xet`` installed and ``HF_HUB_DISABLE_XET`` unset.
 """
 
 from __future__ import annotations

@@ -189,7 +189,8 @@ def test_offline_loads_make_no_requests_with_the_server_running(local_hub, endpo
     sha = zoo.push(model, "tester/cnn")
     handles = [f"hf://tester/cnn@{sha}", "hf://tester/cnn", "hf://tester/cnn@main"]
     env = {"HF_HUB_CACHE": str(hub_env), "HF_ENDPOINT": endpoint}
-    run_python(_load_script(handles, str(tmp_path / "warm.npz")), env=env)  # online: fills the cache
+    for handle in handles:  # online: fills the cache (this process uses hub_env as its cache too)
+        zoo.load(handle)
     local_hub.reset_requests()
     run_python(_load_script(handles, str(tmp_path / "online.npz")), env=env)
     online = list(local_hub.requests)

@@ -527,18 +527,20 @@ def _problem(path: Path, record: FileRecord | None) -> tuple[bool, str] | None:
     if etag and _SHA256_RE.fullmatch(etag):
         sha256 = zoo_format.sha256_of(path)
         if sha256 != etag:
-            return True, f"the cached bytes have sha256 {sha256}, the Hub sent them as {etag}"
+            return True, f"the bytes in the cache have sha256 {sha256}, the Hub sent them as {etag}"
         etag_checked = True
     elif etag and _COMMIT_RE.fullmatch(etag) and size <= _GIT_SHA1_MAX_SIZE:
         actual = _git_blob_sha1(path)
         if actual != etag:
-            return True, f"the cached bytes have git blob sha1 {actual}, the Hub sent them as {etag}"
+            return True, f"the bytes in the cache have git blob sha1 {actual}, the Hub sent them as {etag}"
         etag_checked = True
     if record is None:
         return None
-    if size == record.size and (sha256 or zoo_format.sha256_of(path)) == record.sha256:
-        return None
-    found = f"{size} bytes instead of {record.size}" if size != record.size else f"sha256 {sha256 or zoo_format.sha256_of(path)}"
+    if size == record.size:
+        sha256 = sha256 or zoo_format.sha256_of(path)
+        if sha256 == record.sha256:
+            return None
+    found = f"{size} bytes instead of {record.size}" if size != record.size else f"sha256 {sha256}"
     if etag_checked:
         return False, (f"expected sha256 {record.sha256} (recorded), the Hub serves {found}: the repo does not "
                        "match its record (a stale record, or a repo changed by hand or by a broken push)")
