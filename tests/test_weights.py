@@ -96,6 +96,8 @@ def test_bad_storage_dtype_and_missing_file_are_clear(tmp_path, cnn):
 
 def test_weights_saved_under_tensorflow_load_under_jax(tmp_path):
     """Cross-backend: save in a TensorFlow process, load in a JAX process, compare predictions."""
+    pytest.importorskip("tensorflow", reason="saves in a TensorFlow process: pip install 'keras-zoo[test]'")
+    pytest.importorskip("jax", reason="loads in a JAX process: pip install 'keras-zoo[test]'")
     save = f"""
 import numpy as np, keras, zoo
 model = zoo.create("resnet18", input_shape=(32, 32, 1))
