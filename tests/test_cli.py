@@ -210,3 +210,39 @@ def hub_card(hub, repo_id: str, revision: str) -> str:
     from huggingface_hub import hf_hub_download
 
     return Path(hf_hub_download(repo_id, "README.md", revision=revision, endpoint=hub.endpoint)).read_text()
+
+
+@console
+def test_export_runs_the_file_and_refuses_to_overwrite(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    target = tmp_path / "cnn.onnx"
+    first = run_zoo("export", "cnn", "--format", "onnx", "-o", str(target))
+    assert first.returncode == 0, first.stderr
+    assert "largest difference from Keras" in first.stdout
+    sidecar = json.loads((tmp_path / "cnn.onnx.json").read_text())
+    assert sidecar["label_names"] == zoo.info("cnn")["weights"]["fmnist"]["label_names"]
+    before = target.read_bytes()
+    again = run_zoo("export", "cnn", "--format", "onnx", "-o", str(target))
+    assert again.returncode == 2 and "exists" in again.stderr and target.read_bytes() == before
+    unknown = run_zoo("export", "cnn", "--format", "coreml", "-o", str(tmp_path / "x"))
+    assert unknown.returncode == 2 and "Received: format='coreml'" in unknown.stderr
+
+
+@needs_data
+@console
+def test_train_writes_a_run_that_eval_reproduces(tmp_path):
+    run = tmp_path / "run"
+    trained = run_zoo("train", "cnn", "--epochs", "1", "--limit", "512", "--output", str(run), "--verbose", "0")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    recorded = json.loads((run / "metrics.json").read_text())["accuracy"]
+    evaluated = run_zoo("eval", str(run), "--limit", "512", "--json")
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    report = json.loads(evaluated.stdout)
+    assert report["recorded"]["accuracy"] == recorded
+    assert abs(report["measured"]["accuracy"] - recorded) <= 0.005
+    again = run_zoo("train", "cnn", "--epochs", "1", "--limit", "512", "--output", str(run))
+    assert again.returncode == 2 and "--overwrite" in again.stderr.splitlines()[-1]
+    assert json.loads((run / "metrics.json").read_text())["accuracy"] == recorded
+    helped = run_zoo("train", "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: zoo train")

@@ -145,19 +145,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if "-h" not in args.train_args and "--help" not in args.train_args:
+        _import_keras(False)  # quiet start-up; a --backend other than this one restarts the command
     from zoo.training.cli import main as train_main
 
-    return train_main(args.train_args)
+    return train_main(args.train_args, prog="zoo train", reexec=["-m", "zoo.cli", "train"])
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     _import_keras(args.verbose)
     from zoo.export import export_model
 
-    result = export_model(args.model, args.format, args.output, overwrite=args.overwrite, tolerance=args.tolerance)
-    print(f"exported {args.model} to {result.path} ({result.format}); largest difference from Keras: "
-          f"{result.max_abs_diff:.3g} (tolerance {result.tolerance:.3g})")
-    print(f"wrote {result.sidecar}")
+    options = {} if args.tolerance is None else {"tolerance": args.tolerance}
+    result = export_model(args.model, args.format, args.output, overwrite=args.overwrite, **options)
+    print(result.describe())
     return 0
 
 
@@ -251,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     exporting.add_argument("--format", required=True, help="onnx, litert or saved_model")
     exporting.add_argument("-o", "--output", required=True, help="file (onnx, litert) or folder (saved_model)")
     exporting.add_argument("--overwrite", action="store_true", help="replace an existing export")
-    exporting.add_argument("--tolerance", type=float, default=None, help="largest accepted difference from Keras")
+    exporting.add_argument("--tolerance", type=float, default=None,
+                           help="largest accepted difference from Keras' outputs (default: 1e-3)")
     exporting.set_defaults(run=cmd_export)
 
     pushing = add("push", help="upload a zoo folder to the Hub (one commit)")
@@ -287,7 +289,11 @@ def main(argv: list[str] | None = None) -> int:
         cnn   1.04M   28x28x1  classification  acc 93.97%  fmnist
         0
     """
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:  # every argument after `train` is the training command's, --help included
+        args = argparse.Namespace(command="train", run=cmd_train, train_args=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except KeyboardInterrupt:

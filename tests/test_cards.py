@@ -1,0 +1,76 @@
+"""Hub-native model cards (issue 13, item 7), read back with huggingface_hub's own parser."""
+
+from __future__ import annotations
+
+import pytest
+from huggingface_hub import ModelCard
+
+from zoo.cards import public_command, render_card
+from zoo.format import read_folder
+
+FIELDS = {
+    "architecture": "cnn",
+    "tag": "fmnist",
+    "dataset": "fashion_mnist",
+    "label_names": ["T-shirt/top", "Trouser"],
+    "train_command": "python scripts/train.py cnn --output /home/me/runs/x --data-dir=/data --mixed-precision",
+    "metrics": {"accuracy": 0.9397, "accuracy@test[:1000]": 0.947},
+}
+
+
+def test_front_matter_is_what_the_hub_reads():
+    card = ModelCard(render_card(FIELDS, repo_id="keras-zoo/cnn.fmnist"))
+    data = card.data
+    assert data.library_name == "keras-zoo"
+    assert data.pipeline_tag == "image-classification"
+    assert data.datasets == ["zalando-datasets/fashion_mnist"]
+    assert {"keras", "image-classification", "fashion-mnist"} <= set(data.tags)
+    [result] = data.eval_results  # the @subset metric is not a model-index result
+    assert (result.task_type, result.dataset_type, result.dataset_split) == (
+        "image-classification", "zalando-datasets/fashion_mnist", "test")
+    assert (result.metric_type, result.metric_value) == ("accuracy", 0.9397)
+    assert data.model_name == "keras-zoo/cnn.fmnist"
+    assert 'zoo.load(\'hf://keras-zoo/cnn.fmnist\')' in card.text
+    assert "/home/me" not in card.content and "/data" not in card.content
+    assert data.base_model is None
+
+
+def test_a_fine_tune_names_its_base_model_and_a_subset_evaluation_its_split():
+    fields = {**FIELDS, "base_model": "keras-zoo/cnn.fmnist", "evaluation": {"limit": 2000}}
+    data = ModelCard(render_card(fields)).data
+    assert data.base_model == "keras-zoo/cnn.fmnist"
+    assert data.eval_results[0].dataset_split == "test[:2000]"
+
+
+def test_the_localizer_card_is_object_detection_with_both_metrics():
+    fields = {"architecture": "xception_localizer", "tag": "fmnist-loc", "dataset": "fashion_mnist_localization",
+              "metrics": {"accuracy": 0.9, "box_iou": 0.8, "iou_50": 0.95}}
+    data = ModelCard(render_card(fields)).data
+    assert data.pipeline_tag == "object-detection"
+    assert {r.metric_type: r.metric_value for r in data.eval_results} == {"accuracy": 0.9, "box_iou": 0.8, "iou_50": 0.95}
+
+
+def test_an_unknown_dataset_gives_no_dataset_id_but_keeps_the_results():
+    data = ModelCard(render_card({"architecture": "cnn", "dataset": "my_photos", "metrics": {"accuracy": 0.5}})).data
+    assert data.datasets is None
+    assert data.eval_results[0].dataset_name == "my_photos"
+
+
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        ("python scripts/train.py cnn --output runs/x", "python scripts/train.py cnn"),
+        ("python scripts/train.py cnn --out=/tmp/x --epochs 3", "python scripts/train.py cnn --epochs 3"),
+        ("zoo export cnn --format onnx -o /tmp/m.onnx", "zoo export cnn --format onnx"),
+    ],
+)
+def test_recorded_commands_leave_out_machine_paths(command, expected):
+    assert public_command(command) == expected
+
+
+def test_the_released_card_parses_and_records_no_machine_path():
+    folder = read_folder("weights/cnn.fmnist")
+    card = ModelCard((folder.path / "README.md").read_text())
+    assert card.data.library_name == "keras-zoo"
+    assert card.data.eval_results[0].metric_value == folder.fields["metrics"]["accuracy"]
+    assert "--output" not in card.content
