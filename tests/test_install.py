@@ -65,3 +65,8 @@ print(json.dumps({"file": zoo.__file__, "metrics": evaluate(model, x, y)}))
     recorded = release.metrics["accuracy@test[:1000]"]
     assert abs(result["metrics"]["accuracy"] - recorded) <= 0.005, (result, recorded)
     assert list((tmp_path / "hf-cache").glob("models--*--cnn.fmnist/snapshots/*/model.safetensors"))
+    # The installed console script answers `zoo list` from the packaged registry.json.
+    listed = subprocess.run([str(venv / "bin" / "zoo"), "list", "--pretrained", "--json"], capture_output=True,
+                            text=True, env=env, cwd=tmp_path, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert [row["name"] for row in json.loads(listed.stdout)] == zoo.list_models(pretrained=True)
