@@ -30,7 +30,8 @@ def test_config_json_holds_only_the_builder_arguments(tmp_path):
     save_folder(model, tmp_path / "m", metadata={"metrics": {"accuracy": 0.5}, "seed": 3})
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config == {"format": "keras-zoo", "format_version": FORMAT_VERSION, "architecture": "cnn",
-                      "tag": "fmnist", "config": {"input_shape": [28, 28, 1], "num_classes": 4, "dropout": 0.25, "dtype": None}}
+                      "tag": "fmnist", "config": {"input_shape": [28, 28, 1], "num_classes": 4, "dropout": 0.25,
+                                                       "include_top": True, "dtype": None}}
     metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
     assert metadata["metrics"] == {"accuracy": 0.5} and metadata["seed"] == 3
     assert set(metadata["weights"]["files"]) == {"model.safetensors"}

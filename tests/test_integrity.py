@@ -338,8 +338,8 @@ def test_unknown_names_and_tags_suggest_close_matches(call, name, pieces):
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_predict_refuses_non_finite_pixels(bad):
-    predict_module = pytest.importorskip("zoo.predict")
+    prediction = pytest.importorskip("zoo.prediction", reason="zoo.predict comes with the command-line work")
     image = np.full((28, 28), 100.0, np.float32)
     image[3, 4] = bad
     with pytest.raises(ValueError, match="NaN or inf"):
-        predict_module.predict(zoo.create("cnn"), [image])
+        prediction.predict(zoo.create("cnn"), [image])
