@@ -14,4 +14,6 @@ if __name__ == "__main__":
     argv = sys.argv[1:]
     if "--path" not in argv:
         argv += ["--path", str(ROOT / "registry.json")]
+    if "--check" not in argv:
+        argv.append("--overwrite")  # this script exists to regenerate the checkout's file
     sys.exit(main(["registry", *argv]))

@@ -36,10 +36,14 @@ def test_front_matter_is_what_the_hub_reads():
 
 
 def test_a_fine_tune_names_its_base_model_and_a_subset_evaluation_its_split():
-    fields = {**FIELDS, "base_model": "keras-zoo/cnn.fmnist", "evaluation": {"limit": 2000}}
+    fields = {**FIELDS, "base_model": "cnn.fmnist", "base_model_repo": "keras-zoo/cnn.fmnist",
+              "evaluation": {"limit": 2000}}
     data = ModelCard(render_card(fields)).data
     assert data.base_model == "keras-zoo/cnn.fmnist"
     assert data.eval_results[0].dataset_split == "test[:2000]"
+    local = {**FIELDS, "base_model": "/home/me/runs/cnn-0", "base_model_repo": None}
+    card = render_card(local)
+    assert ModelCard(card).data.base_model is None and "/home/me" not in card
 
 
 def test_the_localizer_card_is_object_detection_with_both_metrics():
@@ -62,6 +66,9 @@ def test_an_unknown_dataset_gives_no_dataset_id_but_keeps_the_results():
         ("python scripts/train.py cnn --output runs/x", "python scripts/train.py cnn"),
         ("python scripts/train.py cnn --out=/tmp/x --epochs 3", "python scripts/train.py cnn --epochs 3"),
         ("zoo export cnn --format onnx -o /tmp/m.onnx", "zoo export cnn --format onnx"),
+        ("zoo train cnn --data /home/me/photos --init-from runs/cnn-0", "zoo train cnn"),
+        ("zoo train cnn --data=photos --init-from cnn.fmnist", "zoo train cnn --init-from cnn.fmnist"),
+        ("zoo train cnn --init-from=hf://me/cnn@v1", "zoo train cnn --init-from=hf://me/cnn@v1"),
     ],
 )
 def test_recorded_commands_leave_out_machine_paths(command, expected):

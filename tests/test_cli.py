@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import zoo
@@ -48,6 +49,7 @@ def zoo_command() -> str:
 
 def run_zoo(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
+    full_env = {key: value for key, value in full_env.items() if value is not None}  # None: unset
     return subprocess.run([zoo_command(), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=600)
 
 
@@ -124,9 +126,10 @@ def test_predict_refuses_an_unreadable_picture_by_name(tmp_path):
 @console
 def test_predict_hides_the_frameworks_start_up_logs_unless_verbose():
     image = str(EXAMPLES / "sneaker.png")
-    quiet = run_zoo("predict", "cnn", image)
+    # tests/conftest.py sets TF_CPP_MIN_LOG_LEVEL; a user's shell does not.
+    quiet = run_zoo("predict", "cnn", image, env={"TF_CPP_MIN_LOG_LEVEL": None})
     assert quiet.returncode == 0 and quiet.stderr.strip() == "", quiet.stderr
-    loud = run_zoo("predict", "cnn", image, "--verbose")
+    loud = run_zoo("predict", "cnn", image, "--verbose", env={"TF_CPP_MIN_LOG_LEVEL": None})
     assert loud.returncode == 0 and loud.stderr.strip() != ""
 
 
@@ -246,3 +249,42 @@ def test_train_writes_a_run_that_eval_reproduces(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["accuracy"] == recorded
     helped = run_zoo("train", "--help")
     assert helped.returncode == 0 and helped.stdout.startswith("usage: zoo train")
+
+
+@needs_data
+@console
+def test_fine_tune_on_a_folder_then_predict_with_the_folder_names(tmp_path):
+    from PIL import Image
+
+    from zoo.data import load_fashion_mnist
+
+    x, y = load_fashion_mnist("test", limit=300)
+    classes = {"boots": 9, "trousers": 1, "bags": 8}
+    for folder, label in classes.items():
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        for index in np.flatnonzero(y == label)[:12]:
+            Image.fromarray(255 - x[index].squeeze()).resize((56, 56)).save(tmp_path / "photos" / folder / f"{index}.png")
+    run = tmp_path / "run"
+    trained = run_zoo("train", "cnn", "--data", str(tmp_path / "photos"), "--init-from", "cnn", "--freeze-backbone",
+                      "--epochs", "2", "--probe-epochs", "1", "--output", str(run), "--verbose", "0")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    picture = next((tmp_path / "photos" / "bags").iterdir())
+    predicted = run_zoo("predict", str(run), str(picture), "--top-k", "3", "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    assert {row["label"] for row in json.loads(predicted.stdout)[0]["top_k"]} == set(classes)
+    card = (run / "README.md").read_text()
+    assert "base_model: keras-zoo/cnn.fmnist" in card and str(tmp_path) not in card
+    refused = run_zoo("eval", str(run))
+    assert refused.returncode == 2 and "Received: dataset=" in refused.stderr
+
+
+@console
+def test_registry_check_passes_on_the_checkout_and_refuses_to_overwrite(tmp_path):
+    assert run_zoo("registry", "--check", "--path", str(ROOT / "registry.json")).returncode == 0
+    stale = tmp_path / "registry.json"
+    stale.write_text("{}\n")
+    assert run_zoo("registry", "--check", "--path", str(stale)).returncode == 1
+    refused = run_zoo("registry", "--path", str(stale))
+    assert refused.returncode == 2 and stale.read_text() == "{}\n"
+    assert run_zoo("registry", "--path", str(stale), "--overwrite").returncode == 0
+    assert json.loads(stale.read_text())["models"].keys() == json.loads((ROOT / "registry.json").read_text())["models"].keys()

@@ -3,6 +3,8 @@
 ``import zoo`` is cheap: the public functions below are imported on first use (PEP 562), so
 ``zoo list`` answers without importing Keras or a backend. The built-in architectures register
 themselves on the registry's first lookup, the way plugins of the ``zoo.models`` entry points do.
+A ``.keras`` file of a zoo model needs zoo's layers registered with Keras first: ``import
+zoo.layers`` (``zoo.create``/``zoo.load`` do it) before ``keras.saving.load_model``.
 
 Example:
     >>> import zoo
@@ -40,11 +42,16 @@ __all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    try:  # a submodule, e.g. zoo.evaluation after a plain `import zoo`
+        return importlib.import_module(f"zoo.{name}")
+    except ModuleNotFoundError as error:
+        if error.name != f"zoo.{name}":
+            raise
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}") from None
 
 
 def __dir__() -> list[str]:

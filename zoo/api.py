@@ -229,9 +229,20 @@ def load(handle: str | os.PathLike, weights: str | os.PathLike | None = "default
     if resolved.weights is not None:
         head = get_spec(resolved.name).head if resolved.name else ()
         weights_io.load_weights(model, resolved.weights, head=head)
-    # What is known about the weights (label names, preprocessing, metrics), for predict/export.
-    model.zoo_metadata = dict(resolved.metadata) if resolved.weights is not None else {}
+    model.zoo_metadata = _loaded_metadata(resolved, weights, overrides)
     return model
+
+
+def _loaded_metadata(resolved: Resolved, weights: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """What is known about the loaded weights (label names, preprocessing, metrics), for predict,
+    eval and export: the handle's own record, less what no longer holds once the head changed."""
+    if resolved.weights is None or not (isinstance(weights, str) and weights == "default"):
+        return {}
+    metadata = dict(resolved.metadata)
+    if "num_classes" in overrides or overrides.get("include_top") is False:
+        for key in ("label_names", "metrics", "evaluation"):
+            metadata.pop(key, None)
+    return metadata
 
 
 def info(name: str) -> dict[str, Any]:

@@ -27,7 +27,9 @@ HUB_DATASETS = {
     "fashion_mnist_localization": ("zalando-datasets/fashion_mnist", "Fashion-MNIST localization canvases"),
 }
 #: Options of a recorded command that name paths of the machine it ran on.
-_MACHINE_OPTIONS = ("--output", "--out", "--data-dir", "-o")
+_MACHINE_OPTIONS = ("--output", "--out", "--data-dir", "--data", "-o")
+#: Options whose value is left out only when it is a local path (a registered name stays).
+_PATH_VALUED_OPTIONS = ("--init-from",)
 _GENERIC = """# $title
 
 A `$architecture` model from the keras-zoo.
@@ -98,17 +100,24 @@ def public_command(command: str) -> str:
     except ValueError:
         return command
     kept, skip = [], False
-    for word in words:
+    for index, word in enumerate(words):
         if skip:
             skip = False
             continue
-        if word in _MACHINE_OPTIONS:
+        following = words[index + 1] if index + 1 < len(words) else ""
+        if word in _MACHINE_OPTIONS or (word in _PATH_VALUED_OPTIONS and _is_local_path(following)):
             skip = True
             continue
-        if any(word.startswith(option + "=") for option in _MACHINE_OPTIONS):
+        option, equals, value = word.partition("=")
+        if equals and (option in _MACHINE_OPTIONS or (option in _PATH_VALUED_OPTIONS and _is_local_path(value))):
             continue
         kept.append(word)
     return shlex.join(kept) + (hash_mark + comment if hash_mark else "")
+
+
+def _is_local_path(value: str) -> bool:
+    """A folder or file of this machine, as opposed to a registered name or an ``hf://`` handle."""
+    return not value.startswith("hf://") and ("/" in value or value.startswith((".", "~")))
 
 
 def _model_index_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -150,7 +159,7 @@ def card_data(config: Mapping[str, Any], *, repo_id: str | None = None, metrics:
         datasets=[hub_dataset] if hub_dataset else None,
         metrics=sorted(scores) or None,
         pipeline_tag=pipeline_tag,
-        base_model=config.get("base_model") or None,
+        base_model=config.get("base_model_repo") or None,  # a Hub repo id, never a local path
         model_name=repo_id or (f"{arch}.{tag}" if tag else arch) if eval_results else None,
         eval_results=eval_results,
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import os
 import sys
@@ -39,7 +40,8 @@ def quiet_native_logs(enabled: bool = True) -> Iterator[None]:
     if not enabled:
         yield
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    previous = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # for the import only: children keep the user's
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as sink:
@@ -54,6 +56,8 @@ def quiet_native_logs(enabled: bool = True) -> Iterator[None]:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+            if previous is None:
+                os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
 
 def _import_keras(verbose: bool) -> None:
@@ -71,7 +75,8 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = model_rows(args.pattern, pretrained=args.pretrained)
+    with quiet_native_logs(not args.verbose):  # Keras is imported only when plugins are installed
+        rows = model_rows(args.pattern, pretrained=args.pretrained)
     if args.json:
         _print_json([vars(row) for row in rows])
     elif rows:
@@ -83,16 +88,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    arch = args.name.partition(".")[0]
-    entry = catalog_models().get(arch)
-    tag = args.name.partition(".")[2]
+    arch, _, tag = args.name.partition(".")
+    with quiet_native_logs(not args.verbose):
+        models = catalog_models()
+    entry = models.get(arch)
     if entry is None or (tag and tag not in (entry.get("weights") or {})):
-        _import_keras(args.verbose)
-        from zoo.api import info  # raises a clear error naming close matches
-
-        details = info(args.name)
-    else:
-        details = {"name": arch, "tag": tag or entry.get("default_tag"), **entry}
+        known = list(models) + [f"{a}.{t}" for a, e in models.items() for t in e.get("weights") or {}]
+        close = difflib.get_close_matches(args.name, known, n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"Unknown model {args.name!r}.{hint} Registered: {sorted(models)}. Received: name={args.name!r}")
+    details = {"name": arch, "tag": tag or entry.get("default_tag"), **entry}
     if args.json:
         _print_json(details)
     else:
@@ -106,11 +111,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _import_keras(args.verbose)
     from zoo.prediction import draw_box, predict
 
+    targets = [Path(args.out) / f"{Path(image).stem}.box.png" for image in args.images] if args.out else []
+    clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
+    if clashes:
+        raise ValueError(f"Pictures with the same name would write the same file: {clashes}. Received: {args.images}")
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        raise FileExistsError(f"{existing} exist; pass --overwrite to replace them. Received: --out {args.out!r}")
     predictions = predict(args.model, args.images, top_k=args.top_k)
     written = []
-    for prediction, image in zip(predictions, args.images):
-        if prediction.box is not None and args.out is not None:
-            out = Path(args.out) / f"{Path(image).stem}.box.png"
+    for prediction, image, out in zip(predictions, args.images, targets or [None] * len(args.images)):
+        if prediction.box is not None and out is not None:
             written.append(str(draw_box(image, prediction, out, overwrite=args.overwrite)))
     if args.json:
         _print_json([p.to_dict() for p in predictions])
@@ -135,7 +146,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from zoo.evaluation import compare_with_record
 
     report = compare_with_record(
-        args.model, limit=args.limit, data_dir=args.data_dir, tolerance=args.tolerance, batch_size=args.batch_size
+        args.model, limit=args.limit, data_dir=args.data_dir, tolerance=args.tolerance, batch_size=args.batch_size,
+        verbose=0 if args.json else "auto",
     )
     if args.json:
         _print_json(report.to_dict())
@@ -187,6 +199,8 @@ def cmd_registry(args: argparse.Namespace) -> int:
     from zoo.catalog import CatalogStaleError, check_catalog, write_catalog
 
     if not args.check:
+        if os.path.exists(args.path) and not args.overwrite:
+            raise FileExistsError(f"{args.path!r} exists; pass --overwrite to regenerate it. Received: --path {args.path!r}")
         print(f"wrote {write_catalog(args.path)}")
         return 0
     try:
@@ -271,13 +285,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     registry = add("registry", help="regenerate registry.json (or --check it)")
     registry.add_argument("--path", default="registry.json")
-    registry.add_argument("--check", action="store_true")
+    registry.add_argument("--check", action="store_true", help="exit 1 when the file is stale")
+    registry.add_argument("--overwrite", action="store_true", help="replace an existing file")
     registry.set_defaults(run=cmd_registry)
     return parser
 
 
-#: Errors a user can fix: printed as one line, no traceback.
-_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ImportError, PermissionError, RuntimeError)
+#: Errors a user can fix: printed as one line, no traceback (zoo's own RuntimeErrors are added
+#: in main: Hub, integrity and export errors).
+_USER_ERRORS = (ValueError, OSError, ImportError)
+
+
+def _is_user_error(error: BaseException) -> bool:
+    if isinstance(error, _USER_ERRORS):
+        return True
+    return isinstance(error, RuntimeError) and type(error).__module__.split(".")[0] == "zoo"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,10 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except KeyboardInterrupt:
         return 130
-    except _USER_ERRORS as error:
-        if getattr(args, "verbose", False):
+    except BrokenPipeError:  # e.g. `zoo info cnn --json | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as error:
+        if getattr(args, "verbose", False) or not _is_user_error(error):
             raise
-        print(f"zoo {args.command}: error: {error}", file=sys.stderr)
+        print(f"zoo {args.command}: error: {error} (--verbose shows the traceback)", file=sys.stderr)
         return 2
 
 

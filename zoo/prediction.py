@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from zoo.api import load
+from zoo.atomic import atomic_path
 from zoo.preprocess import Preprocessed, preprocess_image, preprocessing_of, read_image
 
 __all__ = ["Prediction", "draw_box", "predict", "prepare_batch"]
@@ -69,13 +70,10 @@ def prepare_batch(
 
     Example:
         >>> batch, details = prepare_batch(zoo.load("cnn"), ["shirt.jpg"])   # doctest: +SKIP
-        >>> batch.shape
+        >>> batch.shape                                                       # doctest: +SKIP
         (1, 28, 28, 1)
     """
-    if isinstance(images, (str, os.PathLike, np.ndarray)) and not (
-        isinstance(images, np.ndarray) and images.ndim == 4
-    ):
-        images = [images]
+    images = _as_list(images)
     if len(images) == 0:
         raise ValueError("Nothing to predict. Received: an empty list of images")
     metadata = getattr(model, "zoo_metadata", None) or {}
@@ -89,6 +87,15 @@ def prepare_batch(
             f"a time. Received: sizes {sorted(shapes)}"
         )
     return np.stack([d.array for d in details]), details
+
+
+def _as_list(images: Any) -> list[Any]:
+    """One picture (a path, a PIL image, a 2-D/3-D array) or a sequence / 4-D batch of them."""
+    if isinstance(images, np.ndarray):
+        return list(images) if images.ndim == 4 else [images]
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    return [images]
 
 
 def _box_in_original(box: np.ndarray, detail: Preprocessed) -> tuple[float, float, float, float]:
@@ -107,28 +114,31 @@ def predict(
     *,
     top_k: int = 5,
     batch_size: int = 32,
+    verbose: int | str = 0,
 ) -> list[Prediction]:
     """Predict pictures with ``model`` (a handle for ``zoo.load`` or a loaded model).
 
     ``images``: paths to PNG/JPEG files, PIL images or arrays in [0, 255] (gray or RGB, any
-    size), or one of them. Each is preprocessed as the weights' record says.
+    size), or one of them. Each is preprocessed as the weights' record says. ``verbose`` is
+    ``model.predict``'s (``"auto"`` shows Keras' progress bar).
 
     Example:
         >>> [p] = predict("cnn", "examples/sneaker.png", top_k=3)            # doctest: +SKIP
-        >>> p.top_k[0]
-        ('Sneaker', 0.97)
+        >>> p.top_k[0]                                                        # doctest: +SKIP
+        ('Sneaker', 0.92)
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
     if not isinstance(model, keras.Model):
         model = load(model)
+    images = _as_list(images)
     batch, details = prepare_batch(model, images)
-    outputs = model.predict(batch, batch_size=batch_size, verbose=0)
+    outputs = model.predict(batch, batch_size=batch_size, verbose=verbose)
     outputs = keras.tree.map_structure(np.asarray, outputs)
     probs = outputs["class"] if isinstance(outputs, dict) else outputs
     boxes = outputs.get("box") if isinstance(outputs, dict) else None
     names = _label_names(model, probs.shape[-1])
-    sources = images if isinstance(images, (list, tuple)) else [images]
+    sources = images
     results = []
     for index, (row, detail) in enumerate(zip(probs, details)):
         order = np.argsort(-row)[: min(top_k, len(row))]
@@ -159,10 +169,13 @@ def draw_box(
     from PIL import Image, ImageDraw
 
     if prediction.box is None:
-        raise ValueError(f"{prediction.source!r} has no predicted box (not a localizer's prediction).")
+        raise ValueError(
+            f"Only a localizer's prediction has a box to draw. Received: a prediction of {prediction.source!r} "
+            "without one"
+        )
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{str(out)!r} exists; pass overwrite=True (--overwrite) to replace it.")
+        raise FileExistsError(f"{str(out)!r} exists; pass overwrite=True (--overwrite) to replace it. Received: out={str(out)!r}")
     array = read_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
     picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).convert("RGB")
     pen = ImageDraw.Draw(picture)
@@ -170,8 +183,6 @@ def draw_box(
     pen.rectangle(prediction.box, outline=(255, 40, 40), width=width)
     label, probability = prediction.top_k[0]
     pen.text((prediction.box[0] + width, prediction.box[1] + width), f"{label} {probability:.0%}", fill=(255, 40, 40))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    picture.save(temporary, format="PNG")
-    os.replace(temporary, out)
+    with atomic_path(out) as temporary:
+        picture.save(temporary, format="PNG")
     return out

@@ -44,7 +44,7 @@ __all__ = [
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: Accepted ``polarity`` values: ``None`` keeps the picture as it is.
 POLARITIES = ("light_on_dark", None)
-RESIZE_MODES = ("fit_and_pad", "stretch")
+RESIZE_MODES = ("fit_and_pad",)
 _BORDER = 2
 
 
@@ -88,25 +88,35 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
-            if image.mode in ("RGBA", "LA", "P", "PA"):
-                rgba = image.convert("RGBA")
-                image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            mode = "L" if image.mode in ("L", "I", "I;16", "F", "1") else "RGB"
-            array = np.asarray(image.convert(mode))
+            return _from_pil(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(
             f"Cannot read {str(path)!r} as a picture ({error}). Accepted: PNG or JPEG files "
             f"({', '.join(IMAGE_SUFFIXES)}). Received: path={str(path)!r}"
         ) from None
+
+
+def _from_pil(image: Any) -> np.ndarray:
+    """A PIL image as (height, width, 1 or 3) uint8; transparency is composited on white."""
+    from PIL import Image
+
+    if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        wide = np.asarray(image, np.float64)
+        top = wide.max() or 1.0
+        array = np.clip(wide * (255.0 / (65535.0 if top > 255 else 255.0)), 0, 255).astype(np.uint8)
+    else:
+        array = np.asarray(image.convert("L" if image.mode in ("L", "1") else "RGB"))
     return array[..., None] if array.ndim == 2 else array
 
 
 def _as_array(image: Any) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
-        return read_image(image)
-    if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
-        mode = "L" if image.mode in ("L", "I", "F", "1") else "RGB"
-        image = np.asarray(image.convert(mode))
+        return read_image(image).astype(np.float32)
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
+        return _from_pil(image).astype(np.float32)
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[..., None]
@@ -124,7 +134,11 @@ def _as_array(image: Any) -> np.ndarray:
             "Pixels are expected in [0, 255]. "
             f"Received: values from {float(array.min())} to {float(array.max())}"
         )
-    return array[..., :3].astype(np.float32)
+    array = array.astype(np.float32)
+    if array.shape[-1] == 4:  # RGBA: composited on white, like a file
+        alpha = array[..., 3:] / 255.0
+        array = array[..., :3] * alpha + 255.0 * (1.0 - alpha)
+    return array
 
 
 def _to_channels(array: np.ndarray, channels: int) -> tuple[np.ndarray, str | None]:
@@ -167,16 +181,19 @@ def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
 def preprocessing_of(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The preprocessing record of a weights' ``metadata`` (a folder's or a weight tag's).
 
-    Records written before ``polarity`` and ``resize`` were recorded (zoo 0.1 folders) had
-    ``"resize": None``; for Fashion-MNIST weights they mean Fashion-MNIST's presentation.
+    Records written before ``polarity``, ``trim`` and ``resize`` were recorded (zoo 0.1 folders)
+    had ``"resize": None``; for Fashion-MNIST weights they mean Fashion-MNIST's presentation
+    (a light item on black, trimmed to the item; the localizer's canvases are not trimmed).
 
     Example:
         >>> preprocessing_of({"dataset": "fashion_mnist", "preprocessing": {"resize": None}})["polarity"]
         'light_on_dark'
     """
     record = dict(metadata.get("preprocessing") or {})
-    if "polarity" not in record and metadata.get("dataset") == "fashion_mnist":
-        record["polarity"] = "light_on_dark"
+    dataset = str(metadata.get("dataset") or "")
+    if dataset.startswith("fashion_mnist"):
+        record.setdefault("polarity", "light_on_dark")
+        record.setdefault("trim", dataset == "fashion_mnist")
     if not record.get("resize"):
         record["resize"] = "fit_and_pad"
     return record
@@ -190,7 +207,7 @@ def preprocess_image(
     """Turn a picture (path, PIL image or array in [0, 255]) into one input of ``input_shape``.
 
     ``preprocessing`` is the weights' record: ``polarity`` (``"light_on_dark"`` or ``None``)
-    and ``resize`` (``"fit_and_pad"``, the default, or ``"stretch"``). A ``None`` height or
+    ``trim`` (crop to the item) and ``resize`` (``"fit_and_pad"``, the only mode). A ``None`` height or
     width in ``input_shape`` keeps the picture's own size.
 
     Example:
@@ -231,11 +248,6 @@ def preprocess_image(
     if (height, width) == size:
         offset = (-crop[0] * 1.0, -crop[1] * 1.0)
         return Preprocessed(array.astype(np.float32), original, inverted, 1.0, offset, tuple(notes))
-    if mode == "stretch":
-        notes.append(f"resized {size[1]}x{size[0]} to {width}x{height}")
-        out = _resize(np.clip(array, 0, 255).astype(np.uint8), height, width)
-        scale = height / size[0]  # a stretch has two scales; boxes use the height's
-        return Preprocessed(out, original, inverted, scale, (-crop[0] * scale, -crop[1] * scale), tuple(notes))
     scale = min(height / size[0], width / size[1])
     new_h = max(1, round(size[0] * scale))
     new_w = max(1, round(size[1] * scale))

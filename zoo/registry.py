@@ -202,6 +202,7 @@ def register_model(
     """
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
+        _load_plugins()  # the built-ins first: a later registration may replace one (overwrite=True)
         arch = name or builder.__name__
         if not _NAME_RE.match(arch):
             raise ValueError(
@@ -270,9 +271,13 @@ def _load_plugins() -> None:
     global _plugins_loaded
     if _plugins_loaded:
         return
-    _plugins_loaded = True
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
+    _plugins_loaded = True  # set first: the modules imported below register through here
+    try:
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
+    except BaseException:
+        _plugins_loaded = False
+        raise
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = entry_point.load()
