@@ -16,6 +16,12 @@ import zoo
 from zoo.format import save_folder
 from zoo.hub import HubConflictError
 
+#: The Hub transport has no backend code (zoo.hub never builds a model): these tests run in the
+#: default backend's suite only; tests/test_hub.py loads pulled models under every backend.
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="backend-independent Hub transport: TensorFlow suite only"
+)
+
 WEIGHTS = r"/model\.safetensors$"
 
 _LOADER = """

@@ -26,6 +26,12 @@ import zoo
 from zoo.format import save_folder, sha256_of
 from zoo.hub import HubAuthError, HubNotFoundError, HubUnavailableError, IntegrityError, InvalidHandleError
 
+#: The Hub transport has no backend code (zoo.hub never builds a model): these tests run in the
+#: default backend's suite only; tests/test_hub.py loads pulled models under every backend.
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="backend-independent Hub transport: TensorFlow suite only"
+)
+
 WEIGHTS = r"/model\.safetensors$"
 BRANCH_LOOKUP = r"^/api/models/tester/cnn/revision/main$"
 

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 
+import keras
 import pytest
 
 try:
@@ -28,6 +29,13 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+
+#: The Hub transport has no backend code (zoo.hub never builds a model): these tests run in the
+#: default backend's suite only; tests/test_hub.py loads pulled models under every backend.
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="backend-independent Hub transport: TensorFlow suite only"
+)
+
 
 REPO = "tester/demo"
 BIG = 10 * 1024 * 1024 + 4099  # > 10 MB, not a multiple of 4096
