@@ -201,20 +201,33 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         slot = self._slot()
         if slot is not None:
             self._weights_path = str(self.folder / f"slot-{slot}.weights.h5")
+        # Keras keeps the epoch a backup restored on the model, for every later fit: a run of several
+        # fits with a backup each (fine-tuning phases) would start the next one there.
+        self.model._initial_epoch = None
         super().on_train_begin(logs)
+        self.restore_state()
+
+    def restore_state(self) -> bool:
+        """Set the seed generators and the global generators (not the weights) to the last backed-up
+        epoch's; returns whether the backup had a state. A run of several ``fit`` calls (the
+        fine-tuning phases) resumed between two calls restores the previous call's this way.
+        """
+        slot = self._slot()
         state_path = self.folder / f"slot-{slot}.state.safetensors"
-        if slot is not None and state_path.exists():
-            arrays, variables = load_file(str(state_path)), self._extra_state()
-            _set_global_rng({k: arrays.pop(k) for k in list(arrays) if k.startswith(_RNG_PREFIX)})
-            shapes = {k: tuple(a.shape) for k, a in arrays.items()}
-            if shapes != {k: tuple(v.shape) for k, v in variables.items()}:
-                raise ValueError(
-                    f"The backup {str(state_path)!r} does not fit this model: it holds {len(arrays)} state "
-                    f"variables {sorted(shapes.values())}, the model has {len(variables)}. Resume with the "
-                    "settings the run started with."
-                )
-            for key, variable in variables.items():
-                variable.assign(arrays[key])
+        if slot is None or not state_path.exists():
+            return False
+        arrays, variables = load_file(str(state_path)), self._extra_state()
+        _set_global_rng({k: arrays.pop(k) for k in list(arrays) if k.startswith(_RNG_PREFIX)})
+        shapes = {k: tuple(a.shape) for k, a in arrays.items()}
+        if shapes != {k: tuple(v.shape) for k, v in variables.items()}:
+            raise ValueError(
+                f"The backup {str(state_path)!r} does not fit this model: it holds {len(arrays)} state "
+                f"variables {sorted(shapes.values())}, the model has {len(variables)}. Resume with the "
+                "settings the run started with."
+            )
+        for key, variable in variables.items():
+            variable.assign(arrays[key])
+        return True
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._current_epoch = epoch + 1

@@ -182,10 +182,13 @@ def main(
             )
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         parser.exit(2, f"{prog}: error: {error}\n")
-    if args.data is not None:
-        finalize_finetune(plan, fit_finetune(plan), push=args.push)
-    else:
-        finalize_run(plan, fit_run(plan), push=args.push)
+    try:
+        if args.data is not None:
+            finalize_finetune(plan, fit_finetune(plan), push=args.push)
+        else:
+            finalize_run(plan, fit_run(plan), push=args.push)
+    finally:
+        plan.run.release()  # also when training fails: the folder is free for --resume in this process
     return 0
 
 

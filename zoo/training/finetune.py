@@ -18,6 +18,10 @@ a :class:`FineTunePlan`) -> :func:`fit_finetune` (an optional linear probe, then
 * Recipe: the architecture's recipe made for fine-tuning (:func:`finetune_recipe`: 10 epochs, a
   tenth of its learning rate when starting from weights, no progressive resizing, its
   augmentation); flags override single fields.
+* Resume (``resume=True``, ``--resume``) after a kill at any moment: each phase backs up to its own
+  :class:`~zoo.training.callbacks.ResumableBackup` (``backup/<phase>/``: weights, optimizer, seed
+  generators, torch's generator) and the data shuffles itself by (seed, epoch), so a resumed run
+  ends at the weights of an uninterrupted one. The run folder stays locked until the run ends or fails.
 
 The run folder loads with ``zoo.load(run)`` and its ``metadata.json`` records ``label_names``
 (the folder names), ``base_model`` (the initial weights), ``preprocessing`` and the data.
@@ -49,7 +53,7 @@ from zoo.hub import HF_PREFIX, parse_handle
 from zoo.preprocess import preprocessing_of
 from zoo.registry import get_spec, split_name
 from zoo.tasks import task_of
-from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, summarize_timing
+from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, ResumableBackup, summarize_timing
 from zoo.training.data import make_targets
 from zoo.training.distribute import data_parallel
 from zoo.training.fit import (
@@ -252,17 +256,21 @@ def prepare_finetune(
         mixed_precision=use_mixed, distribute=distribute,
     )
 
-    run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)
-    run_settings = _settings(
-        name, recipe, {k: v for k, v in config.items() if k != "num_classes"}, seed=seed,
-        fine_tuning=asdict(settings), classes=list(folder.class_names), examples=folder.counts,
-    )
-    resumed_from = 0
-    if resume:
-        _check_resume(run, run_settings)
-        resumed_from = max((_backed_up(run, phase) for phase in phases), default=0)
-    run.write_marker(status="training", architecture=name, settings=run_settings, command=command,
-                     backend=keras.backend.backend())
+    run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)  # locked until finalize_finetune
+    try:
+        run_settings = _settings(
+            name, recipe, {k: v for k, v in config.items() if k != "num_classes"}, seed=seed,
+            fine_tuning=asdict(settings), classes=list(folder.class_names), examples=folder.counts,
+        )
+        resumed_from = 0
+        if resume:
+            _check_resume(run, run_settings)
+            resumed_from = max((_backed_up(run, phase) for phase in phases), default=0)
+        run.write_marker(status="training", architecture=name, settings=run_settings, command=command,
+                         backend=keras.backend.backend())
+    except BaseException:
+        run.release()
+        raise
     return FineTunePlan(
         name=split_name(name)[0], recipe=recipe, settings=settings, phases=phases, data=folder,
         model_config=config, init_weights=resolved.weights if resolved is not None else None, base=base,
@@ -278,7 +286,7 @@ def _phase_backup(run: RunDir, phase: Phase) -> Path:
 
 
 def _backed_up(run: RunDir, phase: Phase) -> int:
-    """Epochs finished according to ``phase``'s BackupAndRestore state (0 when none)."""
+    """Epochs finished according to ``phase``'s backup (:class:`ResumableBackup`; 0 when none)."""
     path = _phase_backup(run, phase) / "training_metadata.json"
     return int(json.loads(path.read_text()).get("epoch", 0)) if path.exists() else 0
 
@@ -305,10 +313,25 @@ def _datasets(plan: FineTunePlan, num_replicas: int) -> tuple[ArrayDataset, Arra
     return train, val
 
 
+class _PhaseEndWeights(keras.callbacks.Callback):
+    """Saves the weights of a phase's last epoch, before its backup records the phase as done:
+    a run killed at any moment after that finds them when it resumes with the next phase."""
+
+    def __init__(self, path: Path, end: int):
+        super().__init__()
+        self.path, self.end = path, end
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch + 1 == self.end:
+            save_weights(self.model, self.path, overwrite=True)
+
+
 def _phase_callbacks(plan: FineTunePlan, phase: Phase, shared: Sequence[keras.callbacks.Callback]) -> Iterator[Any]:
     yield from shared
     yield keras.callbacks.CSVLogger(str(plan.run.history), append=True)
-    yield keras.callbacks.BackupAndRestore(str(_phase_backup(plan.run, phase)), delete_checkpoint=False)
+    yield _PhaseEndWeights(_phase_end_weights(plan.run, phase), phase.end)
+    # Model, optimizer, seed generators and torch's generator, written so that a kill never spoils them.
+    yield ResumableBackup(_phase_backup(plan.run, phase))
     yield from plan.callbacks
 
 
@@ -351,24 +374,36 @@ def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
         shared = [LogLearningRate(), timer, best]
         started = time.perf_counter()
         previous: Phase | None = None
+        skipped = False  # whether this process skipped `previous` (a run resumed after it)
         for phase in plan.phases:
             done = _backed_up(run, phase)
             if done >= phase.end:
-                previous = phase
+                previous, skipped = phase, True
                 continue
-            if done == 0 and previous is not None and _phase_end_weights(run, previous).exists():
-                load_weights(model, _phase_end_weights(run, previous))  # resumed after the previous phase
+            if done == 0 and previous is not None and skipped:
+                # Resumed between two phases: start where the previous one ended, its random state included.
+                end_weights = _phase_end_weights(run, previous)
+                if not end_weights.exists():
+                    raise ValueError(
+                        f"Cannot resume {str(run.path)!r}: its {previous.name!r} phase is done but its last "
+                        f"weights ({end_weights.name}) are missing. Pass overwrite=True to start again."
+                    )
+                load_weights(model, end_weights)
+                prior = ResumableBackup(_phase_backup(run, previous))
+                prior.set_model(model)
+                prior.restore_state()
             set_backbone_trainable(model, phase.backbone_trainable, spec.head)
             with parallel.scope():
                 phase_recipe = recipe.replace(epochs=phase.epochs, lr=phase.lr)
                 compile_model(model, phase_recipe, steps_per_epoch=len(train))
             train.set_epoch(max(phase.first, done))
+            # shuffle=False: the dataset shuffles itself, keyed by (seed, epoch). Keras' own batch
+            # shuffling draws from Python's global `random`, whose state a resumed process lacks.
             model.fit(
                 train, validation_data=val, initial_epoch=max(phase.first, done), epochs=phase.end,
-                callbacks=list(_phase_callbacks(plan, phase, shared)), verbose=plan.verbose,
+                callbacks=list(_phase_callbacks(plan, phase, shared)), verbose=plan.verbose, shuffle=False,
             )
-            save_weights(model, _phase_end_weights(run, phase), overwrite=True)
-            previous = phase
+            previous, skipped = phase, False
         set_backbone_trainable(model, True, spec.head)
         seconds = time.perf_counter() - started
         save_weights(model, run.last, overwrite=True)
@@ -437,6 +472,7 @@ def finalize_finetune(plan: FineTunePlan, fitted: FineTuneFit, *, push: str | No
     run.write_marker(status="complete", metrics=metrics, training=training)
     shutil.rmtree(run.best, ignore_errors=True)
     shutil.rmtree(run.backup, ignore_errors=True)
+    run.release()
     line = summary_line(plan.name, metrics, monitored, recipe.epochs, fitted.seconds, run.path)
     print(line.replace(" test ", " validation ", 1))  # the metrics are the validation split's
     if push:
@@ -496,4 +532,7 @@ def finetune(
         mixed_precision=mixed_precision, distribute=distribute, verbose=verbose, recipe_overrides=recipe_overrides,
         model_overrides=model_overrides, callbacks=callbacks, command=command,
     )
-    return finalize_finetune(plan, fit_finetune(plan), push=push)
+    try:
+        return finalize_finetune(plan, fit_finetune(plan), push=push)
+    finally:
+        plan.run.release()
