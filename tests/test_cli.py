@@ -151,7 +151,7 @@ def test_localizer_prediction_draws_its_box_and_never_overwrites(tmp_path):
     assert Image.open(drawn).size == (160, 96)
     before = drawn.read_bytes()
     again = run_zoo("predict", str(folder), image, "--out", str(out))
-    assert again.returncode == 2 and "exists" in again.stderr and drawn.read_bytes() == before
+    assert again.returncode == 2 and "exist" in again.stderr and drawn.read_bytes() == before
     assert run_zoo("predict", str(folder), image, "--out", str(out), "--overwrite").returncode == 0
 
 

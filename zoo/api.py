@@ -214,7 +214,8 @@ def load(handle: str | os.PathLike, weights: str | os.PathLike | None = "default
     """Build the model of ``handle`` and load its weights: one path for every kind of handle.
 
     ``handle``: a registered name (``"cnn"``, ``"resnet34.fmnist"``), ``"hf://namespace/name@rev"``,
-    a zoo folder, or a safetensors file in one. ``weights``: ``"default"`` (the handle's own,
+    a zoo folder, a safetensors file in one, or a ``.keras`` file (loaded by Keras with
+    ``safe_mode=True`` once zoo's layers are registered). ``weights``: ``"default"`` (the handle's own,
     hashes checked), ``None`` (untrained) or a path to a safetensors file or folder. Builder
     overrides apply to every kind; a new ``num_classes`` keeps every weight but the head, which
     is freshly initialised (with a warning).
@@ -224,6 +225,8 @@ def load(handle: str | os.PathLike, weights: str | os.PathLike | None = "default
         >>> load("cnn", weights=None, num_classes=3).output_shape
         (None, 3)
     """
+    if isinstance(handle, (str, os.PathLike)) and str(handle).endswith(".keras") and Path(handle).is_file():
+        return _load_keras_file(Path(handle), weights, overrides)
     resolved = resolve(handle, weights)
     model = build(resolved, **overrides)
     if resolved.weights is not None:
@@ -231,6 +234,17 @@ def load(handle: str | os.PathLike, weights: str | os.PathLike | None = "default
         weights_io.load_weights(model, resolved.weights, head=head)
     model.zoo_metadata = _loaded_metadata(resolved, weights, overrides)
     return model
+
+
+def _load_keras_file(path: Path, weights: Any, overrides: Mapping[str, Any]) -> keras.Model:
+    """A ``.keras`` file: zoo's layers registered first, then Keras' loader in safe mode."""
+    if not (isinstance(weights, str) and weights == "default") or overrides:
+        raise ValueError(
+            "A .keras file holds its own architecture and weights: it takes no weights= or overrides. "
+            f"Received: weights={weights!r}, overrides={dict(overrides)!r}"
+        )
+    list_models()  # imports the built-in architectures and plugins, which register their layers
+    return keras.saving.load_model(path, safe_mode=True)
 
 
 def _loaded_metadata(resolved: Resolved, weights: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
