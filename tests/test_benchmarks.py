@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,7 @@ def _positive(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="plumbing smoke test of benchmarks/run.py (no figures asserted): TensorFlow suite only")
 @pytest.mark.slow
 @pytest.mark.skipif(BACKEND is None, reason="no Keras backend installed")
 def test_quick_benchmark_writes_complete_results(tmp_path):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import pytest
 from conftest import ROOT
 from conftest_hub import local_hub  # noqa: F401
@@ -24,6 +25,7 @@ def _data_available() -> bool:
     return find_data_dir() is not None
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="a wheel in a fresh venv: packaging, not backend code: TensorFlow suite only")
 @pytest.mark.slow
 @pytest.mark.skipif(not _data_available(), reason="needs Fashion-MNIST ($FASHION_MNIST_DIR or dataset-fashion-mnist)")
 def test_wheel_in_a_fresh_venv_loads_cnn_from_the_hub_repo_of_its_record(tmp_path, local_hub, monkeypatch):

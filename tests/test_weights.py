@@ -94,6 +94,7 @@ def test_bad_storage_dtype_and_missing_file_are_clear(tmp_path, cnn):
         zoo.load_weights(cnn, tmp_path / "nope.safetensors")
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="crosses backends in subprocesses whatever the suite's backend: TensorFlow suite only")
 def test_weights_saved_under_tensorflow_load_under_jax(tmp_path):
     """Cross-backend: save in a TensorFlow process, load in a JAX process, compare predictions."""
     pytest.importorskip("tensorflow", reason="saves in a TensorFlow process: pip install 'keras-zoo[test]'")
