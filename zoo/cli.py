@@ -195,12 +195,12 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
+    if not args.check and os.path.exists(args.path) and not args.overwrite:
+        raise FileExistsError(f"{args.path!r} exists; pass --overwrite to regenerate it. Received: --path {args.path!r}")
     _import_keras(args.verbose)
     from zoo.catalog import CatalogStaleError, check_catalog, write_catalog
 
     if not args.check:
-        if os.path.exists(args.path) and not args.overwrite:
-            raise FileExistsError(f"{args.path!r} exists; pass --overwrite to regenerate it. Received: --path {args.path!r}")
         print(f"wrote {write_catalog(args.path)}")
         return 0
     try:
