@@ -176,7 +176,6 @@ def test_tolerance_zero_refuses_exactly_a_nonzero_difference(tmp_path):
         assert result.max_abs_diff == 0.0
 
 
-@pytest.mark.slow
 def test_the_file_does_not_depend_on_the_callers_backend(tmp_path):
     """LiteRT bytes are the same from this backend and another (one of them through the subprocess)."""
     _need_export_packages()

@@ -223,8 +223,6 @@ def _finetune_backed_up(run: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(keras.backend.backend() == "jax", reason="the same backup and random state as tests/test_kill.py's "
-                    "training run, which runs under every backend; here TensorFlow and torch (CI time)")
 @pytest.mark.parametrize("probe_epochs", [1, 2], ids=["killed-after-the-probe", "killed-in-the-probe"])
 def test_kill_9_during_finetune_then_resume_ends_at_the_uninterrupted_weights(pictures, tmp_path, probe_epochs):
     env = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3"}

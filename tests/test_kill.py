@@ -168,7 +168,6 @@ def _history_rows(run: Path) -> int:
     return max(0, len(path.read_text().strip().splitlines()) - 1) if path.exists() else 0
 
 
-@pytest.mark.slow
 @needs_data
 def test_kill_during_training_then_resume_ends_at_the_uninterrupted_weights(tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"

@@ -41,7 +41,6 @@ def test_every_weight_tag_has_complete_metadata(arch, tag):
         assert release.local_dir or (release.hub_repo_id and re.fullmatch(r"[0-9a-f]{40}", release.hub_revision or ""))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", RELEASED or [pytest.param("none", marks=pytest.mark.skip(reason="no weights released yet"))])
 def test_released_weights_load_and_reproduce_their_numbers(name):
     from zoo.evaluation import evaluate, evaluation_data
