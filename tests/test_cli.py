@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo.cli import main as zoo_main
 from zoo.data.fashion_mnist import find_data_dir
 from zoo.evaluation import evaluate_name
 from zoo.format import read_folder, save_folder
@@ -32,7 +33,9 @@ EXAMPLE_LABELS = {
 }
 #: The console script runs in the user's default backend (TensorFlow unless KERAS_BACKEND says
 #: otherwise); its subprocess tests run once, under TensorFlow, and the library under them is
-#: tested in every backend (tests/test_predict.py). Each subprocess imports a framework anew.
+#: tested in every backend (tests/test_predict.py). Each subprocess imports a framework anew (5-7 s
+#: here), so each command goes through the installed script once or twice and its refusals are
+#: checked in-process through the same entry point (``zoo.cli.main``).
 console = pytest.mark.skipif(
     os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow", reason="console-script tests run under TensorFlow"
 )
@@ -51,6 +54,17 @@ def run_zoo(*args: str, env: dict | None = None, cwd: Path | None = None) -> sub
     full_env = {**os.environ, **(env or {})}
     full_env = {key: value for key, value in full_env.items() if value is not None}  # None: unset
     return subprocess.run([zoo_command(), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=600)
+
+
+def zoo_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """``zoo ARGS`` through the console script's entry point in this process: (status, stdout, stderr)."""
+    capsys.readouterr()
+    try:
+        status = zoo_main(list(args))
+    except SystemExit as exit_:  # argparse's usage errors
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
 
 
 @console
@@ -112,15 +126,15 @@ def test_predict_names_the_shipped_examples_and_says_what_it_did():
 
 
 @console
-def test_predict_refuses_an_unreadable_picture_by_name(tmp_path):
+def test_predict_refuses_an_unreadable_picture_by_name(tmp_path, capsys):
     bad = tmp_path / "not-a-picture.png"
     bad.write_text("hello")
-    result = run_zoo("predict", "cnn", str(bad))
-    assert result.returncode == 2
-    assert f"Cannot read {str(bad)!r} as a picture" in result.stderr
-    assert "Traceback" not in result.stderr
-    missing = run_zoo("predict", "cnn", str(tmp_path / "missing.jpg"))
-    assert missing.returncode == 2 and "No picture at" in missing.stderr
+    status, _, err = zoo_in_process(capsys, "predict", "cnn", str(bad))
+    assert status == 2
+    assert f"Cannot read {str(bad)!r} as a picture" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    status, _, err = zoo_in_process(capsys, "predict", "cnn", str(tmp_path / "missing.jpg"))
+    assert status == 2 and "No picture at" in err
 
 
 @console
@@ -134,7 +148,7 @@ def test_predict_hides_the_frameworks_start_up_logs_unless_verbose():
 
 
 @console
-def test_localizer_prediction_draws_its_box_and_never_overwrites(tmp_path):
+def test_localizer_prediction_draws_its_box_and_never_overwrites(tmp_path, capsys):
     model = zoo.create("xception_localizer", input_shape=(72, 72, 1))
     folder = save_folder(model, tmp_path / "localizer", metadata={"dataset": "fashion_mnist_localization",
                                                                   "label_names": [f"item {i}" for i in range(10)]})
@@ -150,14 +164,14 @@ def test_localizer_prediction_draws_its_box_and_never_overwrites(tmp_path):
 
     assert Image.open(drawn).size == (160, 96)
     before = drawn.read_bytes()
-    again = run_zoo("predict", str(folder), image, "--out", str(out))
-    assert again.returncode == 2 and "exist" in again.stderr and drawn.read_bytes() == before
-    assert run_zoo("predict", str(folder), image, "--out", str(out), "--overwrite").returncode == 0
+    status, _, err = zoo_in_process(capsys, "predict", str(folder), image, "--out", str(out))
+    assert status == 2 and "exist" in err and drawn.read_bytes() == before
+    assert zoo_in_process(capsys, "predict", str(folder), image, "--out", str(out), "--overwrite")[0] == 0
 
 
 @needs_data
 @console
-def test_eval_compares_with_the_record_and_fails_beyond_tolerance(tmp_path):
+def test_eval_compares_with_the_record_and_fails_beyond_tolerance(tmp_path, capsys):
     good = run_zoo("eval", "cnn", "--limit", "500", "--json")
     assert good.returncode == 0, good.stderr
     report = json.loads(good.stdout)
@@ -168,15 +182,15 @@ def test_eval_compares_with_the_record_and_fails_beyond_tolerance(tmp_path):
     # A folder whose record claims more than its weights do, on the same 500 images.
     folder = save_folder(zoo.load("cnn"), tmp_path / "claims", metadata={
         "dataset": "fashion_mnist", "metrics": {"accuracy": round(measured - 0.05, 4)}, "evaluation": {"limit": 500}})
-    bad = run_zoo("eval", str(folder), "--limit", "500")
-    assert bad.returncode == 1
-    assert "DIFFERS" in bad.stdout and f"{measured - 0.05:.4f}" in bad.stdout
+    status, out, _ = zoo_in_process(capsys, "eval", str(folder), "--limit", "500")
+    assert status == 1
+    assert "DIFFERS" in out and f"{measured - 0.05:.4f}" in out
 
 
 @console
-def test_eval_rejects_a_bad_limit():
-    result = run_zoo("eval", "cnn", "--limit", "0")
-    assert result.returncode == 2 and "Received: limit=0" in result.stderr
+def test_eval_rejects_a_bad_limit(capsys):
+    status, _, err = zoo_in_process(capsys, "eval", "cnn", "--limit", "0")
+    assert status == 2 and "Received: limit=0" in err
 
 
 @console
@@ -216,7 +230,7 @@ def hub_card(hub, repo_id: str, revision: str) -> str:
 
 
 @console
-def test_export_runs_the_file_and_refuses_to_overwrite(tmp_path):
+def test_export_runs_the_file_and_refuses_to_overwrite(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("tf2onnx")
     target = tmp_path / "cnn.onnx"
@@ -226,15 +240,15 @@ def test_export_runs_the_file_and_refuses_to_overwrite(tmp_path):
     sidecar = json.loads((tmp_path / "cnn.onnx.json").read_text())
     assert sidecar["label_names"] == zoo.info("cnn")["weights"]["fmnist"]["label_names"]
     before = target.read_bytes()
-    again = run_zoo("export", "cnn", "--format", "onnx", "-o", str(target))
-    assert again.returncode == 2 and "exists" in again.stderr and target.read_bytes() == before
-    unknown = run_zoo("export", "cnn", "--format", "coreml", "-o", str(tmp_path / "x"))
-    assert unknown.returncode == 2 and "Received: format='coreml'" in unknown.stderr
+    status, _, err = zoo_in_process(capsys, "export", "cnn", "--format", "onnx", "-o", str(target))
+    assert status == 2 and "exists" in err and target.read_bytes() == before
+    status, _, err = zoo_in_process(capsys, "export", "cnn", "--format", "coreml", "-o", str(tmp_path / "x"))
+    assert status == 2 and "Received: format='coreml'" in err
 
 
 @needs_data
 @console
-def test_train_writes_a_run_that_eval_reproduces(tmp_path):
+def test_train_writes_a_run_that_eval_reproduces(tmp_path, capsys):
     run = tmp_path / "run"
     trained = run_zoo("train", "cnn", "--epochs", "1", "--limit", "512", "--output", str(run), "--verbose", "0")
     assert trained.returncode == 0, trained.stderr[-2000:]
@@ -244,16 +258,16 @@ def test_train_writes_a_run_that_eval_reproduces(tmp_path):
     report = json.loads(evaluated.stdout)
     assert report["recorded"]["accuracy"] == recorded
     assert abs(report["measured"]["accuracy"] - recorded) <= 0.005
-    again = run_zoo("train", "cnn", "--epochs", "1", "--limit", "512", "--output", str(run))
-    assert again.returncode == 2 and "--overwrite" in again.stderr.splitlines()[-1]
+    status, _, err = zoo_in_process(capsys, "train", "cnn", "--epochs", "1", "--limit", "512", "--output", str(run))
+    assert status == 2 and "--overwrite" in err.splitlines()[-1]
     assert json.loads((run / "metrics.json").read_text())["accuracy"] == recorded
-    helped = run_zoo("train", "--help")
-    assert helped.returncode == 0 and helped.stdout.startswith("usage: zoo train")
+    status, out, _ = zoo_in_process(capsys, "train", "--help")
+    assert status == 0 and out.startswith("usage: zoo train")
 
 
 @needs_data
 @console
-def test_fine_tune_on_a_folder_then_predict_with_the_folder_names(tmp_path):
+def test_fine_tune_on_a_folder_then_predict_with_the_folder_names(tmp_path, capsys):
     from PIL import Image
 
     from zoo.data import load_fashion_mnist
@@ -274,16 +288,16 @@ def test_fine_tune_on_a_folder_then_predict_with_the_folder_names(tmp_path):
     assert {row["label"] for row in json.loads(predicted.stdout)[0]["top_k"]} == set(classes)
     card = (run / "README.md").read_text()
     assert "base_model: keras-zoo/cnn.fmnist" in card and str(tmp_path) not in card
-    refused = run_zoo("eval", str(run))
-    assert refused.returncode == 2 and "Received: dataset=" in refused.stderr
+    status, _, err = zoo_in_process(capsys, "eval", str(run))
+    assert status == 2 and "Received: dataset=" in err
 
 
 @console
-def test_registry_check_fails_on_a_stale_file_and_refuses_to_overwrite(tmp_path):
+def test_registry_check_fails_on_a_stale_file_and_refuses_to_overwrite(tmp_path, capsys):
     # (The checkout's registry.json is checked fresh in-process by tests/test_registry.py.)
     stale = tmp_path / "registry.json"
     stale.write_text("{}\n")
     checked = run_zoo("registry", "--check", "--path", str(stale))
     assert checked.returncode == 1 and "stale" in checked.stderr
-    refused = run_zoo("registry", "--path", str(stale))
-    assert refused.returncode == 2 and "--overwrite" in refused.stderr and stale.read_text() == "{}\n"
+    status, _, err = zoo_in_process(capsys, "registry", "--path", str(stale))
+    assert status == 2 and "--overwrite" in err and stale.read_text() == "{}\n"

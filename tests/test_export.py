@@ -19,6 +19,10 @@ import pytest
 from conftest import run_python
 from conftest_hub import hub_env, local_hub  # noqa: F401
 
+#: The JAX suite checks the model layer; zoo's pipeline above it runs under TensorFlow and PyTorch
+#: (pyproject.toml's `pipeline` marker).
+pytestmark = pytest.mark.pipeline
+
 from zoo import export_check, hub
 from zoo.api import create, load
 from zoo.data import LABEL_NAMES

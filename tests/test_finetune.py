@@ -32,7 +32,8 @@ from zoo.training.finetune import finetune
 from zoo.training.run_dir import RunLock
 from zoo.weights import WeightsMismatchError, model_state, read_weights, save_weights
 
-pytestmark = pytest.mark.skipif(find_data_dir() is None, reason="needs the Fashion-MNIST files")
+#: The JAX suite checks the model layer; the pipeline above it runs under TensorFlow and PyTorch.
+pytestmark = [pytest.mark.skipif(find_data_dir() is None, reason="needs the Fashion-MNIST files"), pytest.mark.pipeline]
 CLASSES = {9: "boot", 5: "sandal", 7: "sneaker"}
 NAMES = sorted(CLASSES.values())
 RELEASED_CNN = ROOT / "weights" / "cnn.fmnist"

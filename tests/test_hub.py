@@ -12,6 +12,10 @@ import pytest
 from conftest import predict, run_python, sample_batch, small_overrides
 from conftest_hub import HUB_TOKEN, hub_env, local_hub, local_hub_auth  # noqa: F401
 
+#: The JAX suite checks the model layer; zoo's pipeline above it runs under TensorFlow and PyTorch
+#: (pyproject.toml's `pipeline` marker).
+pytestmark = pytest.mark.pipeline
+
 import zoo
 from zoo.format import file_records, save_folder
 from zoo.hub import HubAuthError, HubNotFoundError, HubUnavailableError, IntegrityError
@@ -183,6 +187,7 @@ def _assert_weights(path, model, count):
             np.testing.assert_array_equal(saved[f"{i}-{j}"], keras.ops.convert_to_numpy(w))
 
 
+@pytest.mark.slow  # request counts do not depend on the backend: TensorFlow suite only
 def test_offline_loads_make_no_requests_with_the_server_running(local_hub, endpoint, hub_env, tmp_path):
     """HF_HUB_OFFLINE=1 and a warm cache: zero requests, counted while the server is up and answering."""
     model = zoo.create("cnn")

@@ -343,3 +343,28 @@ def test_predict_refuses_non_finite_pixels(bad):
     image[3, 4] = bad
     with pytest.raises(ValueError, match="NaN or inf"):
         prediction.predict(zoo.create("cnn"), [image])
+
+
+# --- run-folder figures and results are written atomically -------------------------------------
+
+
+def test_a_failed_figure_write_keeps_the_previous_figure(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from zoo import plots
+
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,accuracy,val_accuracy\n0,0.5,0.4\n1,0.7,0.6\n")
+    target = plots.plot_history(history, tmp_path / "training_curves.png")
+    before = target.read_bytes()
+    assert before.startswith(b"\x89PNG")  # the format follows the target's suffix, not the temporary name's
+
+    def half_then_fail(self, fname, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG half a picture")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        plots.plot_history(history, target)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv", "training_curves.png"]

@@ -24,6 +24,10 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
+#: The JAX suite checks the model layer; zoo's pipeline above it runs under TensorFlow and PyTorch
+#: (pyproject.toml's `pipeline` marker).
+pytestmark = pytest.mark.pipeline
+
 import zoo
 from zoo.atomic import is_temporary
 from zoo.data.fashion_mnist import find_data_dir

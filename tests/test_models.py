@@ -44,6 +44,10 @@ def test_config_json_round_trip_gives_identical_predictions(name):
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_keras_file_loads_in_fresh_process_with_safe_mode(name, tmp_path):
+    if keras.backend.backend() != "tensorflow" and name != "resnet34":
+        # Each case starts an interpreter (8-20 s under JAX). Deserializing zoo's layers does not
+        # depend on the backend: the other suites check the one with zoo's own ResidualUnit.
+        pytest.skip("TensorFlow suite: every architecture; JAX and PyTorch: resnet34 only")
     model = zoo.create(name, **small_overrides(name))
     x = sample_batch(model)
     np.save(tmp_path / "x.npy", x)

@@ -14,13 +14,18 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
+#: The JAX suite checks the model layer; zoo's pipeline above it runs under TensorFlow and PyTorch
+#: (pyproject.toml's `pipeline` marker).
+pytestmark = pytest.mark.pipeline
+
 import zoo
 from zoo.data import ArrayDataset
 from zoo.data.fashion_mnist import find_data_dir
 from zoo.data.resize import check_resolutions, resize_batch, resize_matrix
 from zoo.format import read_folder
 from zoo.training import Recipe, get_recipe, train
-from zoo.training.fit import _check_resume, scaled_lr, training_phases
+from zoo.training.fit import scaled_lr, training_phases
+from zoo.training.run_setup import check_resume
 from zoo.training.recipes import stretch_resolutions
 from zoo.training.run_dir import prepare_run_dir
 
@@ -109,10 +114,10 @@ def test_resume_accepts_recipe_fields_added_later_at_their_default(tmp_path):
     settings = {"name": "cnn", "recipe": recipe.to_dict(), "model_overrides": {}, "seed": 0, "limit": None}
     old = {**settings, "recipe": {k: v for k, v in recipe.to_dict().items() if k != "resolutions"}}
     run.write_marker(settings=old)
-    _check_resume(run, settings)  # a field that did not exist then, at its default: fine
+    check_resume(run, settings)  # a field that did not exist then, at its default: fine
     changed = {**settings, "recipe": {**settings["recipe"], "resolutions": [[0, 16], [1, 28]]}}
     with pytest.raises(ValueError, match="different settings"):
-        _check_resume(run, changed)
+        check_resume(run, changed)
 
 
 # --- training --------------------------------------------------------------------------------

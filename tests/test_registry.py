@@ -76,6 +76,7 @@ def test_registry_json_is_up_to_date():
     check_catalog(ROOT / "registry.json")
 
 
+@pytest.mark.slow  # the catalog (every architecture built to count parameters) does not depend on the backend
 def test_stale_registry_json_is_detected(tmp_path):
     stale = json.loads(render_catalog())
     stale["models"]["cnn"]["parameters"] += 1

@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from zoo.atomic import atomic_path
+
 __all__ = ["plot_boxes", "plot_confusion_matrix", "plot_history", "read_history"]
 
 
@@ -25,6 +27,13 @@ def _figure(width: float, height: float) -> Any:
     figure = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(figure)
     return figure
+
+
+def _save(figure: Any, path: str | os.PathLike) -> None:
+    """Save ``figure`` atomically (``zoo.atomic``), in the format that ``path``'s suffix names."""
+    suffix = Path(path).suffix.lstrip(".").lower() or "png"
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format=suffix)
 
 
 def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
@@ -70,7 +79,7 @@ def plot_history(history: str | os.PathLike | dict[str, list[float]], path: str 
         axes.grid(alpha=0.3)
         axes.legend()
     figure.tight_layout()
-    figure.savefig(path)
+    _save(figure, path)
     return Path(path)
 
 
@@ -99,7 +108,7 @@ def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: 
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     figure.tight_layout()
-    figure.savefig(path)
+    _save(figure, path)
     return Path(path)
 
 
@@ -142,5 +151,5 @@ def plot_boxes(
         axes.axis("off")
     figure.suptitle("predicted (red, dashed) vs true (green) boxes; titles: predicted / true", fontsize=8)
     figure.tight_layout()
-    figure.savefig(path)
+    _save(figure, path)
     return Path(path)

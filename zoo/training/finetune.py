@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,19 +55,19 @@ from zoo.tasks import task_of
 from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, ResumableBackup, summarize_timing
 from zoo.training.data import make_targets
 from zoo.training.distribute import data_parallel
-from zoo.training.fit import (
-    MIXED_POLICY,
-    _check_resume,
-    _settings,
-    _truncate_history,
-    compile_model,
-    scaled_lr,
-    train_command,
-)
-from zoo.training.precision import resolve_mixed_precision
+from zoo.training.fit import compile_model, train_command
 from zoo.training.recipes import Recipe
-from zoo.training.report import push_run, summary_line, trained_on, write_results
-from zoo.training.run_dir import RunDir, prepare_run_dir
+from zoo.training.report import summary_line, trained_on
+from zoo.training.run_dir import RunDir
+from zoo.training.run_setup import (
+    apply_flags,
+    check_batch_divisible,
+    close_run,
+    open_run,
+    run_settings,
+    training_dtype,
+    truncate_history,
+)
 from zoo.training.transfer import (
     AUTO,
     FINETUNE_EPOCHS,
@@ -240,12 +239,11 @@ def prepare_finetune(
     config["num_classes"] = len(folder.class_names)
 
     recipe = finetune_recipe(name, from_weights=resolved is not None, **dict(recipe_overrides or {}))
-    flags = {"epochs": epochs, "batch_size": batch_size, "lr": scaled_lr(recipe, batch_size, lr)}
-    recipe = recipe.replace(**{k: v for k, v in flags.items() if v is not None})
+    recipe, precision_reason = apply_flags(
+        recipe, epochs=epochs, batch_size=batch_size, lr=lr, mixed_precision=mixed_precision
+    )
     recipe = recipe.replace(batch_size=min(recipe.batch_size, len(folder.y_train)), val_size=len(folder.y_val))
-    precision = recipe.mixed_precision if mixed_precision is None else mixed_precision
-    use_mixed, precision_reason = resolve_mixed_precision(precision)
-    recipe = recipe.replace(mixed_precision=use_mixed)
+    use_mixed = recipe.mixed_precision
     phases = phases_of(recipe, settings)
     base = _base_model(init_from, resolved) if resolved is not None else {"base_model": None, "base_model_repo": None}
     command = command or train_command(
@@ -256,21 +254,13 @@ def prepare_finetune(
         mixed_precision=use_mixed, distribute=distribute,
     )
 
-    run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)  # locked until finalize_finetune
-    try:
-        run_settings = _settings(
-            name, recipe, {k: v for k, v in config.items() if k != "num_classes"}, seed=seed,
-            fine_tuning=asdict(settings), classes=list(folder.class_names), examples=folder.counts,
-        )
-        resumed_from = 0
-        if resume:
-            _check_resume(run, run_settings)
-            resumed_from = max((_backed_up(run, phase) for phase in phases), default=0)
-        run.write_marker(status="training", architecture=name, settings=run_settings, command=command,
-                         backend=keras.backend.backend())
-    except BaseException:
-        run.release()
-        raise
+    run_config = {k: v for k, v in config.items() if k != "num_classes"}
+    run, resumed_from = open_run(  # locked until finalize_finetune
+        output_dir, resume=resume, overwrite=overwrite, architecture=name, command=command,
+        settings=run_settings(name, recipe, run_config, seed=seed, fine_tuning=asdict(settings),
+                              classes=list(folder.class_names), examples=folder.counts),
+        epochs_done=lambda run: max((_backed_up(run, phase) for phase in phases), default=0),
+    )
     return FineTunePlan(
         name=split_name(name)[0], recipe=recipe, settings=settings, phases=phases, data=folder,
         model_config=config, init_weights=resolved.weights if resolved is not None else None, base=base,
@@ -348,20 +338,9 @@ def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
     spec = get_spec(plan.name)
     keras.utils.set_random_seed(plan.seed)
     with data_parallel(plan.distribute) as parallel:
-        if parallel.num_replicas > 1 and recipe.batch_size % parallel.num_replicas:
-            raise ValueError(
-                f"batch_size={recipe.batch_size} must be divisible by the {parallel.num_replicas} devices "
-                "of a distributed run."
-            )
+        check_batch_divisible(recipe.batch_size, parallel.num_replicas)
         train, val = _datasets(plan, parallel.num_replicas)
-        overrides = dict(plan.model_config)
-        if recipe.mixed_precision:
-            if "dtype" not in spec.default_config:
-                raise ValueError(
-                    f"Mixed precision trains with the model's own dtype policy, and the builder of {plan.name!r} "
-                    "takes no `dtype` argument. Train with mixed_precision=False. Received: mixed_precision=True"
-                )
-            overrides["dtype"] = MIXED_POLICY
+        overrides = {**dict(plan.model_config), **training_dtype(plan.name, recipe.mixed_precision)}
         with parallel.scope():
             model = create(plan.name, **overrides)
             report = {"loaded": [], "reinitialized": []}
@@ -370,7 +349,7 @@ def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
         best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
         timer = EpochTimer(run.timing, images_per_epoch=len(train) * recipe.batch_size)
         timer.image_size = int(plan.model_config["input_shape"][0])
-        _truncate_history(run.history, plan.resumed_from)
+        truncate_history(run.history, plan.resumed_from)
         shared = [LogLearningRate(), timer, best]
         started = time.perf_counter()
         previous: Phase | None = None
@@ -468,15 +447,10 @@ def finalize_finetune(plan: FineTunePlan, fitted: FineTuneFit, *, push: str | No
         "license": plan.license,
         "training": training,
     }
-    write_results(run, final, metadata, metrics, folder.x_val, folder.y_val, outputs)
-    run.write_marker(status="complete", metrics=metrics, training=training)
-    shutil.rmtree(run.best, ignore_errors=True)
-    shutil.rmtree(run.backup, ignore_errors=True)
-    run.release()
-    line = summary_line(plan.name, metrics, monitored, recipe.epochs, fitted.seconds, run.path)
-    print(line.replace(" test ", " validation ", 1))  # the metrics are the validation split's
-    if push:
-        print(f"[zoo] pushed {run.path} to {push} at {push_run(run.path, push)}")
+    summary = summary_line(plan.name, metrics, monitored, recipe.epochs, fitted.seconds, run.path)
+    # The metrics are the validation split's.
+    close_run(run, final, metadata, (folder.x_val, folder.y_val, outputs),
+              summary=summary.replace(" test ", " validation ", 1), push=push)
     return run.path
 
 

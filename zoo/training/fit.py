@@ -13,11 +13,7 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,19 +26,29 @@ from zoo.data import LABEL_NAMES
 from zoo.evaluation import predict
 from zoo.registry import WeightSpec, get_spec, split_name
 from zoo.tasks import task_of
-from zoo.atomic import atomic_write_text
 from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, ResumableBackup, summarize_timing
 from zoo.training.data import TrainingData, load_training_data
 from zoo.training.distribute import data_parallel
-from zoo.training.precision import resolve_mixed_precision
 from zoo.training.recipes import Recipe, get_recipe
-from zoo.training.report import push_run, summary_line, trained_on, write_results
-from zoo.training.run_dir import RunDir, prepare_run_dir
+from zoo.training.report import summary_line, trained_on
+from zoo.training.run_dir import RunDir
+from zoo.training.run_setup import (
+    MIXED_POLICY,
+    apply_flags,
+    check_batch_divisible,
+    close_run,
+    open_run,
+    run_settings,
+    scaled_lr,
+    training_dtype,
+    truncate_history,
+)
 from zoo.weights import load_weights, save_weights
 
-__all__ = ["compile_model", "make_optimizer", "make_schedule", "scaled_lr", "train", "training_phases", "train_command"]
-
-MIXED_POLICY = "mixed_bfloat16"
+__all__ = [
+    "MIXED_POLICY", "compile_model", "make_optimizer", "make_schedule", "scaled_lr", "train", "training_phases",
+    "train_command",
+]
 
 
 def make_schedule(recipe: Recipe, steps_per_epoch: int) -> Any:
@@ -138,22 +144,6 @@ def train_command(arch: str, **flags: Any) -> str:
     return " ".join(parts)
 
 
-def scaled_lr(recipe: Recipe, batch_size: int | None, lr: float | None) -> float | None:
-    """The peak learning rate for a batch-size override: ``lr`` when given, else linear scaling.
-
-    A recipe's ``lr`` is tuned for its ``batch_size``; with another batch size and no explicit
-    ``lr`` the rate scales linearly (Goyal et al., 2017), so a smaller batch does not diverge.
-    Returns ``None`` (keep the recipe's) when neither is overridden.
-
-    Example:
-        >>> scaled_lr(get_recipe("resnet34"), 64, None), scaled_lr(get_recipe("resnet34"), 64, 0.3)
-        (0.025, 0.3)
-    """
-    if lr is not None or batch_size is None or batch_size == recipe.batch_size:
-        return lr
-    return recipe.lr * batch_size / recipe.batch_size
-
-
 def training_phases(recipe: Recipe) -> list[tuple[int, int, int | None]]:
     """``(first_epoch, end_epoch, image_size)`` of each resolution phase of ``recipe``.
 
@@ -188,43 +178,6 @@ def _training_overrides(recipe: Recipe, overrides: Mapping[str, Any], config: Ma
             f"Received: resolutions={list(recipe.resolutions)!r}"
         )
     return {**overrides, "input_shape": (None, None, channels)}
-
-
-def _truncate_history(path: Path, epochs: int) -> None:
-    """Keep the rows of the first ``epochs`` epochs (a killed run may have logged one more)."""
-    if not path.exists():
-        return
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        return
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(float(row[0])) < epochs]
-    text = io.StringIO(newline="")
-    csv.writer(text).writerows(kept)
-    atomic_write_text(path, text.getvalue())
-
-
-def _settings(name: str, recipe: Recipe, model_overrides: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in model_overrides.items()}
-    return {"name": name, "recipe": recipe.to_dict(), "model_overrides": overrides, **extra}
-
-
-def _check_resume(run: RunDir, settings: Mapping[str, Any]) -> None:
-    stored = run.read_marker().get("settings")
-    if stored is not None and isinstance(stored.get("recipe"), dict):
-        # Recipe fields added after the run started are compatible while they hold their default.
-        defaults = Recipe(arch=settings["recipe"]["arch"]).to_dict()
-        current = dict(settings["recipe"])
-        for key in set(current) - set(stored["recipe"]):
-            if json.dumps(current[key]) == json.dumps(defaults.get(key)):
-                del current[key]
-        settings = {**settings, "recipe": current}
-    if stored is not None and json.loads(json.dumps(stored)) != json.loads(json.dumps(settings)):
-        changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
-        raise ValueError(
-            f"Cannot resume {str(run.path)!r} with different settings ({changed}). Rerun with "
-            "the original arguments, or pass overwrite=True to start again."
-        )
 
 
 @dataclass
@@ -313,10 +266,10 @@ def prepare_run(
     else:
         name, recipe = arch_or_name, get_recipe(arch_or_name)
     recipe = recipe.replace(**recipe_overrides) if recipe_overrides else recipe
-    flags = {"epochs": epochs, "batch_size": batch_size, "lr": scaled_lr(recipe, batch_size, lr)}
-    recipe = recipe.replace(**{k: v for k, v in flags.items() if v is not None})
-    use_mixed, precision_reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
-    recipe = recipe.replace(mixed_precision=use_mixed)
+    recipe, precision_reason = apply_flags(
+        recipe, epochs=epochs, batch_size=batch_size, lr=lr, mixed_precision=mixed_precision
+    )
+    use_mixed = recipe.mixed_precision
     overrides = {**recipe.model_overrides, **dict(model_overrides or {})}
     spec = get_spec(name)
     tag = split_name(name)[1]
@@ -326,18 +279,10 @@ def prepare_run(
         name, backend=keras.backend.backend(), epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
         seed=seed, mixed_precision=use_mixed, distribute=distribute,
     ) + (f"  # model_overrides={dict(overrides)!r}" if overrides else "")
-
-    run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)  # locked until finalize_run
-    try:
-        settings = _settings(name, recipe, overrides, seed=seed, limit=limit)
-        if resume:
-            _check_resume(run, settings)
-        initial_epoch = run.backed_up_epochs() if resume else 0
-        run.write_marker(status="training", architecture=name, settings=settings, command=command,
-                         backend=keras.backend.backend())
-    except BaseException:
-        run.release()
-        raise
+    run, initial_epoch = open_run(  # locked until finalize_run
+        output_dir, resume=resume, overwrite=overwrite, architecture=name, command=command,
+        settings=run_settings(name, recipe, overrides, seed=seed, limit=limit), epochs_done=RunDir.backed_up_epochs,
+    )
     return TrainingPlan(
         name=name, recipe=recipe, weight=spec.weight(tag), model_config=model_config, model_overrides=overrides,
         run=run, command=command, precision_reason=precision_reason, initial_epoch=initial_epoch, seed=seed,
@@ -360,31 +305,19 @@ def fit_run(plan: TrainingPlan) -> FitResult:
     recipe, run = plan.recipe, plan.run
     keras.utils.set_random_seed(plan.seed)
     with data_parallel(plan.distribute) as parallel:
-        if parallel.num_replicas > 1 and recipe.batch_size % parallel.num_replicas:
-            raise ValueError(
-                f"batch_size={recipe.batch_size} must be divisible by the {parallel.num_replicas} "
-                "devices of a distributed run."
-            )
+        check_batch_divisible(recipe.batch_size, parallel.num_replicas)
         data = load_training_data(
             recipe, input_shape=plan.model_config["input_shape"], seed=plan.seed, limit=plan.limit,
             data_dir=plan.data_dir, num_replicas=parallel.num_replicas,
         )
         with parallel.scope():
-            # Mixed precision is the model's own dtype policy; the global policy is left alone.
             overrides = _training_overrides(recipe, plan.model_overrides, plan.model_config)
-            if recipe.mixed_precision:
-                if "dtype" not in get_spec(plan.name).default_config:
-                    raise ValueError(
-                        f"Mixed precision trains with the model's own dtype policy, and the builder of "
-                        f"{plan.name!r} takes no `dtype` argument. Add one (see zoo/models/cnn.py) or "
-                        "train with mixed_precision=False. Received: mixed_precision=True"
-                    )
-                overrides.setdefault("dtype", MIXED_POLICY)
+            overrides = {**training_dtype(plan.name, recipe.mixed_precision), **overrides}
             model = create(plan.name, **overrides)
             compile_model(model, recipe, steps_per_epoch=len(data.train))
         best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
         timer = EpochTimer(run.timing, images_per_epoch=len(data.train) * recipe.batch_size)
-        _truncate_history(run.history, plan.initial_epoch)
+        truncate_history(run.history, plan.initial_epoch)
         all_callbacks = [
             LogLearningRate(),
             timer,
@@ -457,14 +390,8 @@ def finalize_run(plan: TrainingPlan, fitted: FitResult, *, push: str | None = No
         "license": weight.license if weight else "apache-2.0",
         "training": training,
     }
-    write_results(run, final, metadata, metrics, data.x_test, data.y_test, outputs)
-    run.write_marker(status="complete", metrics=metrics, training=training)
-    shutil.rmtree(run.best, ignore_errors=True)  # resume state, kept until the results exist
-    shutil.rmtree(run.backup, ignore_errors=True)
-    run.release()
-    print(summary_line(plan.name, metrics, monitored, recipe.epochs, fitted.seconds, run.path))
-    if push:
-        print(f"[zoo] pushed {run.path} to {push} at {push_run(run.path, push)}")
+    summary = summary_line(plan.name, metrics, monitored, recipe.epochs, fitted.seconds, run.path)
+    close_run(run, final, metadata, (data.x_test, data.y_test, outputs), summary=summary, push=push)
     return RunResult(path=run.path, metrics=metrics, best=monitored, training=training)
 
 

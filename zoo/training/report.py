@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from zoo import plots
+from zoo.atomic import atomic_write_text
 from zoo.cards import render_card
 from zoo.format import read_folder, save_folder
 from zoo.hub import push
@@ -87,12 +88,12 @@ def write_results(
     Example:
         >>> write_results(run, model, metadata, metrics, x_test, y_test, outputs)  # doctest: +SKIP
     """
-
     save_folder(model, run.path, metadata=metadata, overwrite=True)
-    run.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(run.metrics, json.dumps(metrics, indent=2) + "\n")
     plots.plot_history(run.history, run.curves)
     task_of(model).plot_results(run.path, x_test, y_test, outputs, metadata["label_names"])
-    run.readme.write_text(render_card(read_folder(run.path).fields, metrics=metrics, folder=run.path, training=training_text(metadata)))
+    card = render_card(read_folder(run.path).fields, metrics=metrics, folder=run.path, training=training_text(metadata))
+    atomic_write_text(run.readme, card)
 
 
 def training_text(metadata: Mapping[str, Any]) -> str:

@@ -1,0 +1,240 @@
+"""What every kind of training run does before and after its epochs.
+
+Both :mod:`zoo.training.fit` (Fashion-MNIST runs) and :mod:`zoo.training.finetune` (image
+folders) prepare a run the same way: the command's flags applied to the recipe
+(:func:`apply_flags`), the run folder opened, checked against a resumed run's settings and
+marked (:func:`open_run`), the model's mixed-precision policy (:func:`training_dtype`); and
+close it the same way (:func:`close_run`). This module holds that once.
+
+Example:
+    >>> from zoo.training.recipes import get_recipe
+    >>> recipe, _ = apply_flags(get_recipe("resnet34"), epochs=None, batch_size=64, lr=None, mixed_precision=False)
+    >>> recipe.batch_size, recipe.lr, recipe.mixed_precision
+    (64, 0.025, False)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import keras
+import numpy as np
+
+from zoo.atomic import atomic_write_text
+from zoo.registry import get_spec
+from zoo.training.precision import resolve_mixed_precision
+from zoo.training.recipes import Recipe
+from zoo.training.report import push_run, write_results
+from zoo.training.run_dir import RunDir, prepare_run_dir
+
+__all__ = [
+    "MIXED_POLICY",
+    "apply_flags",
+    "check_batch_divisible",
+    "check_resume",
+    "close_run",
+    "open_run",
+    "run_settings",
+    "scaled_lr",
+    "training_dtype",
+    "truncate_history",
+]
+
+MIXED_POLICY = "mixed_bfloat16"
+
+
+def scaled_lr(recipe: Recipe, batch_size: int | None, lr: float | None) -> float | None:
+    """The peak learning rate for a batch-size override: ``lr`` when given, else linear scaling.
+
+    A recipe's ``lr`` is tuned for its ``batch_size``; with another batch size and no explicit
+    ``lr`` the rate scales linearly (Goyal et al., 2017), so a smaller batch does not diverge.
+    Returns ``None`` (keep the recipe's) when neither is overridden.
+
+    Example:
+        >>> from zoo.training.recipes import get_recipe
+        >>> scaled_lr(get_recipe("resnet34"), 64, None), scaled_lr(get_recipe("resnet34"), 64, 0.3)
+        (0.025, 0.3)
+    """
+    if lr is not None or batch_size is None or batch_size == recipe.batch_size:
+        return lr
+    return recipe.lr * batch_size / recipe.batch_size
+
+
+def apply_flags(
+    recipe: Recipe,
+    *,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    mixed_precision: bool | str | None,
+) -> tuple[Recipe, str]:
+    """``recipe`` with the command's flags (``None``: the recipe's) and the precision decided.
+
+    A new batch size scales the learning rate unless ``lr`` is given (:func:`scaled_lr`);
+    ``mixed_precision`` ``None`` keeps the recipe's (``"auto"`` by default). Returns the recipe
+    and why its precision was chosen (:func:`zoo.training.precision.resolve_mixed_precision`).
+
+    Example:
+        >>> from zoo.training.recipes import get_recipe
+        >>> recipe, reason = apply_flags(get_recipe("cnn"), epochs=3, batch_size=None, lr=None, mixed_precision=False)
+        >>> recipe.epochs, recipe.mixed_precision
+        (3, False)
+    """
+    flags = {"epochs": epochs, "batch_size": batch_size, "lr": scaled_lr(recipe, batch_size, lr)}
+    recipe = recipe.replace(**{k: v for k, v in flags.items() if v is not None})
+    use_mixed, reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
+    return recipe.replace(mixed_precision=use_mixed), reason
+
+
+def run_settings(name: str, recipe: Recipe, model_overrides: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues (stored in ``run.json``).
+
+    Example:
+        >>> from zoo.training.recipes import get_recipe
+        >>> sorted(run_settings("cnn", get_recipe("cnn"), {"input_shape": (28, 28, 1)}, seed=0))
+        ['model_overrides', 'name', 'recipe', 'seed']
+    """
+    overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in model_overrides.items()}
+    return {"name": name, "recipe": recipe.to_dict(), "model_overrides": overrides, **extra}
+
+
+def check_resume(run: RunDir, settings: Mapping[str, Any]) -> None:
+    """Refuse to resume ``run`` with settings other than those it was started with.
+
+    Recipe fields added to zoo after the run started are compatible while they hold their
+    default. Raises ``ValueError`` naming the settings that differ.
+
+    Example:
+        >>> check_resume(run, run_settings("cnn", recipe, {}))   # doctest: +SKIP
+    """
+    stored = run.read_marker().get("settings")
+    if stored is not None and isinstance(stored.get("recipe"), dict):
+        defaults = Recipe(arch=settings["recipe"]["arch"]).to_dict()
+        current = dict(settings["recipe"])
+        for key in set(current) - set(stored["recipe"]):
+            if json.dumps(current[key]) == json.dumps(defaults.get(key)):
+                del current[key]
+        settings = {**settings, "recipe": current}
+    if stored is not None and json.loads(json.dumps(stored)) != json.loads(json.dumps(settings)):
+        changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+        raise ValueError(
+            f"Cannot resume {str(run.path)!r} with different settings ({changed}). Rerun with "
+            "the original arguments, or pass overwrite=True to start again."
+        )
+
+
+def open_run(
+    output_dir: str | os.PathLike,
+    *,
+    resume: bool,
+    overwrite: bool,
+    architecture: str,
+    settings: Mapping[str, Any],
+    command: str,
+    epochs_done: Callable[[RunDir], int],
+) -> tuple[RunDir, int]:
+    """Open and lock the run folder, check a resumed run, and mark the folder as training.
+
+    Returns the folder (locked until ``run.release()``) and the epochs already done
+    (``epochs_done(run)`` when resuming, else 0). Nothing stays locked when a check fails.
+
+    Example:
+        >>> run, done = open_run("runs/x", resume=False, overwrite=False, architecture="cnn",
+        ...                      settings={}, command="", epochs_done=RunDir.backed_up_epochs)  # doctest: +SKIP
+    """
+    run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)
+    try:
+        if resume:
+            check_resume(run, settings)
+        done = epochs_done(run) if resume else 0
+        run.write_marker(status="training", architecture=architecture, settings=dict(settings), command=command,
+                         backend=keras.backend.backend())
+    except BaseException:
+        run.release()
+        raise
+    return run, done
+
+
+def training_dtype(name: str, mixed_precision: bool) -> dict[str, Any]:
+    """The model override that trains ``name`` in mixed precision (``{}`` in float32).
+
+    Mixed precision is the model's own dtype policy; the global policy is left alone.
+
+    Example:
+        >>> training_dtype("cnn", True), training_dtype("cnn", False)
+        ({'dtype': 'mixed_bfloat16'}, {})
+    """
+    if not mixed_precision:
+        return {}
+    if "dtype" not in get_spec(name).default_config:
+        raise ValueError(
+            f"Mixed precision trains with the model's own dtype policy, and the builder of {name!r} takes "
+            "no `dtype` argument. Add one (see zoo/models/cnn.py) or train with mixed_precision=False. "
+            "Received: mixed_precision=True"
+        )
+    return {"dtype": MIXED_POLICY}
+
+
+def check_batch_divisible(batch_size: int, num_replicas: int) -> None:
+    """Refuse a batch that the devices of a data-parallel run cannot share equally.
+
+    Example:
+        >>> check_batch_divisible(256, 2)
+    """
+    if num_replicas > 1 and batch_size % num_replicas:
+        raise ValueError(
+            f"batch_size={batch_size} must be divisible by the {num_replicas} devices of a distributed run."
+        )
+
+
+def truncate_history(path: Path, epochs: int) -> None:
+    """Keep the rows of the first ``epochs`` epochs (a killed run may have logged one more).
+
+    Example:
+        >>> truncate_history(Path("/nonexistent/history.csv"), 3)
+    """
+    if not path.exists():
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(float(row[0])) < epochs]
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(kept)
+    atomic_write_text(path, text.getvalue())
+
+
+def close_run(
+    run: RunDir,
+    final: keras.Model,
+    metadata: Mapping[str, Any],
+    evaluated: tuple[np.ndarray, Any, Any],
+    *,
+    summary: str,
+    push: str | None = None,
+) -> None:
+    """Write a finished run's results, drop its resume state, unlock it, report, and push.
+
+    ``evaluated`` = (images, targets, outputs) of the split the metrics are from. The resume
+    state (``best/``, ``backup/``) is removed only once the results exist.
+
+    Example:
+        >>> close_run(run, final, metadata, (x, y, outputs), summary="done")   # doctest: +SKIP
+    """
+    images, targets, outputs = evaluated
+    metrics = metadata["metrics"]
+    write_results(run, final, dict(metadata), metrics, images, targets, outputs)
+    run.write_marker(status="complete", metrics=metrics, training=metadata["training"])
+    shutil.rmtree(run.best, ignore_errors=True)
+    shutil.rmtree(run.backup, ignore_errors=True)
+    run.release()
+    print(summary)
+    if push:
+        print(f"[zoo] pushed {run.path} to {push} at {push_run(run.path, push)}")
