@@ -56,10 +56,11 @@ from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, Res
 from zoo.training.data import make_targets
 from zoo.training.distribute import data_parallel
 from zoo.training.fit import compile_model, train_command
-from zoo.training.recipes import Recipe
 from zoo.training.report import summary_line, trained_on
 from zoo.training.run_dir import RunDir
 from zoo.training.run_setup import (
+    RunFit,
+    RunPlan,
     apply_flags,
     check_batch_divisible,
     close_run,
@@ -99,40 +100,25 @@ def _base_model(handle: str | os.PathLike, resolved: Resolved) -> dict[str, Any]
     return {"base_model": text, "base_model_repo": metadata.get("hub_repo_id")}
 
 
-@dataclass
-class FineTunePlan:
+@dataclass(kw_only=True)
+class FineTunePlan(RunPlan):
     """Everything decided before a weight moves: data, initial weights, recipe, phases, run folder."""
 
-    name: str
-    recipe: Recipe
     settings: FineTune
     phases: list[Phase]
     data: FolderData
-    model_config: dict[str, Any]
     init_weights: Path | None
     base: dict[str, Any]
     preprocessing: dict[str, Any]
     license: str
-    run: RunDir
-    command: str
-    precision_reason: str
     resumed_from: int
-    seed: int = 0
-    distribute: bool = False
-    verbose: int = 1
-    callbacks: Sequence[keras.callbacks.Callback] = ()
 
 
-@dataclass
-class FineTuneFit:
+@dataclass(kw_only=True)
+class FineTuneFit(RunFit):
     """What training produced: the trained model, the best epoch, the load report, timings."""
 
-    model: keras.Model
-    best: BestWeights
     init_report: dict[str, list[str]]
-    seconds: float
-    distribution: str
-    num_replicas: int
 
 
 def _check_arch(name: str, resolved: Resolved | None, init_from: Any) -> str:

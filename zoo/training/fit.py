@@ -34,6 +34,8 @@ from zoo.training.report import summary_line, trained_on
 from zoo.training.run_dir import RunDir
 from zoo.training.run_setup import (
     MIXED_POLICY,
+    RunFit,
+    RunPlan,
     apply_flags,
     check_batch_divisible,
     close_run,
@@ -180,8 +182,8 @@ def _training_overrides(recipe: Recipe, overrides: Mapping[str, Any], config: Ma
     return {**overrides, "input_shape": (None, None, channels)}
 
 
-@dataclass
-class TrainingPlan:
+@dataclass(kw_only=True)
+class TrainingPlan(RunPlan):
     """Everything decided before a weight moves: recipe, model config, run folder, command.
 
     Made by :func:`prepare_run`; :func:`fit_run` trains it and :func:`finalize_run` writes the
@@ -190,34 +192,19 @@ class TrainingPlan:
     :func:`finalize_run` (or ``plan.run.release()``): a second training into it is refused.
     """
 
-    name: str
-    recipe: Recipe
     weight: WeightSpec | None
-    model_config: dict[str, Any]
     model_overrides: dict[str, Any]
-    run: RunDir
-    command: str
-    precision_reason: str
     initial_epoch: int
-    seed: int = 0
     limit: int | None = None
     data_dir: str | os.PathLike | None = None
-    distribute: bool = False
-    verbose: int = 1
-    callbacks: Sequence[keras.callbacks.Callback] = ()
 
 
-@dataclass
-class FitResult:
+@dataclass(kw_only=True)
+class FitResult(RunFit):
     """What training produced: the trained model, its data, the best epoch and the run's figures."""
 
-    model: keras.Model
     data: TrainingData
-    best: BestWeights
-    seconds: float
     optimizer_steps: int
-    distribution: str
-    num_replicas: int
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,16 @@ import io
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import keras
 import numpy as np
 
 from zoo.atomic import atomic_write_text
 from zoo.registry import get_spec
+from zoo.training.callbacks import BestWeights
 from zoo.training.precision import resolve_mixed_precision
 from zoo.training.recipes import Recipe
 from zoo.training.report import push_run, write_results
@@ -35,6 +37,8 @@ from zoo.training.run_dir import RunDir, prepare_run_dir
 
 __all__ = [
     "MIXED_POLICY",
+    "RunFit",
+    "RunPlan",
     "apply_flags",
     "check_batch_divisible",
     "check_resume",
@@ -47,6 +51,36 @@ __all__ = [
 ]
 
 MIXED_POLICY = "mixed_bfloat16"
+
+
+@dataclass(kw_only=True)
+class RunPlan:
+    """What every run decides before a weight moves; each kind of run adds its own fields.
+
+    ``run`` is the folder :func:`open_run` opened: locked until the run ends (``run.release()``).
+    """
+
+    name: str
+    recipe: Recipe
+    model_config: dict[str, Any]
+    run: RunDir
+    command: str
+    precision_reason: str
+    seed: int = 0
+    distribute: bool = False
+    verbose: int = 1
+    callbacks: Sequence[keras.callbacks.Callback] = ()
+
+
+@dataclass(kw_only=True)
+class RunFit:
+    """What training produced in every kind of run: the model, the best epoch, time and devices."""
+
+    model: keras.Model
+    best: BestWeights
+    seconds: float
+    distribution: str
+    num_replicas: int
 
 
 def scaled_lr(recipe: Recipe, batch_size: int | None, lr: float | None) -> float | None:
