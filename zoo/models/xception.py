@@ -22,6 +22,11 @@ MIN_SIZE = 71
 # BN momentum 0.9: the deep layers' true variances are ~1e-5, and from their initial 1.0 the
 # moving variances need over 1,000 steps at Keras' 0.99 to get there (inference outputs were
 # constant until then in a short CPU run); at 0.9 about 100 steps.
+# Still the GPU-scale recipe (40 epochs at 96 px). Measured training speed on a 2-core Intel Xeon
+# with avx512_bf16/amx_bf16 (random canvases, batch 64, 2026-11-30): mixed_bfloat16 at 96 px 20.8
+# img/s (torch) / 18.7 (TF); at 80 px 27.8 (torch); at 72 px 35.3 (torch) / 37.2 (TF); float32 at
+# 72 px 28.1 (torch). So one 55k-canvas epoch at 72 px takes ~26 min: a CPU recipe in the ~5 h
+# budget has ~10 epochs at 72 px (box targets are not resized, so no progressive resizing).
 LOCALIZER_RECIPE = Recipe(
     arch="xception_localizer", task="localization", optimizer="sgd", lr=0.05,
     warmup_epochs=2, weight_decay=1e-4, label_smoothing=0.1, epochs=40, batch_size=128,
