@@ -35,6 +35,7 @@ def register_recipe(recipe: Recipe, *, name: str | None = None, overwrite: bool 
     Example:
         >>> register_recipe(Recipe(arch="my_net", lr=0.01), overwrite=True).arch
         'my_net'
+        >>> del RECIPES["my_net"]  # (the example leaves the registry as it found it)
     """
     key = name or recipe.arch
     if key in RECIPES and not overwrite:
