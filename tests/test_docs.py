@@ -1,0 +1,23 @@
+"""The README's test command is the one CI runs (.ci/run), and it starts the way the README says."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    return re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_ci_runs_the_readme_test_command():
+    main_job, tests = _readme_commands()[:2]
+    assert main_job.startswith("pip install") and "zoo predict" in main_job
+    assert "pytest" in tests
+    # .ci/run installs torch's CPU build and the package first, then runs the same pytest commands.
+    ci = (ROOT / ".ci" / "run").read_text()
+    pytest_part = tests[tests.index("KERAS_BACKEND=") :]
+    assert pytest_part in ci, f".ci/run does not run the README's test command: {pytest_part!r}"
+    for marker in re.findall(r'-m "([^"]+)"', pytest_part):
+        for name in re.findall(r"\b(?!not\b|and\b|or\b)\w+", marker):
+            assert f'"{name}:' in (ROOT / "pyproject.toml").read_text(), f"marker {name!r} is not declared"
