@@ -55,5 +55,3 @@ def test_distributed_two_devices(tmp_path):
     assert "REPLICAS 12 STEPS 4" in out, out
     assert "METRICS {'accuracy'" in out
     assert ("DataParallel over 2 device" if BACKEND == "jax" else "MirroredStrategy") in out
-
-

@@ -2,7 +2,8 @@
 sidecar JSON, no overwriting without ``overwrite=True`` and clear errors.
 
 Exports run in-process under the TensorFlow backend; under JAX and torch ``export_model`` runs
-them in a TensorFlow subprocess, which the backend-independent tests here cover once each.
+them in a TensorFlow subprocess, which the PyTorch suite covers (the module is marked `pipeline`:
+TensorFlow and PyTorch suites).
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def test_an_export_that_differs_from_keras_is_refused_and_removed(tmp_path, monk
 
 
 def test_tolerance_zero_refuses_exactly_a_nonzero_difference(tmp_path):
-    """Through the subprocess under JAX and torch: the refusal comes back as the same error."""
+    """Through the subprocess under torch: the refusal comes back as the same error."""
     _need_export_packages()
     try:
         result = export_model("cnn", "onnx", tmp_path / "m.onnx", tolerance=0.0, num_check_images=4)

@@ -32,8 +32,10 @@ from zoo.training.finetune import finetune
 from zoo.training.run_dir import RunLock
 from zoo.weights import WeightsMismatchError, model_state, read_weights, save_weights
 
-#: The JAX suite checks the model layer; the pipeline above it runs under TensorFlow and PyTorch.
-pytestmark = [pytest.mark.skipif(find_data_dir() is None, reason="needs the Fashion-MNIST files"), pytest.mark.pipeline]
+pytestmark = pytest.mark.skipif(find_data_dir() is None, reason="needs the Fashion-MNIST files")
+#: Fine-tuning runs (marked `pipeline`) run in the TensorFlow and PyTorch suites; the feature
+#: extractors (include_top=False) at the end are the model layer and run in every suite.
+pipeline = pytest.mark.pipeline
 CLASSES = {9: "boot", 5: "sandal", 7: "sneaker"}
 NAMES = sorted(CLASSES.values())
 RELEASED_CNN = ROOT / "weights" / "cnn.fmnist"
@@ -76,6 +78,7 @@ def probe_run(pictures, tmp_path_factory) -> Path:
     return run
 
 
+@pipeline
 def test_the_script_writes_a_run_that_loads_and_predicts_the_folder_names(probe_run, pictures):
     folder = read_folder(probe_run)
     metadata = folder.metadata
@@ -103,6 +106,7 @@ def test_the_script_writes_a_run_that_loads_and_predicts_the_folder_names(probe_
     assert np.mean(nearest == labels) > 0.8
 
 
+@pipeline
 def test_the_linear_probe_kept_every_backbone_weight_and_trained_a_new_head(probe_run):
     trained = read_weights(probe_run / "model.safetensors")
     released = read_weights(RELEASED_CNN / "model.safetensors")
@@ -115,6 +119,7 @@ def test_the_linear_probe_kept_every_backbone_weight_and_trained_a_new_head(prob
         np.testing.assert_array_equal(last[key], released[key], err_msg=key)
 
 
+@pipeline
 def test_predict_uses_the_folder_names(probe_run, pictures):
     predict = pytest.importorskip("zoo.prediction").predict
     [prediction] = predict(str(probe_run), [sorted((pictures / "boot").glob("*.png"))[0]], top_k=3)
@@ -135,6 +140,7 @@ class Snapshots(keras.callbacks.Callback):
         self.phases.append((self.start, arrays(self.model)))
 
 
+@pipeline
 def test_a_probe_then_an_unfrozen_phase_at_a_lower_rate(pictures, tmp_path):
     snapshots = Snapshots()
     run = finetune(
@@ -173,6 +179,7 @@ class StopAtEpoch(keras.callbacks.Callback):
             raise _Stop()
 
 
+@pipeline
 def test_a_killed_run_resumes_after_its_probe(pictures, tmp_path):
     flags = dict(data=pictures, init_from="cnn", output_dir=tmp_path / "run", freeze_backbone=True,
                  probe_epochs=1, epochs=2, verbose=0)
@@ -223,6 +230,7 @@ def _finetune_backed_up(run: Path) -> int:
     return done
 
 
+@pipeline
 @pytest.mark.slow
 @pytest.mark.parametrize("probe_epochs", [1, 2], ids=["killed-after-the-probe", "killed-in-the-probe"])
 def test_kill_9_during_finetune_then_resume_ends_at_the_uninterrupted_weights(pictures, tmp_path, probe_epochs):
@@ -281,6 +289,7 @@ def _broken_folder(root: Path, problem: str) -> Path:
     return root
 
 
+@pipeline
 @pytest.mark.parametrize(
     "problem, flags, message",
     [
@@ -310,6 +319,7 @@ def test_bad_input_ends_with_one_error_line_and_writes_nothing(tmp_path, capsys,
     assert err.count("\n") == 1 and not (tmp_path / "run").exists()
 
 
+@pipeline
 def test_other_architectures_and_tasks_are_refused(pictures, tmp_path, capsys):
     for argv, message in [
         (["resnet18", "--init-from", "cnn"], "The weights of 'cnn' are a 'cnn'; the run trains a 'resnet18'"),
@@ -323,6 +333,7 @@ def test_other_architectures_and_tasks_are_refused(pictures, tmp_path, capsys):
     assert "lies inside the image folder" in capsys.readouterr().err
 
 
+@pipeline
 def test_an_existing_run_folder_is_never_replaced_without_overwrite(probe_run, pictures, capsys, tmp_path):
     before = (probe_run / "model.safetensors").read_bytes()
     with pytest.raises(SystemExit):

@@ -8,6 +8,10 @@ import pytest
 from conftest import predict, run_python, sample_batch, small_overrides
 
 import zoo
+from zoo.data.fashion_mnist import find_data_dir, load_fashion_mnist
+from zoo.training import get_recipe
+from zoo.training.data import make_targets
+from zoo.training.fit import compile_model
 
 ARCHITECTURES = zoo.list_models()
 
@@ -194,3 +198,18 @@ def test_models_stay_channels_last_under_a_channels_first_global_setting(name, c
 def test_xception_refuses_a_channels_first_global_setting(channels_first):
     with pytest.raises(ValueError, match=r"channels_last.*Received: keras.config.image_data_format\(\)='channels_first'"):
         zoo.create("xception_localizer", **small_overrides("xception_localizer"))
+
+
+# --- a training step through zoo's layers (every backend) -------------------------------------
+
+
+@pytest.mark.skipif(find_data_dir() is None, reason="needs Fashion-MNIST ($FASHION_MNIST_DIR or dataset-fashion-mnist)")
+@pytest.mark.parametrize("arch", ["cnn", "resnet18"])
+def test_loss_decreases_on_a_fixed_batch(arch):
+    keras.utils.set_random_seed(0)
+    recipe = get_recipe(arch, lr=0.01, warmup_epochs=0, schedule="constant", weight_decay=0.0)
+    x, labels = load_fashion_mnist("train", limit=32)
+    y = make_targets(labels, recipe)
+    model = compile_model(zoo.create(arch, **small_overrides(arch)), recipe, steps_per_epoch=1)
+    losses = [float(model.train_on_batch(x, y, return_dict=True)["loss"]) for _ in range(12)]
+    assert losses[-1] < 0.7 * losses[0], losses

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-#: The JAX suite checks the model layer; zoo's pipeline above it runs under TensorFlow and PyTorch
-#: (pyproject.toml's `pipeline` marker).
-pytestmark = pytest.mark.pipeline
+#: Training at each size runs in every suite (the GPU release trains this way under JAX); the
+#: resume bookkeeping and the --backend re-execution are pipeline plumbing (`pipeline` marker:
+#: TensorFlow and PyTorch suites).
 
 import zoo
 from zoo.data import ArrayDataset
@@ -153,6 +153,7 @@ def test_progressive_run_trains_at_each_size_and_records_the_full_size(tmp_path,
     assert f"--backend {BACKEND}" in folder.metadata["train_command"]
 
 
+@pytest.mark.pipeline
 @needs_data
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch for the other backend")
 def test_backend_flag_reexecutes_the_script_under_that_backend(tmp_path):
@@ -173,9 +174,8 @@ class _Crash(Exception):
     pass
 
 
+@pytest.mark.pipeline
 @needs_data
-@pytest.mark.skipif(keras.backend.backend() == "jax", reason="resume plumbing (phase bookkeeping), the same under every "
-                    "backend; TensorFlow and torch suites (CI time; training at each size runs under JAX too)")
 def test_progressive_run_resumes_in_the_phase_it_stopped_in(tmp_path, monkeypatch):
     import zoo.data.pipeline as pipeline
 

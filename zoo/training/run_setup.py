@@ -220,6 +220,10 @@ def check_batch_divisible(batch_size: int, num_replicas: int) -> None:
 
     Example:
         >>> check_batch_divisible(256, 2)
+        >>> check_batch_divisible(255, 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: batch_size=255 must be divisible by the 2 devices of a distributed run.
     """
     if num_replicas > 1 and batch_size % num_replicas:
         raise ValueError(
