@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-shard-mb", type=float,
                         help="split the weights into shards of at most this many MiB of tensors (whole tensors "
                         "per shard) plus model.safetensors.index.json")
+    parser.add_argument("--below-floor", action="store_true",
+                        help="stage weights that score below the tag's release floor: a trial staging only "
+                        "(scripts/gpu_release.py --dry-run), never one to commit")
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, "
                         "then /usr/share/datasets/fashion-mnist)")
     args = parser.parse_args(argv)
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--max-shard-mb must be > 0. Received: {args.max_shard_mb}")
     release = stage_release(
         args.run_dir, args.name, overwrite=args.overwrite, notes=args.notes, data_dir=args.data_dir,
-        storage_dtype=args.storage_dtype,
+        storage_dtype=args.storage_dtype, allow_below_floor=args.below_floor,
         max_shard_size=None if args.max_shard_mb is None else int(args.max_shard_mb * 2**20),
     )
     write_catalog(ROOT / "registry.json")

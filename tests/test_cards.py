@@ -48,9 +48,11 @@ def test_a_fine_tune_names_its_base_model_and_a_subset_evaluation_its_split():
 
 def test_the_localizer_card_is_object_detection_with_both_metrics():
     fields = {"architecture": "xception_localizer", "tag": "fmnist-loc", "dataset": "fashion_mnist_localization",
-              "metrics": {"accuracy": 0.9, "box_iou": 0.8, "iou_50": 0.95}}
-    data = ModelCard(render_card(fields)).data
+              "metrics": {"accuracy": 0.9, "box_iou": 0.8, "iou_50": 0.95}, "config": {"input_shape": [72, 72, 1]}}
+    card = render_card(fields)
+    data = ModelCard(card).data
     assert data.pipeline_tag == "object-detection"
+    assert "Input: 72x72x1 raw" in card and "$input_size" not in card  # the input size of the weights
     assert {r.metric_type: r.metric_value for r in data.eval_results} == {"accuracy": 0.9, "box_iou": 0.8, "iou_50": 0.95}
 
 

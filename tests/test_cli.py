@@ -95,6 +95,7 @@ def test_info_is_readable_and_json_matches_the_library():
     assert text.returncode == 0, text.stderr
     assert text.stdout.startswith("resnet34: ")
     assert f"parameters: {zoo.info('resnet34')['parameters']:,}" in text.stdout
+    assert "release floor: {'accuracy': 0.945}" in text.stdout  # nothing below it is released
     data = json.loads(run_zoo("info", "cnn.fmnist", "--json").stdout)
     expected = zoo.info("cnn.fmnist")
     assert data["parameters"] == expected["parameters"]

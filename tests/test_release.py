@@ -31,7 +31,7 @@ def sandbox(tmp_path, monkeypatch):
 
 def _fake_run(folder, model):
     export_folder(model, folder, metadata={"train_command": "python scripts/train.py cnn", "seed": 3})
-    (folder / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+    (folder / "metrics.json").write_text(json.dumps({"accuracy": 0.95}))  # above the floor
     (folder / "last.safetensors").write_bytes(b"not released")
     return folder
 
@@ -43,7 +43,7 @@ def test_stage_release_records_hashes_and_loads_by_name(sandbox, monkeypatch):
     staged = release.stage_release(run, "cnn.fmnist", slice_size=None)
     assert staged.local_dir == "weights/cnn.fmnist"
     assert {f.name for f in staged.files} == {"config.json", "metadata.json", "model.safetensors"}
-    assert staged.metrics == {"accuracy": 0.5} and staged.seed == 3
+    assert staged.metrics == {"accuracy": 0.95} and staged.seed == 3
     record = json.loads((sandbox / "records" / "cnn.fmnist.json").read_text())
     assert record["files"][2]["sha256"] == sha256_of(sandbox / "weights/cnn.fmnist/model.safetensors")
 
@@ -77,6 +77,26 @@ def test_release_refuses_a_run_of_another_architecture(sandbox):
     run = _fake_run(sandbox / "run", zoo.create("cnn"))
     with pytest.raises(ValueError, match="trained 'cnn', not 'resnet34'"):
         release.stage_release(run, "resnet34.fmnist", slice_size=None)
+
+
+def test_release_refuses_weights_below_the_tag_floor_and_keeps_the_previous_release(sandbox, monkeypatch):
+    monkeypatch.setitem(_REGISTRY, "cnn", _REGISTRY["cnn"])  # restore the real release afterwards
+    run = _fake_run(sandbox / "run", zoo.create("cnn"))
+    previous = release.stage_release(run, "cnn.fmnist", slice_size=None)
+    folder = sandbox / "weights/cnn.fmnist"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    (run / "metrics.json").write_text(json.dumps({"accuracy": 0.929}))  # cnn.fmnist's floor: 0.93
+    with pytest.raises(ValueError, match=r"cnn.fmnist is not released below its floor \{'accuracy': 0.93\}: "
+                       r"the run scores accuracy=0.929"):
+        release.stage_release(run, "cnn.fmnist", slice_size=None, overwrite=True)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert not list((sandbox / "weights").glob(".*staging*"))
+    assert json.loads((sandbox / "records" / "cnn.fmnist.json").read_text())["metrics"] == previous.metrics
+    trial = release.stage_release(run, "cnn.fmnist", slice_size=None, overwrite=True, allow_below_floor=True)
+    assert trial.metrics == {"accuracy": 0.929}  # a trial staging (scripts/release.py --below-floor)
+    (run / "metrics.json").write_text(json.dumps({"loss": 0.1}))
+    with pytest.raises(ValueError, match=r"the run has no \['accuracy'\] figure"):
+        release.stage_release(run, "cnn.fmnist", slice_size=None, overwrite=True)
 
 
 def test_unreleased_tag_says_so():

@@ -27,6 +27,9 @@ def test_every_weight_tag_has_complete_metadata(arch, tag):
     assert len(weight.label_names) == config["num_classes"]
     assert weight.dataset and weight.description and weight.license
     assert weight.preprocessing["input"] and weight.targets
+    # The floor below which nothing is released: the target's metrics, never above the target.
+    assert weight.release_floor and set(weight.release_floor) <= set(weight.targets)
+    assert all(0 < weight.release_floor[key] <= weight.targets[key] for key in weight.release_floor)
     assert weight.train_command.startswith(f"python scripts/train.py {arch}")
     assert re.fullmatch(r"[\w.-]+/[\w.-]+", weight.hub_repo_id)
     assert weight.recipe is not None and weight.recipe.arch == arch  # the tag says how it was trained
@@ -37,6 +40,7 @@ def test_every_weight_tag_has_complete_metadata(arch, tag):
         for record in release.files:
             assert re.fullmatch(r"[0-9a-f]{64}", record.sha256) and record.size > 0
         assert set(weight.targets) <= set(release.metrics)
+        assert all(release.metrics[key] >= floor for key, floor in weight.release_floor.items())
         assert release.train_command.startswith("python scripts/train.py")
         assert release.local_dir or (release.hub_repo_id and re.fullmatch(r"[0-9a-f]{40}", release.hub_revision or ""))
 

@@ -71,6 +71,7 @@ def stage_release(
     storage_dtype: str | None = None,
     max_shard_size: int | None = None,
     tolerance: float = STORAGE_TOLERANCE,
+    allow_below_floor: bool = False,
 ) -> Release:
     """Copy a run folder's release files to ``weights/<arch>.<tag>/`` and write its record.
 
@@ -82,7 +83,9 @@ def stage_release(
     evaluated on the run's test images (the whole test split unless the run used ``--limit``),
     and a metric that moved by more than ``tolerance`` from the run's figure stops the release.
     The record, config.json and model card carry the figures of the staged files; config.json
-    keeps the run's figures next to them. The folder is built aside and swapped in when
+    keeps the run's figures next to them. Weights that score below the tag's ``release_floor``
+    (``zoo.registry.WeightSpec``) are not released (``allow_below_floor=True`` is for trial
+    stagings that are never committed, such as ``scripts/gpu_release.py --dry-run``). The folder is built aside and swapped in when
     complete, so a failed staging leaves an existing release untouched.
 
     Example:
@@ -116,6 +119,8 @@ def stage_release(
             run_dir, staging, config, storage_dtype=storage_dtype, max_shard_size=max_shard_size,
             tolerance=tolerance, data_dir=data_dir,
         )
+        if not allow_below_floor:
+            check_release_floor(name, metrics, weight.release_floor)
         if slice_size:
             metrics.update(slice_metrics(staging, slice_size, data_dir=data_dir))
         files = zoo_format.file_records(staging, names)
@@ -136,6 +141,25 @@ def stage_release(
     )
     write_record(name, release)
     return release
+
+
+def check_release_floor(name: str, metrics: dict[str, float], floor: dict[str, float]) -> None:
+    """Raise ``ValueError`` when ``metrics`` miss a metric of ``floor`` or score below it.
+
+    Example:
+        >>> check_release_floor("cnn.fmnist", {"accuracy": 0.94}, {"accuracy": 0.93})
+        >>> check_release_floor("cnn.fmnist", {"accuracy": 0.91}, {"accuracy": 0.93})
+        Traceback (most recent call last):
+        ...
+        ValueError: cnn.fmnist is not released below its floor {'accuracy': 0.93}: the run scores accuracy=0.91. Received: metrics={'accuracy': 0.91}
+    """
+    missing = sorted(key for key in floor if key not in metrics)
+    below = [f"{key}={metrics[key]:.4g}" for key in sorted(floor) if key in metrics and metrics[key] < floor[key]]
+    if missing or below:
+        found = f"the run scores {', '.join(below)}" if below else f"the run has no {missing} figure"
+        raise ValueError(
+            f"{name} is not released below its floor {dict(floor)}: {found}. Received: metrics={metrics}"
+        )
 
 
 def _remove_stale_staging(target: Path) -> None:

@@ -306,6 +306,7 @@ def weight_info(weight: WeightSpec) -> dict[str, Any]:
         "label_names": list(weight.label_names),
         "preprocessing": _jsonable(weight.preprocessing),
         "targets": dict(weight.targets),
+        "release_floor": dict(weight.release_floor),
         "license": weight.license,
         "hub_repo_id": weight.hub_repo_id,
         "train_command": weight.train_command,

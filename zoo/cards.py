@@ -1,7 +1,8 @@
 """Model cards: ``MODEL_CARDS/<arch>.md`` templates filled with a run's metrics and plots.
 
 Templates use ``string.Template`` placeholders: ``$title``, ``$repo_id``, ``$architecture``,
-``$tag``, ``$metrics_table``, ``$images``, ``$labels``, ``$usage``, ``$training``. The YAML
+``$tag``, ``$input_size`` (``HxWxC``), ``$metrics_table``, ``$images``, ``$labels``, ``$usage``,
+``$training``. The YAML
 front matter is Hub-native, generated with ``huggingface_hub.ModelCardData``: ``library_name:
 keras-zoo``, ``tags`` (keras, the task, the dataset), ``datasets`` (Hub dataset ids),
 ``pipeline_tag``, a ``model-index`` with the measured metrics (``EvalResult``), ``base_model`` for
@@ -190,6 +191,7 @@ def render_card(
         repo_id=repo_id or "",
         architecture=arch,
         tag=tag or "",
+        input_size="x".join(str(n) for n in (config.get("config") or {}).get("input_shape") or ()) or "see config.json",
         metrics_table=metrics_table(metrics),
         images="\n\n".join(f"![{Path(name).stem}]({name})" for name in images),
         labels=", ".join(config.get("label_names") or []),

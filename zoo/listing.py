@@ -147,10 +147,11 @@ def format_info(name: str, entry: Mapping[str, Any]) -> str:
         release = weight.get("release") or {}
         state = "released" if weight.get("available") else "planned (no weights yet)"
         lines.append(f"  {arch}.{weight_tag}: {state} -- {weight.get('description', '')}")
+        floor = f"    release floor: {weight['release_floor']}" if weight.get("release_floor") else ""
         if release.get("metrics"):
-            lines.append(f"    measured: {headline_metric(release['metrics'])}    targets: {weight.get('targets') or '-'}")
+            lines.append(f"    measured: {headline_metric(release['metrics'])}    targets: {weight.get('targets') or '-'}{floor}")
         elif weight.get("targets"):
-            lines.append(f"    targets: {weight['targets']}")
+            lines.append(f"    targets: {weight['targets']}{floor}")
         if weight.get("label_names"):
             lines.append(f"    labels: {', '.join(weight['label_names'])}")
         if weight.get("hub_repo_id"):

@@ -88,8 +88,9 @@ class Release:
 class WeightSpec:
     """A weight tag: the one record of what its weights are and how they were made.
 
-    Architecture ``overrides``, dataset, label names, preprocessing, target metrics, license,
-    the Hub repo, the training ``recipe`` (``zoo.recipe.Recipe``) and the command that runs it.
+    Architecture ``overrides``, dataset, label names, preprocessing, target metrics, the
+    ``release_floor`` (test metrics below which the weights are not released), license, the Hub
+    repo, the training ``recipe`` (``zoo.recipe.Recipe``) and the command that runs it.
     ``release`` (files with sha256, measured metrics, pinned Hub revision) is filled from the
     release record when the weights exist; a tag without one is listed as planned, never as
     available.
@@ -102,6 +103,7 @@ class WeightSpec:
     label_names: tuple[str, ...] = ()
     preprocessing: Mapping[str, Any] = field(default_factory=dict)
     targets: Mapping[str, float] = field(default_factory=dict)
+    release_floor: Mapping[str, float] = field(default_factory=dict)
     license: str = "apache-2.0"
     hub_repo_id: str | None = None
     train_command: str = ""

@@ -17,22 +17,24 @@ from zoo.registry import register_model
 #: Xception's own lower bound on input size.
 MIN_SIZE = 71
 
-# Xception on 96x96 canvases: flips only (boxes are mirrored); the box loss is weighted up
-# from the tutorial's 0.2 because box MSE gradients are small next to cross-entropy's.
-# BN momentum 0.9: the deep layers' true variances are ~1e-5, and from their initial 1.0 the
-# moving variances need over 1,000 steps at Keras' 0.99 to get there (inference outputs were
-# constant until then in a short CPU run); at 0.9 about 100 steps.
-# Still the GPU-scale recipe (40 epochs at 96 px). Measured training speed on a 2-core Intel Xeon
-# with avx512_bf16/amx_bf16 (random canvases, batch 64, 2026-11-30): mixed_bfloat16 at 96 px 20.8
-# img/s (torch) / 18.7 (TF); at 80 px 27.8 (torch); at 72 px 35.3 (torch) / 37.2 (TF); float32 at
-# 72 px 28.1 (torch). So one 55k-canvas epoch at 72 px takes ~26 min: a CPU recipe in the ~5 h
-# budget has ~10 epochs at 72 px (box targets are not resized, so no progressive resizing).
+# The fmnist-loc recipe, made for a CPU (issue 11's ~5 h budget on a 2-core avx512_bf16 machine).
+# Measured training speed on a 2-core Intel Xeon with avx512_bf16/amx_bf16 (random canvases, batch
+# 64, 2026-11-30): mixed_bfloat16 at 96 px 20.8 img/s (torch) / 18.7 (TF); at 80 px 27.8 (torch); at
+# 72 px 35.3 (torch) / 37.2 (TF); float32 at 72 px 28.1 (torch). So the canvases are 72 px (Xception
+# needs 71; items are scaled up to 2.5 x 28 = 70 px): one 55k-canvas epoch takes ~25 min, and 12
+# epochs fit the budget, on TensorFlow (the default backend, the fastest here) in mixed_bfloat16.
+# Progressive resizing cannot pay: 71 px is Xception's floor. Batch 64 (more steps in a short run),
+# lr 0.025 (0.05 at 128, scaled), one warm-up epoch. Flips only (boxes are mirrored); the box loss
+# is weighted up from the tutorial's 0.2 because box MSE gradients are small next to
+# cross-entropy's. BN momentum 0.9: the deep layers' true variances are ~1e-5, and from their
+# initial 1.0 the moving variances need over 1,000 steps at Keras' 0.99 to get there (inference
+# outputs were constant until then in a short CPU run); at 0.9 about 100 steps.
 LOCALIZER_RECIPE = Recipe(
-    arch="xception_localizer", task="localization", optimizer="sgd", lr=0.05,
-    warmup_epochs=2, weight_decay=1e-4, label_smoothing=0.1, epochs=40, batch_size=128,
+    arch="xception_localizer", task="localization", optimizer="sgd", lr=0.025,
+    warmup_epochs=1, weight_decay=1e-4, label_smoothing=0.1, epochs=12, batch_size=64,
     pad_crop=0, flip=True, erasing_p=0.0, monitor="val_loss", bn_momentum=0.9,
     loss_weights={"class": 1.0, "box": 5.0},
-    notes="Target (unmeasured): >= 93% class accuracy, mean box IoU >= 0.85.",
+    notes="Target: >= 92% class accuracy, mean box IoU >= 0.85, >= 97% of boxes at IoU >= 0.5.",
 )
 
 _LOCALIZATION = fashion_mnist_weights(
@@ -40,11 +42,12 @@ _LOCALIZATION = fashion_mnist_weights(
     tag="fmnist-loc",
     dataset="fashion_mnist_localization",
     description=(
-        "Trained from scratch on 96x96 canvases synthesized from Fashion-MNIST "
+        "Trained from scratch on 72x72 canvases synthesized from Fashion-MNIST "
         "(zoo.data.localization): one scaled item per canvas plus clutter fragments."
     ),
-    overrides={"input_shape": (96, 96, 1), "num_classes": 10},
-    targets={"class_accuracy": 0.93, "box_iou": 0.85, "iou_50": 0.98},
+    overrides={"input_shape": (72, 72, 1), "num_classes": 10},
+    targets={"class_accuracy": 0.92, "box_iou": 0.85, "iou_50": 0.97},
+    release_floor={"class_accuracy": 0.90, "box_iou": 0.80, "iou_50": 0.95},
     recipe=LOCALIZER_RECIPE,
 )
 
