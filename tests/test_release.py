@@ -132,7 +132,8 @@ def test_stage_release_converts_to_float16_shards_and_checks_the_drift(sandbox, 
     monkeypatch.setitem(_REGISTRY, "cnn", _REGISTRY["cnn"])  # restore the real release afterwards
     trained = zoo.load(str(RELEASED_CNN))
     run = sandbox / "run"
-    export_folder(trained, run, metadata={"train_command": "python scripts/train.py cnn", "seed": 0})
+    # trained on another backend than the one that converts it (the TensorFlow suite runs this test)
+    export_folder(trained, run, metadata={"train_command": "python scripts/train.py cnn", "seed": 0, "backend": "torch"})
     float32 = evaluate_name(run)
     (run / "metrics.json").write_text(json.dumps(float32))
 
@@ -144,6 +145,7 @@ def test_stage_release_converts_to_float16_shards_and_checks_the_drift(sandbox, 
     # whole tensors per shard (the largest, fc1's kernel, is 1.6 MB in float16) + a JSON header
     assert all((folder / name).stat().st_size <= 2_000_000 + 16_384 for name in shards)
     assert staged.storage_dtype == "float16"
+    assert staged.backend == "torch" and read_folder(folder).metadata["backend"] == "torch"  # the run's, not ours
     assert {f.name for f in staged.files} == {"config.json", "metadata.json", "model.safetensors.index.json", *shards}
     assert abs(staged.metrics["accuracy"] - float32["accuracy"]) <= release.STORAGE_TOLERANCE
     config = read_folder(folder).metadata
@@ -162,6 +164,7 @@ def test_stage_release_refuses_a_conversion_that_moves_the_metrics(sandbox, monk
     monkeypatch.setitem(_REGISTRY, "cnn", _REGISTRY["cnn"])
     run = sandbox / "run"
     export_folder(zoo.load(str(RELEASED_CNN)), run, metadata={"train_command": "python scripts/train.py cnn", "seed": 0})
+    (run / "metrics.json").write_text(json.dumps({"accuracy": read_release("cnn.fmnist").metrics["accuracy"]}))
     previous = release.stage_release(run, "cnn.fmnist", slice_size=None)  # an existing release
     folder = sandbox / "weights/cnn.fmnist"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}

@@ -115,6 +115,13 @@ def test_every_architecture_has_a_recipe():
         get_recipe("not_a_model")
 
 
+def test_the_card_says_which_devices_the_run_trained_on():
+    from zoo.training.report import trained_on
+
+    described = trained_on()
+    assert f"; {keras.backend.backend()} on " in described and "unknown devices" not in described  # torch: "cpu"
+
+
 def test_schedule_warms_up_then_decays():
     recipe = get_recipe("resnet34", epochs=10, warmup_epochs=2, lr=0.2)
     schedule = make_schedule(recipe, steps_per_epoch=10)

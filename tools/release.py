@@ -31,8 +31,9 @@ SLICE_SIZE = 1000
 STORAGE_TOLERANCE = 0.0005
 _STAGED = ("config.json", "metadata.json", "*.safetensors", "*.safetensors.index.json", "README.md", "*.png")
 _WEIGHT_FILES = ("config.json", "metadata.json", "*.safetensors", "*.safetensors.index.json")
-#: metadata.json keys that ``zoo.format.save_folder`` writes itself (the rest is the run's).
-_FOLDER_KEYS = ("keras_version", "zoo_version", "backend", "input_spec", "weights")
+#: metadata.json keys that ``zoo.format.save_folder`` writes itself (the rest is the run's, among
+#: them ``backend``: the backend the weights were trained on, not the one that converts them).
+_FOLDER_KEYS = ("keras_version", "zoo_version", "input_spec", "weights")
 
 
 def record_path(name: str) -> Path:

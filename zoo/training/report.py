@@ -60,6 +60,15 @@ def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     return f"{text} ({' '.join(named)})" if named else text
 
 
+def _torch_devices() -> str:
+    """The devices torch computes on (``cuda:0, ...`` or ``cpu``)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return ", ".join(f"cuda:{index}" for index in range(torch.cuda.device_count()))
+    return "cpu"
+
+
 def trained_on(distribution: str = "single device") -> str:
     """Where the run trained: OS, CPU, Keras backend and devices, and the distribution setup.
 
@@ -69,8 +78,8 @@ def trained_on(distribution: str = "single device") -> str:
     """
     try:
         devices = ", ".join(keras.distribution.list_devices())
-    except Exception:  # backends without device listing
-        devices = "unknown devices"
+    except Exception:  # Keras lists no devices on torch
+        devices = _torch_devices() if keras.backend.backend() == "torch" else "unknown devices"
     return (
         f"{platform.system()} {platform.machine()}; CPU {cpu_description()}; "
         f"{keras.backend.backend()} on {devices}; {distribution}"
