@@ -130,9 +130,19 @@ def training_text(metadata: Mapping[str, Any]) -> str:
         f"{_timing_text(training.get('timing'))}\n\n"
         f"Backend: {metadata['backend']}, seed {metadata['seed']}, {training['distribute']}. "
         f"{images} Best epoch by {best['monitor']}: "
-        f"{best['epoch']} of {training['epochs']} ({best['value']}). {recipe.get('notes', '')}\n\n"
+        f"{best['epoch']} of {training['epochs']} ({_four_digits(best['value'])}). {recipe.get('notes', '')}\n\n"
         f"| recipe | value |\n|---|---|\n{rows}"
     )
+
+
+def _four_digits(value: float | None) -> str:
+    """``value`` with 4 decimals (``n/a`` for ``None``).
+
+    Example:
+        >>> _four_digits(0.09803921729326248), _four_digits(None)
+        ('0.0980', 'n/a')
+    """
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _timing_text(timing: Mapping[str, Any] | None) -> str:
@@ -160,7 +170,7 @@ def summary_line(name: str, metrics: Mapping[str, float], best: Mapping[str, Any
         '[zoo] cnn: test accuracy 0.9000 | best val_accuracy 0.9100 at epoch 3/3 | 12s this session | runs/cnn-0'
     """
     shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "accuracy" or len(metrics) == 1)
-    value = "n/a" if best["value"] is None else f"{best['value']:.4f}"
+    value = _four_digits(best["value"])
     return (
         f"[zoo] {name}: test {shown} | best {best['monitor']} {value} at epoch {best['epoch']}/{epochs} "
         f"| {seconds:.0f}s this session | {path}"
