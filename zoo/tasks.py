@@ -171,11 +171,15 @@ class LocalizationTask(Task):
     def plot_results(self, folder, x, y, outputs, label_names):
         count = min(16, len(x))
         labels = np.asarray(y["class"])
+        predicted = np.argmax(outputs["class"], axis=-1)
         path = plots.plot_boxes(
             x[:count], y["box"][:count], outputs["box"][:count], os.path.join(folder, "boxes.png"),
-            true_labels=labels[:count], pred_labels=np.argmax(outputs["class"][:count], axis=-1), label_names=label_names,
+            true_labels=labels[:count], pred_labels=predicted[:count], label_names=label_names,
         )
-        return [path.name]
+        # the class head's confusion matrix, as for a classifier
+        matrix = confusion_matrix(labels, predicted, num_classes=np.shape(outputs["class"])[-1])
+        confusion = plots.plot_confusion_matrix(matrix, label_names, os.path.join(folder, "confusion_matrix.png"))
+        return [path.name, confusion.name]
 
 
 _TASKS: dict[str, Task] = {"classification": ClassificationTask(), "localization": LocalizationTask()}
