@@ -43,9 +43,9 @@ def reexec_with_backend(argv: list[str]) -> None:
     this runs before anything imports Keras (importing the zoo does).
     """
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--backend", choices=BACKENDS)
+    pre.add_argument("--backend", choices=(*BACKENDS, "auto"))
     backend = pre.parse_known_args(argv)[0].backend
-    if backend and os.environ.get("KERAS_BACKEND") != backend:
+    if backend and backend != "auto" and os.environ.get("KERAS_BACKEND") != backend:  # auto: main() probes
         os.execve(sys.executable, [sys.executable, __file__, *argv], {**os.environ, "KERAS_BACKEND": backend})
 
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     """``zoo.training.cli.main``: the parser and the training live in the library."""
     from zoo.training.cli import main as train_main
 
-    return train_main(argv, prog="scripts/train.py")
+    return train_main(argv, prog="scripts/train.py", reexec=[__file__])
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ from zoo.training.transfer import AUTO
 __all__ = ["BACKENDS", "build_parser", "main", "reexec_with_backend"]
 
 BACKENDS = ("tensorflow", "jax", "torch")
+#: ``--backend auto``: the fastest installed backend, by a short probe (zoo.training.backend_probe).
+AUTO_BACKEND = "auto"
 #: Flags that only mean something with ``--data`` (an image folder).
 _FOLDER_FLAGS = ("init_from", "freeze_backbone", "probe_epochs", "probe_lr", "val_fraction", "polarity")
 
@@ -41,15 +43,15 @@ def reexec_with_backend(argv: Sequence[str], command: Sequence[str]) -> None:
     ``KERAS_BACKEND`` set when ``--backend`` asks for another backend than the environment's.
 
     Keras reads ``KERAS_BACKEND`` once, when it is imported, so the choice needs a fresh process.
-    Returns when nothing needs to change.
+    Returns when nothing needs to change (``--backend auto`` is decided later, by :func:`main`).
 
     Example:
         >>> reexec_with_backend(["cnn"], ["scripts/train.py"])   # no --backend: nothing happens
     """
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--backend", choices=BACKENDS)
+    pre.add_argument("--backend", choices=(*BACKENDS, AUTO_BACKEND))
     backend = pre.parse_known_args(list(argv))[0].backend
-    if backend and os.environ.get("KERAS_BACKEND") != backend:
+    if backend and backend != AUTO_BACKEND and os.environ.get("KERAS_BACKEND") != backend:
         os.execve(sys.executable, [sys.executable, *command, *argv], {**os.environ, "KERAS_BACKEND": backend})
 
 
@@ -74,9 +76,11 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
     )
     parser.add_argument("arch", choices=list(architectures) if architectures is not None else None,
                         help="architecture to train (its recipe gives every default)")
-    parser.add_argument("--backend", choices=BACKENDS,
+    parser.add_argument("--backend", choices=(*BACKENDS, AUTO_BACKEND),
                         help="Keras backend to train on (default: $KERAS_BACKEND, else tensorflow); the weights "
-                        "do not depend on it, the speed does (zoo.training.recipes says what was measured)")
+                        "do not depend on it, the speed does (zoo.training.recipes says what was measured). "
+                        "'auto' trains a few steps of the run's model under each installed backend (about a "
+                        "minute each) and trains on the fastest; the recorded command names it")
     parser.add_argument("--epochs", type=int, help="number of epochs (default: the recipe's; with --data 10)")
     parser.add_argument("--batch-size", type=int, help="global batch size over all devices (default: the recipe's; "
                         "without --lr the learning rate scales with it)")
@@ -125,6 +129,24 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
     return parser
 
 
+def _reexec_on_fastest_backend(args: argparse.Namespace, argv: Sequence[str], reexec: Sequence[str]) -> None:
+    """Probe every installed backend on the run's model, print the figures, restart on the fastest.
+
+    Raises ``ValueError`` when no backend could train the probe.
+    """
+    from zoo.training.backend_probe import choose_backend, format_results, probe_backends, with_backend
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    results = probe_backends(args.arch, batch_size=args.batch_size, mixed_precision=args.mixed_precision, log=log)
+    chosen = choose_backend(results)  # ValueError when no backend could train
+    log(f"[zoo] training speed of {args.arch} by backend (a few steps on random inputs):\n"
+        f"{format_results(results, chosen)}")
+    os.execve(sys.executable, [sys.executable, *reexec, *with_backend(argv, chosen)],
+              {**os.environ, "KERAS_BACKEND": chosen})
+
+
 def _folder_flags_without_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
     defaults = {name: parser.get_default(name) for name in _FOLDER_FLAGS}
     return ["--" + name.replace("_", "-") for name in _FOLDER_FLAGS if getattr(args, name) != defaults[name]]
@@ -145,6 +167,14 @@ def main(
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(list_recipes(), prog=prog)
     args = parser.parse_args(argv)
+    if args.backend == AUTO_BACKEND:
+        if not reexec:
+            parser.exit(2, f"{prog}: error: --backend auto restarts the command under the backend it picks; "
+                        "call it from the command line (scripts/train.py or zoo train).\n")
+        try:
+            _reexec_on_fastest_backend(args, argv, reexec)
+        except ValueError as error:
+            parser.exit(2, f"{prog}: error: --backend auto: {error}\n")
     if args.backend and args.backend != keras.backend.backend():
         if reexec:
             reexec_with_backend(argv, reexec)

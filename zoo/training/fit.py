@@ -48,7 +48,7 @@ from zoo.training.run_setup import (
 from zoo.weights import load_weights, save_weights
 
 __all__ = [
-    "MIXED_POLICY", "compile_model", "make_optimizer", "make_schedule", "scaled_lr", "train", "training_phases",
+    "MIXED_POLICY", "build_training_model", "compile_model", "make_optimizer", "make_schedule", "scaled_lr", "train", "training_phases",
     "train_command",
 ]
 
@@ -182,6 +182,24 @@ def _training_overrides(recipe: Recipe, overrides: Mapping[str, Any], config: Ma
     return {**overrides, "input_shape": (None, None, channels)}
 
 
+def build_training_model(
+    name: str, recipe: Recipe, model_config: Mapping[str, Any], model_overrides: Mapping[str, Any], *,
+    steps_per_epoch: int,
+) -> keras.Model:
+    """The model a run of ``recipe`` trains, compiled: in the recipe's precision, taking any image
+    size when the recipe resizes progressively (``model_config`` is the run's full config).
+
+    Example:
+        >>> recipe = get_recipe("resnet34", mixed_precision=False)
+        >>> config = get_spec("resnet34").config_for("fmnist", {})
+        >>> build_training_model("resnet34", recipe, config, {}, steps_per_epoch=10).input_shape
+        (None, None, None, 1)
+    """
+    overrides = _training_overrides(recipe, model_overrides, model_config)
+    overrides = {**training_dtype(name, recipe.mixed_precision), **overrides}
+    return compile_model(create(name, **overrides), recipe, steps_per_epoch=steps_per_epoch)
+
+
 @dataclass(kw_only=True)
 class TrainingPlan(RunPlan):
     """Everything decided before a weight moves: recipe, model config, run folder, command.
@@ -298,10 +316,9 @@ def fit_run(plan: TrainingPlan) -> FitResult:
             data_dir=plan.data_dir, num_replicas=parallel.num_replicas,
         )
         with parallel.scope():
-            overrides = _training_overrides(recipe, plan.model_overrides, plan.model_config)
-            overrides = {**training_dtype(plan.name, recipe.mixed_precision), **overrides}
-            model = create(plan.name, **overrides)
-            compile_model(model, recipe, steps_per_epoch=len(data.train))
+            model = build_training_model(
+                plan.name, recipe, plan.model_config, plan.model_overrides, steps_per_epoch=len(data.train)
+            )
         best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
         timer = EpochTimer(run.timing, images_per_epoch=len(data.train) * recipe.batch_size)
         truncate_history(run.history, plan.initial_epoch)

@@ -1,0 +1,78 @@
+"""``--backend auto`` (issue 11): each installed backend trains the run's model for a few steps, the
+fastest trains the run."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import pytest
+
+from zoo.training import backend_probe
+from zoo.training.backend_probe import ProbeResult, installed_backends, measure_training_speed, probe_backends
+from zoo.training.cli import main as train_main
+
+BACKEND = keras.backend.backend()
+
+
+def test_the_probe_trains_the_runs_model_at_its_first_size_and_precision():
+    measured = measure_training_speed("resnet18", batch_size=4, mixed_precision=False, steps=1)
+    assert measured["backend"] == BACKEND and measured["images_per_second"] > 0
+    assert measured["image_size"] == 16  # the first phase of the fmnist recipe's progressive resizing
+    assert (measured["batch_size"], measured["mixed_precision"], measured["steps"]) == (4, False, 1)
+    with pytest.raises(ValueError, match="Received: steps=0"):
+        measure_training_speed("cnn", steps=0)
+    # the localizer's batches carry class and box targets (zoo.training.backend_probe.random_batch's example)
+
+
+@pytest.mark.slow
+def test_every_installed_backend_is_measured_in_its_own_process():
+    results = probe_backends("cnn", backends=[*installed_backends(), "not_a_backend"], batch_size=16, steps=1)
+    assert [r.backend for r in results] == [*installed_backends(), "not_a_backend"]
+    assert all(r.images_per_second and r.images_per_second > 0 and r.error is None for r in results[:-1]), results
+    assert results[-1] == ProbeResult("not_a_backend", None, "not installed")
+    failed = probe_backends("not_a_model", backends=[BACKEND], steps=1)[0]
+    assert failed.images_per_second is None and failed.error.startswith("exit 1: ValueError: No training recipe for 'not_a_model'")
+
+
+def _auto(monkeypatch, capsys, results, *argv):
+    """``train --backend auto ARGV`` in this process with the probe's results given; returns
+    (exit status, stderr, the command it restarted with, that command's KERAS_BACKEND)."""
+    seen = {}
+
+    def probe_backends(arch, **kwargs):
+        seen["probe"] = (arch, kwargs)
+        return results
+
+    monkeypatch.setattr(backend_probe, "probe_backends", probe_backends)
+
+    def execve(path, args, env):
+        seen["exec"] = (args, env["KERAS_BACKEND"])
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execve", execve)
+    try:
+        status = train_main(["resnet34", "--backend", "auto", *argv], prog="scripts/train.py", reexec=["scripts/train.py"])
+    except SystemExit as exit_:
+        status = exit_.code
+    return status, capsys.readouterr().err, seen
+
+
+def test_auto_restarts_the_command_on_the_fastest_backend(monkeypatch, capsys):
+    results = [ProbeResult("tensorflow", 75.0), ProbeResult("jax", None, "exit 1: out of memory"), ProbeResult("torch", 98.5)]
+    status, err, seen = _auto(monkeypatch, capsys, results, "--batch-size", "128", "--no-mixed-precision")
+    assert status == 0
+    assert seen["probe"] == ("resnet34", {"batch_size": 128, "mixed_precision": False, "log": seen["probe"][1]["log"]})
+    args, backend = seen["exec"]
+    assert backend == "torch"
+    assert args[1:] == ["scripts/train.py", "resnet34", "--backend", "torch", "--batch-size", "128", "--no-mixed-precision"]
+    assert "torch         98.5 img/s  <- chosen" in err and "jax         exit 1: out of memory" in err
+
+
+def test_auto_says_why_when_no_backend_could_train(monkeypatch, capsys):
+    status, err, seen = _auto(monkeypatch, capsys, [ProbeResult("torch", None, "no result within 600 s")])
+    assert status == 2 and "exec" not in seen
+    assert "error: --backend auto: No backend could train the probe. Received: torch: no result within 600 s" in err
+    with pytest.raises(SystemExit) as exit_:  # a notebook call cannot restart itself
+        train_main(["cnn", "--backend", "auto"])
+    assert exit_.value.code == 2 and "restarts the command" in capsys.readouterr().err
