@@ -22,7 +22,7 @@ What it does, each step a thin call of the repository's own scripts:
 
 A training run still going when ``--budget-s`` runs out is stopped and reported; its run folder
 keeps the finished epochs, and ``--resume`` on the same (still warm) machine continues it.
-``--dry-run`` checks the plumbing on a CPU: one epoch on 512 images, in a scratch copy of the
+``--dry-run`` checks the plumbing on a CPU: one epoch on 256 images, in a scratch copy of the
 repository so the checkout's ``weights/`` and records are never touched.
 """
 
@@ -71,7 +71,7 @@ def train_all(root: Path, archs: list[str], args: argparse.Namespace, logs: Path
     for arch in archs:
         cmd = [sys.executable, "scripts/train.py", arch, "--output", f"runs/{arch}-gpu", "--verbose", "2"]
         cmd += ["--resume"] if args.resume else []
-        cmd += ["--epochs", "1", "--limit", "512"] if args.dry_run else []
+        cmd += ["--epochs", "1", "--limit", "256"] if args.dry_run else []
         log = open(logs / f"train-{arch}.log", "w")  # noqa: SIM115 - closed below
         procs[arch] = (subprocess.Popen(cmd, cwd=root, env=_env(root, share, args.data_dir), stdout=log, stderr=subprocess.STDOUT), log, cmd, time.time())
     deadline = time.time() + args.budget_s
@@ -96,7 +96,7 @@ def stage(root: Path, arch: str, args: argparse.Namespace, logs: Path) -> dict:
     for dtype in ("float16", "float32"):
         cmd = [sys.executable, "scripts/release.py", f"runs/{arch}-gpu", name, "--overwrite", "--notes", notes,
                "--storage-dtype", dtype, "--max-shard-mb", str(MAX_SHARD_MB)]
-        cmd += ["--below-floor"] if args.dry_run else []  # one epoch on 512 images: plumbing, not a release
+        cmd += ["--below-floor"] if args.dry_run else []  # one epoch on 256 images: plumbing, not a release
         with open(logs / f"release-{arch}-{dtype}.log", "w") as log:
             done = subprocess.run(cmd, cwd=root, env=_env(root, 0.9, args.data_dir), stdout=log, stderr=subprocess.STDOUT, check=False)
         if done.returncode == 0:
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=480, help="seconds of training before runs are stopped")
     parser.add_argument("--resume", action="store_true", help="continue the runs of an earlier call on this machine")
     parser.add_argument("--device-note", default="one NVIDIA H200", help="where it ran, for the release notes")
-    parser.add_argument("--dry-run", action="store_true", help="one epoch on 512 images in a scratch copy (CPU check)")
+    parser.add_argument("--dry-run", action="store_true", help="one epoch on 256 images in a scratch copy (CPU check)")
     args = parser.parse_args(argv)
     archs = [a.strip() for a in args.models.split(",") if a.strip()]
     unknown = sorted(set(archs) - set(RELEASES))

@@ -15,6 +15,7 @@ from zoo.training.cli import main as train_main
 BACKEND = keras.backend.backend()
 
 
+@pytest.mark.pipeline  # the slow test below measures every backend (JAX included) in its own process
 def test_the_probe_trains_the_runs_model_at_its_first_size_and_precision():
     measured = measure_training_speed("resnet18", batch_size=4, mixed_precision=False, steps=1)
     assert measured["backend"] == BACKEND and measured["images_per_second"] > 0
@@ -25,7 +26,7 @@ def test_the_probe_trains_the_runs_model_at_its_first_size_and_precision():
     # the localizer's batches carry class and box targets (zoo.training.backend_probe.random_batch's example)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # one subprocess per backend, whatever the suite's: TensorFlow suite only
 def test_every_installed_backend_is_measured_in_its_own_process():
     results = probe_backends("cnn", backends=[*installed_backends(), "not_a_backend"], batch_size=16, steps=1)
     assert [r.backend for r in results] == [*installed_backends(), "not_a_backend"]

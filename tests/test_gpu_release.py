@@ -1,8 +1,8 @@
 """Smoke test of scripts/gpu_release.py --dry-run: train, stage in float16 shards, collect.
 
-The real run needs the lent GPU; the dry run checks the plumbing on a CPU (one epoch on 512
+The real run needs the lent GPU; the dry run checks the plumbing on a CPU (one epoch on 256
 images, in a scratch copy of the repository). It always trains on Keras/JAX (its children set
-KERAS_BACKEND=jax), so running it under the other backends would only repeat the same ~10 minutes:
+KERAS_BACKEND=jax), so running it under the other backends would only repeat the same ~2 minutes:
 it runs once, in the TensorFlow suite (the one that runs the tests marked slow), and is marked slow.
 """
 

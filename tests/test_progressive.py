@@ -15,8 +15,8 @@ import pytest
 from conftest import ROOT
 
 #: Training at each size runs in every suite (the GPU release trains this way under JAX); the
-#: resume bookkeeping and the --backend re-execution are pipeline plumbing (`pipeline` marker:
-#: TensorFlow and PyTorch suites).
+#: resume bookkeeping is pipeline plumbing (`pipeline` marker: TensorFlow and PyTorch suites); the
+#: --backend re-execution (argv and environment) runs once, in the TensorFlow suite (`slow`).
 
 import zoo
 from zoo.data import ArrayDataset
@@ -153,7 +153,7 @@ def test_progressive_run_trains_at_each_size_and_records_the_full_size(tmp_path,
     assert f"--backend {BACKEND}" in folder.metadata["train_command"]
 
 
-@pytest.mark.pipeline
+@pytest.mark.slow  # argv and environment plumbing, the same from every backend: TensorFlow suite only
 @needs_data
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch for the other backend")
 def test_backend_flag_reexecutes_the_script_under_that_backend(tmp_path):
