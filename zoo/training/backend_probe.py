@@ -28,6 +28,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+import keras
+import numpy as np
+
+from zoo.recipe import Recipe
+from zoo.registry import get_spec, split_name
+from zoo.training.data import make_targets
+from zoo.training.fit import build_training_model, training_phases
+from zoo.training.recipes import get_recipe
+from zoo.training.run_setup import apply_flags
+
 __all__ = [
     "BACKENDS", "ProbeResult", "choose_backend", "format_results", "installed_backends", "measure_training_speed",
     "probe_backends", "random_batch", "with_backend",
@@ -108,7 +118,7 @@ def with_backend(argv: Sequence[str], backend: str) -> list[str]:
     return argv
 
 
-def random_batch(recipe: Any, config: Mapping[str, Any], size: int, *, seed: int = 0) -> tuple[Any, Any]:
+def random_batch(recipe: Recipe, config: Mapping[str, Any], size: int, *, seed: int = 0) -> tuple[Any, Any]:
     """One training batch of ``recipe`` on random ``size x size`` images: inputs and targets as the
     run's input pipeline gives them (uint8 images; one-hot classes under label smoothing; class and
     box for a localizer).
@@ -119,10 +129,6 @@ def random_batch(recipe: Any, config: Mapping[str, Any], size: int, *, seed: int
         >>> x.shape, x.dtype.name, y["class"].shape, y["box"].shape
         ((2, 72, 72, 1), 'uint8', (2, 10), (2, 4))
     """
-    import numpy as np
-
-    from zoo.training.data import make_targets
-
     rng = np.random.default_rng(seed)
     batch, channels = recipe.batch_size, int(config["input_shape"][-1])
     x = rng.integers(0, 256, (batch, size, size, channels), dtype=np.uint8)
@@ -145,13 +151,6 @@ def measure_training_speed(
         >>> measure_training_speed("cnn", batch_size=8, steps=1)["image_size"]
         28
     """
-    import keras
-
-    from zoo.registry import get_spec, split_name
-    from zoo.training.fit import build_training_model, training_phases
-    from zoo.training.recipes import get_recipe
-    from zoo.training.run_setup import apply_flags
-
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"`steps` must be an int >= 1. Received: steps={steps!r}")
     recipe, _ = apply_flags(get_recipe(name), epochs=None, batch_size=batch_size, lr=None,

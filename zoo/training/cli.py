@@ -23,6 +23,7 @@ import keras
 
 from zoo.data.folder import DEFAULT_VAL_FRACTION
 from zoo.preprocess import POLARITIES
+from zoo.training import backend_probe
 from zoo.training.finetune import finalize_finetune, fit_finetune, prepare_finetune
 from zoo.training.fit import finalize_run, fit_run, prepare_run
 from zoo.training.recipes import list_recipes
@@ -134,16 +135,16 @@ def _reexec_on_fastest_backend(args: argparse.Namespace, argv: Sequence[str], re
 
     Raises ``ValueError`` when no backend could train the probe.
     """
-    from zoo.training.backend_probe import choose_backend, format_results, probe_backends, with_backend
-
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    results = probe_backends(args.arch, batch_size=args.batch_size, mixed_precision=args.mixed_precision, log=log)
-    chosen = choose_backend(results)  # ValueError when no backend could train
+    results = backend_probe.probe_backends(
+        args.arch, batch_size=args.batch_size, mixed_precision=args.mixed_precision, log=log
+    )
+    chosen = backend_probe.choose_backend(results)  # ValueError when no backend could train
     log(f"[zoo] training speed of {args.arch} by backend (a few steps on random inputs):\n"
-        f"{format_results(results, chosen)}")
-    os.execve(sys.executable, [sys.executable, *reexec, *with_backend(argv, chosen)],
+        f"{backend_probe.format_results(results, chosen)}")
+    os.execve(sys.executable, [sys.executable, *reexec, *backend_probe.with_backend(argv, chosen)],
               {**os.environ, "KERAS_BACKEND": chosen})
 
 
