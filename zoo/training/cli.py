@@ -32,7 +32,7 @@ from zoo.training.transfer import AUTO
 
 __all__ = ["BACKENDS", "build_parser", "main", "reexec_with_backend"]
 
-BACKENDS = ("tensorflow", "jax", "torch")
+BACKENDS = backend_probe.BACKENDS
 #: ``--backend auto``: the fastest installed backend, by a short probe (zoo.training.backend_probe).
 AUTO_BACKEND = "auto"
 #: Flags that only mean something with ``--data`` (an image folder).
@@ -80,8 +80,8 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
     parser.add_argument("--backend", choices=(*BACKENDS, AUTO_BACKEND),
                         help="Keras backend to train on (default: $KERAS_BACKEND, else tensorflow); the weights "
                         "do not depend on it, the speed does (zoo.training.recipes says what was measured). "
-                        "'auto' trains a few steps of the run's model under each installed backend (about a "
-                        "minute each) and trains on the fastest; the recorded command names it")
+                        "'auto' trains a few steps of ARCH's recipe model under each installed backend (up to "
+                        "a minute or two each) and trains on the fastest; the recorded command names it")
     parser.add_argument("--epochs", type=int, help="number of epochs (default: the recipe's; with --data 10)")
     parser.add_argument("--batch-size", type=int, help="global batch size over all devices (default: the recipe's; "
                         "without --lr the learning rate scales with it)")
