@@ -3,6 +3,8 @@ architecture honours a per-model dtype policy without touching the global one.""
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -49,11 +51,17 @@ def test_residual_unit_hands_its_policy_to_every_sublayer():
         assert all(v.dtype == "float32" for v in layer.weights)
 
 
+@functools.lru_cache(maxsize=None)
+def _float32_reference(name: str) -> keras.Model:
+    """One float32 model per architecture, shared by the policies' tests (only read by them)."""
+    return zoo.create(name, **small_overrides(name))
+
+
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("name", ["cnn", "resnet34", "xception_localizer"])
 def test_architectures_take_a_dtype_policy(name, policy):
     before = keras.config.dtype_policy().name
-    reference = zoo.create(name, **small_overrides(name))
+    reference = _float32_reference(name)
     model = zoo.create(name, dtype=policy, **small_overrides(name))
     assert keras.config.dtype_policy().name == before  # the global policy is left alone
     model.set_weights(reference.get_weights())
