@@ -176,10 +176,8 @@ class LocalizationTask(Task):
             x[:count], y["box"][:count], outputs["box"][:count], os.path.join(folder, "boxes.png"),
             true_labels=labels[:count], pred_labels=predicted[:count], label_names=label_names,
         )
-        # the class head's confusion matrix, as for a classifier
-        matrix = confusion_matrix(labels, predicted, num_classes=np.shape(outputs["class"])[-1])
-        confusion = plots.plot_confusion_matrix(matrix, label_names, os.path.join(folder, "confusion_matrix.png"))
-        return [path.name, confusion.name]
+        # the class head's confusion matrix, drawn as a classifier's
+        return [path.name, *_TASKS["classification"].plot_results(folder, x, labels, outputs["class"], label_names)]
 
 
 _TASKS: dict[str, Task] = {"classification": ClassificationTask(), "localization": LocalizationTask()}
