@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,8 @@ from common import (
 from io_workers import worker_hub, worker_load
 from report import attach_peer_ratios, render_markdown
 from speed import worker_options, worker_pipeline, worker_throughput, worker_torch
+
+from zoo.cards import public_command
 
 ALL_BACKENDS = ("tensorflow", "jax", "torch")
 ALL_MODELS = ("cnn", "resnet34", "xception_localizer")
@@ -173,7 +176,7 @@ class Runner:
         result["label"] = label
         result["peak_rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
         result["process_wall_s"] = wall
-        result["log"] = str(log_path)
+        result["log"] = f"{self.logs.name}/{log_path.name}"  # relative to the output folder: no machine path recorded
         if self.verbose:
             status_text = "ok" if result.get("status") == "ok" else "FAILED: " + str(result.get("error", ""))[:300]
             print(f" {wall:6.1f}s  {status_text}", flush=True)
@@ -300,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {
             "started": now_iso(),
             "quick": args.quick,
-            "command": " ".join([Path(sys.executable).name, "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
+            "command": public_command(shlex.join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])),
             "host": platform.node(),
             "platform": platform.platform(),
             "python": platform.python_version(),

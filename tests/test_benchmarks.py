@@ -49,6 +49,9 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
     assert results["errors"] == []
     assert results["meta"]["quick"] is True
     assert {"cpu", "versions", "plan", "started", "finished"} <= set(results["meta"])
+    # The recorded command runs as written on another machine: no --out path; logs are named relative to the output.
+    assert results["meta"]["command"] == f"python benchmarks/run.py --quick --backends {BACKEND} --models cnn --tf-onednn default"
+    assert str(tmp_path) not in (out / "results.json").read_text() + (out / "results.md").read_text()
 
     (row,) = results["throughput"]
     assert row["status"] == "ok" and row["backend"] == BACKEND and row["model"] == "cnn"
@@ -58,6 +61,7 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
             assert _positive(row[part][side]["median"])
         assert _positive(row[part]["ratio"])
     assert _positive(row["peak_rss_mb"])
+    assert (out / row["log"]).is_file()
     probe = row["probe_output"]  # softmax of the seeded zoo model on 4 images
     assert len(probe) == 4 and all(len(p) == 10 and math.isclose(sum(p), 1.0, rel_tol=1e-4) for p in probe)
 

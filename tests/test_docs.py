@@ -21,3 +21,23 @@ def test_ci_runs_the_readme_test_command():
     for marker in re.findall(r'-m "([^"]+)"', pytest_part):
         for name in re.findall(r"\b(?!not\b|and\b|or\b)\w+", marker):
             assert f'"{name}:' in (ROOT / "pyproject.toml").read_text(), f"marker {name!r} is not declared"
+
+
+#: Files that record what was run (commands, logs, cards, release records): a user must be able to run them as written.
+_RECORDS = ("BENCHMARKS.md", "registry.json", "benchmarks/results", "MODEL_CARDS", "weights", "zoo/released")
+_MACHINE_PATH = re.compile(r"(?:--out|--output|--data-dir|--data)[ =]/(?!tmp/|path/)|(?<![\w.])/(?:work|root|home|check|mnt)/")
+
+
+def test_committed_records_name_no_path_of_the_machine_they_were_made_on():
+    files = []
+    for name in _RECORDS:
+        path = ROOT / name
+        files += [path] if path.is_file() else [p for p in path.rglob("*") if p.suffix in {".md", ".json", ".txt", ".csv"}]
+    assert len(files) > 10
+    found = [
+        f"{file.relative_to(ROOT)}:{number}: {line.strip()[:160]}"
+        for file in files
+        for number, line in enumerate(file.read_text(errors="replace").splitlines(), 1)
+        if _MACHINE_PATH.search(line)
+    ]
+    assert not found, "recorded commands or logs name a path of this machine:\n" + "\n".join(found)
