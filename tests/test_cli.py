@@ -195,6 +195,21 @@ def test_eval_rejects_a_bad_limit(capsys):
 
 
 @console
+def test_train_checks_the_push_repo_before_training(tmp_path, capsys):
+    status, _, err = zoo_in_process(capsys, "train", "cnn", "--push", "../etc", "--output", str(tmp_path / "run"))
+    assert status == 2 and "Received: repo_id='../etc'" in err
+    assert not (tmp_path / "run").exists()
+
+
+@console
+def test_eval_and_predict_reject_a_bad_batch_size(capsys):
+    status, _, err = zoo_in_process(capsys, "eval", "cnn", "--limit", "64", "--batch-size", "0")
+    assert status == 2 and "Received: batch_size=0" in err
+    with pytest.raises(ValueError, match="Received: batch_size=0"):
+        zoo.predict("cnn", ROOT / "examples" / "sneaker.png", batch_size=0)
+
+
+@console
 def test_push_then_pull_then_predict_through_the_hub(tmp_path):
     try:
         from hub_server import LocalHub

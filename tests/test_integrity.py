@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 import keras
@@ -223,6 +224,23 @@ def _keras_folder(tmp_path: Path, layers) -> Path:
     return tmp_path / "k"
 
 
+def _keras_file(tmp_path: Path, layers) -> Path:
+    """A ``.keras`` archive of a plain Keras model, its config.json spoiled by ``layers``."""
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs), name="plain")
+    model.save(tmp_path / "clean.keras")
+    spoiled = tmp_path / "plain.keras"
+    with zipfile.ZipFile(tmp_path / "clean.keras") as source, zipfile.ZipFile(spoiled, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["config"]["layers"].append(layers)
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+    return spoiled
+
+
 _PROBE = "zoo_integrity_probe_module"
 
 CONFIG_CASES = {
@@ -264,20 +282,27 @@ def test_corrupt_config_or_metadata_is_refused_clearly(tmp_path, case):
     ({"module": "keras.layers", "class_name": "Evil", "registered_name": "evilpkg>Evil", "config": {}},
      ["'evilpkg>Evil'"]),
 ], ids=["lambda", "foreign-module", "foreign-registered-name"])
-def test_hostile_keras_configs_are_refused_before_anything_is_imported(tmp_path, monkeypatch, layer, pieces):
+@pytest.mark.parametrize("make", [_keras_folder, _keras_file], ids=["zoo-folder", "keras-file"])
+def test_hostile_keras_configs_are_refused_before_anything_is_imported(tmp_path, monkeypatch, layer, pieces, make):
     probe = tmp_path / "probe"
     probe.mkdir()
     (probe / f"{_PROBE}.py").write_text(
         f"from pathlib import Path\nPath({str(tmp_path / 'imported')!r}).write_text('ran')\nclass Evil: pass\n")
     monkeypatch.syspath_prepend(str(probe))
-    folder = _keras_folder(tmp_path, layer)
+    handle = make(tmp_path, layer)
     with pytest.raises(UnsafeConfigError) as error:
-        zoo.load(folder)
+        zoo.load(handle)
     assert isinstance(error.value, ValueError)
     for piece in pieces:
         assert piece in str(error.value), (piece, str(error.value))
     assert not (tmp_path / "imported").exists()  # the foreign module never ran
     sys.modules.pop(_PROBE, None)
+
+
+def test_a_keras_file_that_is_not_an_archive_is_refused_clearly(tmp_path):
+    (tmp_path / "model.keras").write_text("not a zip")
+    with pytest.raises(ValueError, match=r"is not a Keras 3 `.keras` archive"):
+        zoo.load(tmp_path / "model.keras")
 
 
 def test_a_plain_keras_folder_still_loads(tmp_path):
@@ -334,6 +359,13 @@ def test_unknown_names_and_tags_suggest_close_matches(call, name, pieces):
         getattr(zoo, call)(name, **({"weights": None} if call == "load" else {}))
     for piece in pieces:
         assert piece in str(error.value), (piece, str(error.value))
+
+
+@pytest.mark.parametrize("weights, error_type", [("defualt", FileNotFoundError), (False, ValueError), (3, ValueError)])
+def test_a_bad_weights_argument_names_what_is_accepted(weights, error_type):
+    with pytest.raises(error_type) as error:
+        zoo.load("cnn", weights=weights)
+    assert "'default'" in str(error.value) and f"Received: weights={weights!r}" in str(error.value)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

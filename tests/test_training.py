@@ -223,6 +223,28 @@ def test_cnn_run_folder_is_complete(cnn_run):
     zoo.load_weights(zoo.create("cnn"), cnn_run / "last.safetensors")
 
 
+@pytest.mark.parametrize("kwargs, pieces", [
+    ({"limit": 0}, ["`limit`", "Received: limit=0"]),
+    ({"seed": -1}, ["`seed`", "Received: seed=-1"]),
+    ({"batch_size": 0}, ["`batch_size`", "Received: batch_size=0"]),  # not reported as the lr scaled from it
+    ({"push": "../etc"}, ["Hub repo id", "Received: repo_id='../etc'"]),  # before training, not after
+], ids=["limit", "seed", "batch-size", "push"])
+def test_bad_run_arguments_are_refused_before_the_run_folder_exists(tmp_path, kwargs, pieces):
+    arguments = {"epochs": 1, "batch_size": 32, "limit": 64, "verbose": 0, **kwargs}
+    with pytest.raises(ValueError) as error:
+        train("cnn", output_dir=tmp_path / "run", **arguments)
+    for piece in pieces:
+        assert piece in str(error.value), (piece, str(error.value))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(BACKEND in ("jax", "tensorflow"), reason="data-parallel training exists on this backend")
+def test_distribute_on_a_backend_without_it_is_refused_before_the_run_folder_exists(tmp_path):
+    with pytest.raises(ValueError, match=f"Received: KERAS_BACKEND='{BACKEND}'"):
+        train("cnn", output_dir=tmp_path / "run", epochs=1, limit=64, distribute=True, verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
 def test_refuses_to_overwrite_a_run(cnn_run):
     before = (cnn_run / "model.safetensors").stat().st_mtime_ns
     with pytest.raises(RunExistsError, match="overwrite"):

@@ -13,7 +13,9 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,7 +24,7 @@ import keras
 
 from zoo import hub
 from zoo import weights as weights_io
-from zoo.format import CONFIG_NAME, ZooFolder, read_folder, verify_files
+from zoo.format import CONFIG_NAME, ZooFolder, check_keras_config, read_folder, verify_files
 from zoo.hub import HF_PREFIX
 from zoo.registry import WeightSpec, get_spec, list_models, split_name
 
@@ -148,7 +150,17 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
         ('cnn', (28, 28, 1), None)
     """
     own = isinstance(weights, str) and weights == "default"
+    if not (weights is None or own or isinstance(weights, (str, os.PathLike))):
+        raise ValueError(
+            "`weights` is 'default' (the handle's own), None (untrained) or a path to a safetensors file or "
+            f"folder. Received: weights={weights!r}"
+        )
     explicit = None if weights is None or own else Path(weights)
+    if explicit is not None and not explicit.exists():
+        raise FileNotFoundError(
+            f"No weights file or folder at {str(weights)!r}. `weights` is 'default' (the handle's own), None "
+            f"(untrained) or a path to a safetensors file or folder. Received: weights={weights!r}"
+        )
     if isinstance(handle, str) and handle.startswith(HF_PREFIX):
         repo_id, revision = hub.parse_handle(handle)
         folder = read_folder(hub.pull(repo_id, revision=revision, weights=own))
@@ -243,8 +255,20 @@ def _load_keras_file(path: Path, weights: Any, overrides: Mapping[str, Any]) -> 
             "A .keras file holds its own architecture and weights: it takes no weights= or overrides. "
             f"Received: weights={weights!r}, overrides={dict(overrides)!r}"
         )
+    check_keras_config(_keras_archive_config(path), source=path.name)  # safe_mode still imports any module named
     list_models()  # imports the built-in architectures and plugins, which register their layers
     return keras.saving.load_model(path, safe_mode=True)
+
+
+def _keras_archive_config(path: Path) -> Any:
+    """The model config inside a ``.keras`` archive (a zip file with ``config.json``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as error:
+        raise ValueError(
+            f"{str(path)!r} is not a Keras 3 `.keras` archive (a zip file holding config.json): {error}"
+        ) from None
 
 
 def _loaded_metadata(resolved: Resolved, weights: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:

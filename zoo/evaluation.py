@@ -45,6 +45,8 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = DEFAULT_BATCH_S
         >>> predict(model, x_test[:8]).shape                         # doctest: +SKIP
         (8, 10)
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
     out = model.predict(x, batch_size=batch_size, verbose=verbose)
     return keras.tree.map_structure(np.asarray, out)
 

@@ -22,6 +22,7 @@ from typing import Sequence
 import keras
 
 from zoo.data.folder import DEFAULT_VAL_FRACTION
+from zoo.hub import check_repo_id
 from zoo.preprocess import POLARITIES
 from zoo.training import backend_probe
 from zoo.training.finetune import finalize_finetune, fit_finetune, prepare_finetune
@@ -187,6 +188,8 @@ def main(
         verbose=args.verbose,
     )
     try:
+        if args.push is not None:
+            check_repo_id(args.push)  # now, not after training
         if args.data is not None:
             if args.limit is not None or args.data_dir is not None:
                 raise ValueError(

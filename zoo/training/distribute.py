@@ -29,7 +29,9 @@ from typing import Any, Iterator
 
 import keras
 
-__all__ = ["Parallel", "data_parallel"]
+__all__ = ["Parallel", "check_distribute", "data_parallel"]
+
+_PARALLEL_BACKENDS = ("jax", "tensorflow")
 
 
 class Parallel:
@@ -81,7 +83,7 @@ def _tf_parallel() -> Iterator[Parallel]:
 def data_parallel(enabled: bool = True) -> Iterator[Parallel]:
     """Run the enclosed training data-parallel over all local devices (or not, if disabled).
 
-    Raises ``NotImplementedError`` on backends other than JAX and TensorFlow.
+    Raises ``ValueError`` on backends other than JAX and TensorFlow (:func:`check_distribute`).
 
     Example:
         >>> with data_parallel(enabled=False) as parallel:
@@ -91,15 +93,24 @@ def data_parallel(enabled: bool = True) -> Iterator[Parallel]:
     if not enabled:
         yield Parallel(None, 1)
         return
-    backend = keras.backend.backend()
-    if backend == "jax":
+    check_distribute(enabled)
+    if keras.backend.backend() == "jax":
         with _jax_parallel() as parallel:
             yield parallel
-    elif backend == "tensorflow":
+    else:
         with _tf_parallel() as parallel:
             yield parallel
-    else:
-        raise NotImplementedError(
-            f"distribute=True supports the 'jax' and 'tensorflow' backends. Received: "
+
+
+def check_distribute(enabled: bool) -> None:
+    """Refuse data-parallel training on a backend that :func:`data_parallel` does not support.
+
+    Example:
+        >>> check_distribute(False)
+    """
+    backend = keras.backend.backend()
+    if enabled and backend not in _PARALLEL_BACKENDS:
+        raise ValueError(
+            f"distribute=True supports the {' and '.join(map(repr, _PARALLEL_BACKENDS))} backends. Received: "
             f"KERAS_BACKEND={backend!r}. Train without --distribute, or switch backend."
         )

@@ -48,7 +48,7 @@ from zoo.api import Resolved, create, resolve
 from zoo.data.folder import DEFAULT_VAL_FRACTION, FolderData, load_image_folder
 from zoo.data.pipeline import ArrayDataset
 from zoo.evaluation import predict
-from zoo.hub import HF_PREFIX, parse_handle
+from zoo.hub import HF_PREFIX, check_repo_id, parse_handle
 from zoo.preprocess import preprocessing_of
 from zoo.registry import get_spec, split_name
 from zoo.tasks import task_of
@@ -63,6 +63,7 @@ from zoo.training.run_setup import (
     RunPlan,
     apply_flags,
     check_batch_divisible,
+    check_run_arguments,
     close_run,
     open_run,
     run_settings,
@@ -185,6 +186,7 @@ def prepare_finetune(
         >>> plan.model_config["num_classes"], [p.name for p in plan.phases]                       # doctest: +SKIP
         (3, ['unfrozen'])
     """
+    check_run_arguments(limit=None, seed=seed, distribute=distribute)
     spec = get_spec(name)
     if spec.task != "classification":
         raise ValueError(
@@ -485,6 +487,8 @@ def finetune(
         >>> json.loads((run / "metadata.json").read_text())["label_names"]          # doctest: +SKIP
         ['boot', 'sandal', 'sneaker']
     """
+    if push is not None:
+        check_repo_id(push)  # now, not after training
     plan = prepare_finetune(
         name, data=data, output_dir=output_dir, init_from=init_from, freeze_backbone=freeze_backbone,
         probe_epochs=probe_epochs, probe_lr=probe_lr, epochs=epochs, batch_size=batch_size, lr=lr,

@@ -24,6 +24,7 @@ import keras
 from zoo.api import create
 from zoo.data import LABEL_NAMES
 from zoo.evaluation import predict
+from zoo.hub import check_repo_id
 from zoo.registry import WeightSpec, get_spec, split_name
 from zoo.tasks import task_of
 from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, ResumableBackup, summarize_timing
@@ -38,6 +39,7 @@ from zoo.training.run_setup import (
     RunPlan,
     apply_flags,
     check_batch_divisible,
+    check_run_arguments,
     close_run,
     open_run,
     run_settings,
@@ -270,6 +272,7 @@ def prepare_run(
         name, recipe = arch_or_name.arch, arch_or_name
     else:
         name, recipe = arch_or_name, get_recipe(arch_or_name)
+    check_run_arguments(limit=limit, seed=seed, distribute=distribute)
     recipe = recipe.replace(**recipe_overrides) if recipe_overrides else recipe
     recipe, precision_reason = apply_flags(
         recipe, epochs=epochs, batch_size=batch_size, lr=lr, mixed_precision=mixed_precision
@@ -442,6 +445,8 @@ def train(
         >>> json.loads((run / "metrics.json").read_text())                     # doctest: +SKIP
         {'accuracy': 0.7432}
     """
+    if push is not None:
+        check_repo_id(push)  # now, not after training
     plan = prepare_run(
         arch_or_name, output_dir=output_dir, epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
         seed=seed, resume=resume, overwrite=overwrite, mixed_precision=mixed_precision, distribute=distribute,

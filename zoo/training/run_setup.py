@@ -30,6 +30,7 @@ import numpy as np
 from zoo.atomic import atomic_write_text
 from zoo.registry import get_spec
 from zoo.training.callbacks import BestWeights
+from zoo.training.distribute import check_distribute
 from zoo.training.precision import resolve_mixed_precision
 from zoo.training.recipes import Recipe
 from zoo.training.report import push_run, write_results
@@ -42,6 +43,7 @@ __all__ = [
     "apply_flags",
     "check_batch_divisible",
     "check_resume",
+    "check_run_arguments",
     "close_run",
     "open_run",
     "run_settings",
@@ -120,10 +122,31 @@ def apply_flags(
         >>> recipe.epochs, recipe.mixed_precision
         (3, False)
     """
-    flags = {"epochs": epochs, "batch_size": batch_size, "lr": scaled_lr(recipe, batch_size, lr)}
-    recipe = recipe.replace(**{k: v for k, v in flags.items() if v is not None})
+    # Epochs and batch size are checked first: a bad batch size is reported as such, not as the lr scaled from it.
+    sized = recipe.replace(**{k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items() if v is not None})
+    peak_lr = scaled_lr(recipe, batch_size, lr)
+    recipe = sized.replace(lr=peak_lr) if peak_lr is not None else sized
     use_mixed, reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
     return recipe.replace(mixed_precision=use_mixed), reason
+
+
+def check_run_arguments(*, limit: int | None, seed: int, distribute: bool) -> None:
+    """Refuse a run's arguments before anything is written: the data limit, the seed, the devices.
+
+    The recipe's own fields (epochs, batch size, lr...) are checked by ``Recipe``.
+
+    Example:
+        >>> check_run_arguments(limit=None, seed=0, distribute=False)
+        >>> check_run_arguments(limit=0, seed=0, distribute=False)
+        Traceback (most recent call last):
+        ...
+        ValueError: `limit` must be None or a positive int (images per split). Received: limit=0
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"`limit` must be None or a positive int (images per split). Received: limit={limit!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"`seed` must be an int from 0 to 2**32 - 1. Received: seed={seed!r}")
+    check_distribute(distribute)
 
 
 def run_settings(name: str, recipe: Recipe, model_overrides: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
