@@ -33,13 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help="folder with the Fashion-MNIST IDX files")
     parser.add_argument("--batch-size", type=int, default=256, help="inference batch size (default: 256)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON (like metrics.json)")
+    parser.add_argument("--verbose", action="store_true", help="show the traceback of an error")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from zoo.evaluation import evaluate_name
+    from zoo.cli import report_user_errors
 
     args = build_parser().parse_args(argv)
+    return report_user_errors("scripts/evaluate.py", lambda: _evaluate(args), verbose=args.verbose)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from zoo.evaluation import evaluate_name
+
     metrics = evaluate_name(args.model, split=args.split, limit=args.limit, data_dir=args.data_dir, batch_size=args.batch_size)
     if args.json:
         print(json.dumps(metrics, indent=2))

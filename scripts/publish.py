@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tools/ (not installed)
 
 from tools.release import publish  # noqa: E402
+from zoo.cli import report_user_errors  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead")
     parser.add_argument("--replace-card", action="store_true", help="replace an existing README.md")
     parser.add_argument("--register", metavar="ARCH.TAG", help="pin the pushed commit for this released tag")
+    parser.add_argument("--verbose", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
+    return report_user_errors("scripts/publish.py", lambda: _publish(args), verbose=args.verbose)
+
+
+def _publish(args: argparse.Namespace) -> int:
     sha = publish(
         args.folder, args.repo_id, register=args.register, revision=args.revision, private=args.private,
         commit_message=args.message, create_pr=args.create_pr, replace_card=args.replace_card,

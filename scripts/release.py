@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tools/ (not installed)
 
 from zoo.catalog import write_catalog  # noqa: E402
+from zoo.cli import report_user_errors  # noqa: E402
 from tools.release import ROOT, stage_release  # noqa: E402
 
 
@@ -31,9 +32,14 @@ def main(argv: list[str] | None = None) -> int:
                         "(scripts/gpu_release.py --dry-run), never one to commit")
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, "
                         "then /usr/share/datasets/fashion-mnist)")
+    parser.add_argument("--verbose", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     if args.max_shard_mb is not None and args.max_shard_mb <= 0:
         parser.error(f"--max-shard-mb must be > 0. Received: {args.max_shard_mb}")
+    return report_user_errors("scripts/release.py", lambda: _stage(args), verbose=args.verbose)
+
+
+def _stage(args: argparse.Namespace) -> int:
     release = stage_release(
         args.run_dir, args.name, overwrite=args.overwrite, notes=args.notes, data_dir=args.data_dir,
         storage_dtype=args.storage_dtype, allow_below_floor=args.below_floor,

@@ -6,6 +6,7 @@ the library computes in this process.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -192,6 +193,27 @@ def test_eval_compares_with_the_record_and_fails_beyond_tolerance(tmp_path, caps
 def test_eval_rejects_a_bad_limit(capsys):
     status, _, err = zoo_in_process(capsys, "eval", "cnn", "--limit", "0")
     assert status == 2 and "Received: limit=0" in err
+
+
+def _script_main(name: str):
+    spec = importlib.util.spec_from_file_location(f"zoo_script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@console
+@pytest.mark.parametrize("script, args, piece", [
+    ("evaluate", ["cnnn"], "Unknown model 'cnnn'. Did you mean 'cnn'"),
+    ("evaluate", ["cnn", "--limit", "16", "--batch-size", "0"], "Received: batch_size=0"),
+    ("release", ["{tmp}/no-run", "cnn.fmnist"], "No config.json in"),
+    ("publish", ["{tmp}/no-folder", "me/model"], "No config.json in"),
+])
+def test_scripts_report_a_mistake_in_one_line(tmp_path, capsys, script, args, piece):
+    status = _script_main(script)([a.replace("{tmp}", str(tmp_path)) for a in args])
+    err = capsys.readouterr().err
+    assert status == 2 and f"scripts/{script}.py: error: " in err and piece in err
+    assert "Traceback" not in err
 
 
 @console

@@ -23,11 +23,11 @@ import json
 import os
 import sys
 import tempfile
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from zoo.listing import catalog_models, format_info, format_table, model_rows
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "report_user_errors"]
 
 
 @contextlib.contextmanager
@@ -302,6 +302,32 @@ def _is_user_error(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and type(error).__module__.split(".")[0] == "zoo"
 
 
+def report_user_errors(prog: str, run: Callable[[], int], *, verbose: bool = False) -> int:
+    """``run()``'s exit status; a mistake in the input prints one line and returns 2, no traceback.
+
+    A mistake: ``ValueError``, ``OSError`` (a missing file), ``ImportError`` (a missing extra) or
+    one of zoo's own errors (Hub, integrity, export). Other errors, and every error with
+    ``verbose``, keep their traceback. The ``zoo`` command and ``scripts/*.py`` end this way.
+
+    Example:
+        >>> report_user_errors("zoo eval", lambda: int("x"))            # doctest: +SKIP
+        zoo eval: error: invalid literal for int() with base 10: 'x' (--verbose shows the traceback)
+        2
+    """
+    try:
+        return run()
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `zoo info cnn --json | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as error:
+        if verbose or not _is_user_error(error):
+            raise
+        print(f"{prog}: error: {error} (--verbose shows the traceback)", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``zoo`` command; returns the exit status.
 
@@ -316,19 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(command="train", run=cmd_train, train_args=argv[1:])
     else:
         args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # e.g. `zoo info cnn --json | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except Exception as error:
-        if getattr(args, "verbose", False) or not _is_user_error(error):
-            raise
-        print(f"zoo {args.command}: error: {error} (--verbose shows the traceback)", file=sys.stderr)
-        return 2
-
+    return report_user_errors(f"zoo {args.command}", lambda: args.run(args), verbose=getattr(args, "verbose", False))
 
 if __name__ == "__main__":
     sys.exit(main())
