@@ -512,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX files (.gz or raw)")
     parser.add_argument("--out", help="output folder (default: $OUT, else benchmarks/results/gpu)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a gpu_results.json already in the output folder")
     parser.add_argument("--wheels", help="folder of wheels to install when keras is missing (default: wheels/, benchmarks/wheels/)")
     parser.add_argument("--budget-s", type=float, default=480.0, help="stop starting sections after this many seconds (default 480)")
     parser.add_argument("--sections", help="comma list among " + ",".join(n for n, _ in SECTIONS))
@@ -529,6 +530,9 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     out = Path(args.out or os.environ.get("OUT") or HERE / "results" / "gpu")
+    if (out / "gpu_results.json").exists() and not args.overwrite:
+        parser.exit(2, f"benchmarks/gpu.py: error: {out} already holds gpu_results.json. Pass --overwrite to replace "
+                    f"it, or choose another --out. Received: --out {args.out or out}\n")
     (out / "logs").mkdir(parents=True, exist_ok=True)
     chosen = [n for n, _ in SECTIONS]
     if args.sections:
@@ -572,7 +576,10 @@ def main(argv: list[str] | None = None) -> int:
     results["wall_s"] = time.time() - t0
     rows = _table(results) if results["sections"] else []
     results["table"] = [list(r) for r in rows]
-    (out / "gpu_results.json").write_text(json.dumps(results, indent=1, default=str))
+    sys.path.insert(0, str(ROOT))  # zoo's atomic writer (stdlib only; zoo need not be installed here)
+    from zoo.atomic import atomic_write_text
+
+    atomic_write_text(out / "gpu_results.json", json.dumps(results, indent=1, default=str))
     print(f"\nwrote {out / 'gpu_results.json'} ({results['wall_s']:.0f} s)")
     for item in results["skipped"]:
         print(f"skipped: {item}")

@@ -67,6 +67,7 @@ from io_workers import worker_hub, worker_load
 from report import attach_peer_ratios, render_markdown
 from speed import worker_options, worker_pipeline, worker_throughput, worker_torch
 
+from zoo.atomic import atomic_write_text
 from zoo.cards import public_command
 
 ALL_BACKENDS = ("tensorflow", "jax", "torch")
@@ -234,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", help="comma list among tensorflow,jax,torch (default: every installed one)")
     parser.add_argument("--models", help=f"comma list among {','.join(ALL_MODELS)} (default: all)")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for results.md, results.json and logs/")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results and logs already in --out "
+                        "(the default --out holds the committed results)")
     parser.add_argument("--sections", default=",".join(ALL_SECTIONS), help=f"comma list among {','.join(ALL_SECTIONS)}")
     parser.add_argument("--tf-onednn", default="default,1", help="TensorFlow variants: 'default' (environment as is, "
                         "TF_ENABLE_ONEDNN_OPTS unset), '1' and/or '0' (default: default,1)")
@@ -290,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     torch_ok = installed("torch")
 
     out = Path(args.out)
+    earlier = [name for name in ("results.json", "results.md") if (out / name).exists()]
+    if earlier and not args.overwrite:
+        parser.exit(2, f"benchmarks/run.py: error: {out} already holds {' and '.join(earlier)} (the default --out holds "
+                    f"the committed results). Pass --overwrite to replace them, or choose another --out. "
+                    f"Received: --out {args.out}\n")
     logs = out / "logs"
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True, exist_ok=True)
@@ -423,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         results["meta"]["load_avg_end"] = load_avg()
         attach_peer_ratios(results)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-        (out / "results.md").write_text(render_markdown(results))
+        atomic_write_text(out / "results.json", json.dumps(results, indent=1, default=str))
+        atomic_write_text(out / "results.md", render_markdown(results))
         if args.keep_work:
             print(f"scratch kept in {work}")
         else:

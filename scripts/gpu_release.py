@@ -23,7 +23,9 @@ What it does, each step a thin call of the repository's own scripts:
 A training run still going when ``--budget-s`` runs out is stopped and reported; its run folder
 keeps the finished epochs, and ``--resume`` on the same (still warm) machine continues it.
 ``--dry-run`` checks the plumbing on a CPU: one epoch on 256 images, in a scratch copy of the
-repository so the checkout's ``weights/`` and records are never touched.
+repository so the checkout's ``weights/`` and records are never touched. Without ``--dry-run``, a
+release already staged in the checkout (e.g. a CPU release of the same tag) is replaced only
+with ``--overwrite``; on the lent machine, whose checkout is a disposable copy, pass it.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def train_all(root: Path, archs: list[str], args: argparse.Namespace, logs: Path
         cmd = [sys.executable, "scripts/train.py", arch, "--output", f"runs/{arch}-gpu", "--verbose", "2"]
         cmd += ["--resume"] if args.resume else []
         cmd += ["--epochs", "1", "--limit", "256"] if args.dry_run else []
-        log = open(logs / f"train-{arch}.log", "w")  # noqa: SIM115 - closed below
+        log = open(logs / f"train-{arch}.log", "a" if args.resume else "w")  # noqa: SIM115 - closed below
         procs[arch] = (subprocess.Popen(cmd, cwd=root, env=_env(root, share, args.data_dir), stdout=log, stderr=subprocess.STDOUT), log, cmd, time.time())
     deadline = time.time() + args.budget_s
     report = {}
@@ -94,15 +96,16 @@ def stage(root: Path, arch: str, args: argparse.Namespace, logs: Path) -> dict:
     name = f"{arch}.{RELEASES[arch]}"
     notes = f"Trained on {args.device_note} with Keras on JAX by scripts/gpu_release.py."
     for dtype in ("float16", "float32"):
-        cmd = [sys.executable, "scripts/release.py", f"runs/{arch}-gpu", name, "--overwrite", "--notes", notes,
+        cmd = [sys.executable, "scripts/release.py", f"runs/{arch}-gpu", name, "--notes", notes,
                "--storage-dtype", dtype, "--max-shard-mb", str(MAX_SHARD_MB)]
+        cmd += ["--overwrite"] if args.overwrite or args.dry_run else []  # the dry run's scratch copy is ours to replace
         cmd += ["--below-floor"] if args.dry_run else []  # one epoch on 256 images: plumbing, not a release
         with open(logs / f"release-{arch}-{dtype}.log", "w") as log:
             done = subprocess.run(cmd, cwd=root, env=_env(root, 0.9, args.data_dir), stdout=log, stderr=subprocess.STDOUT, check=False)
         if done.returncode == 0:
             record = json.loads((root / "zoo" / "released" / f"{name}.json").read_text())
             return {"name": name, "storage_dtype": dtype, "metrics": record["metrics"]}
-    return {"name": name, "error": f"scripts/release.py failed; see {logs}/release-{arch}-*.log"}
+    return {"name": name, "error": f"scripts/release.py failed; see {logs.name}/release-{arch}-*.log"}
 
 
 def collect(root: Path, archs: list[str], out: Path) -> None:
@@ -132,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the runs of an earlier call on this machine")
     parser.add_argument("--device-note", default="one NVIDIA H200", help="where it ran, for the release notes")
     parser.add_argument("--dry-run", action="store_true", help="one epoch on 256 images in a scratch copy (CPU check)")
+    parser.add_argument("--overwrite", action="store_true", help="replace releases already staged in this checkout "
+                        "(weights/<arch>.<tag>/, e.g. a CPU release the GPU run upgrades); without it they are refused")
     args = parser.parse_args(argv)
     archs = [a.strip() for a in args.models.split(",") if a.strip()]
     unknown = sorted(set(archs) - set(RELEASES))
@@ -146,11 +151,14 @@ def main(argv: list[str] | None = None) -> int:
 
     summary: dict = {"wheels": install_wheels(args.wheels)}
     root = _scratch_copy() if args.dry_run else ROOT
-    summary["root"] = str(root)
+    summary["root"] = "a scratch copy of the checkout" if args.dry_run else "the checkout"  # no machine path recorded
     summary["training"] = train_all(root, archs, args, logs)
     summary["releases"] = [stage(root, arch, args, logs) for arch, run in summary["training"].items() if run["status"] == "finished"]
     collect(root, archs, out)
-    (out / "gpu_release.json").write_text(json.dumps(summary, indent=1, default=str))
+    sys.path.insert(0, str(ROOT))  # zoo's atomic writer (stdlib only; zoo need not be installed here)
+    from zoo.atomic import atomic_write_text
+
+    atomic_write_text(out / "gpu_release.json", json.dumps(summary, indent=1, default=str))
 
     print(f"\n{'model':<20} {'training':<60} {'s':>7}  staged metrics")
     for arch, run in summary["training"].items():

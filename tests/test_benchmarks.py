@@ -44,6 +44,10 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-3000:]}"
 
     results = json.loads((out / "results.json").read_text())
+    # A second run into the same folder is refused unless --overwrite: nothing measured is lost.
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert json.loads((out / "results.json").read_text()) == results
     assert (out / "results.md").read_text().startswith("# zoo CPU benchmark results")
     assert {"schema_version", "meta", "throughput", "options", "pipeline", "torch_peer", "load", "hub", "skipped", "errors"} <= set(results)
     assert results["errors"] == []

@@ -37,6 +37,8 @@ def test_gpu_release_dry_run_stages_float16_shards(tmp_path):
     assert sorted(p.name for p in (ROOT / "weights").iterdir()) == before  # the checkout is untouched
 
     summary = json.loads((out / "gpu_release.json").read_text())
+    recorded = (out / "gpu_release.json").read_text()
+    assert str(tmp_path) not in recorded and "zoo-gpu-release-" not in recorded  # no path of this machine
     assert summary["training"]["resnet34"]["status"] == "finished"
     assert "--data-dir" not in summary["training"]["resnet34"]["command"]
     (staged,) = summary["releases"]

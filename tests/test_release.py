@@ -1,6 +1,7 @@
 """Release staging: weights/<arch>.<tag>/ + record, loading it by name, hash checks."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,15 @@ def test_publish_pushes_the_release_and_pins_the_commit(sandbox, local_hub, monk
     assert (pulled / "model.safetensors").read_bytes() == (sandbox / staged.local_dir / "model.safetensors").read_bytes()
     with pytest.raises(ValueError, match="No release record for 'resnet34.fmnist'"):
         release.publish(sandbox / staged.local_dir, "keras-zoo/x", register="resnet34.fmnist")
+    # Pinning a folder whose files are not the recorded ones (or an unmerged pull request) is refused before any push.
+    other = sandbox / "other"
+    shutil.copytree(sandbox / staged.local_dir, other)
+    (other / "model.safetensors").write_bytes(b"other weights")
+    with pytest.raises(IntegrityError, match="model.safetensors"):
+        release.publish(other, "keras-zoo/cnn.fmnist", register="cnn.fmnist")
+    with pytest.raises(ValueError, match="Received: register='cnn.fmnist', create_pr=True"):
+        release.publish(sandbox / staged.local_dir, "keras-zoo/cnn.fmnist", register="cnn.fmnist", create_pr=True)
+    assert json.loads((sandbox / "records" / "cnn.fmnist.json").read_text())["hub_revision"] == sha
 
 
 @pytest.mark.slow

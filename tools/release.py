@@ -306,11 +306,19 @@ def publish(
     """
     from zoo.catalog import write_catalog
 
-    if register is not None and not record_path(register).exists():
-        raise ValueError(
-            f"No release record for {register!r}; stage it with scripts/release.py first. "
-            f"Received: register={register!r}"
-        )
+    if register is not None:
+        if not record_path(register).exists():
+            raise ValueError(
+                f"No release record for {register!r}; stage it with scripts/release.py first. "
+                f"Received: register={register!r}"
+            )
+        if push_options.get("create_pr"):
+            raise ValueError(
+                "A pull request's commit is not on a branch until it is merged: push with create_pr, merge it, "
+                f"then pin the merged commit. Received: register={register!r}, create_pr=True"
+            )
+        # The pinned commit must hold the recorded files, or every installed zoo would refuse to load it.
+        zoo_format.verify_files(folder, Release.from_dict(json.loads(record_path(register).read_text())).files)
     sha = hub.push(folder, repo_id, **push_options)
     if register is not None:
         register_publication(register, repo_id, sha)

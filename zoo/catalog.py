@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.api import info
+from zoo.atomic import atomic_write_text
 from zoo.registry import all_specs
 
 CATALOG_VERSION = 1
@@ -24,7 +25,12 @@ class CatalogStaleError(RuntimeError):
 
 
 def catalog() -> dict[str, Any]:
-    """Every architecture and weight tag, as written to ``registry.json``."""
+    """Every architecture and weight tag, as written to ``registry.json``.
+
+    Example:
+        >>> sorted(catalog()["models"])
+        ['cnn', 'resnet18', 'resnet34', 'xception_localizer']
+    """
     models = {}
     for spec in all_specs():
         details = info(spec.name)
@@ -39,18 +45,19 @@ def catalog() -> dict[str, Any]:
 
 
 def render_catalog() -> str:
-    """``registry.json``'s exact text."""
+    """``registry.json``'s exact text.
+
+    Example:
+        >>> json.loads(render_catalog())["generated_by"]
+        'python scripts/update_registry.py'
+    """
     return json.dumps(catalog(), indent=2, sort_keys=True) + "\n"
 
 
 def write_catalog(path: str | os.PathLike) -> Path:
     """Regenerate ``registry.json`` at ``path`` (through a symbolic link: the checkout's top-level
     ``registry.json`` links to the packaged ``zoo/registry.json``, which ``zoo list`` reads)."""
-    path = Path(path).resolve()
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(render_catalog())
-    os.replace(temporary, path)
-    return path
+    return atomic_write_text(Path(path).resolve(), render_catalog())
 
 
 def check_catalog(path: str | os.PathLike) -> None:
