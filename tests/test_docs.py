@@ -25,7 +25,12 @@ def test_ci_runs_the_readme_test_command():
 
 #: Files that record what was run (commands, logs, cards, release records): a user must be able to run them as written.
 _RECORDS = ("BENCHMARKS.md", "registry.json", "benchmarks/results", "MODEL_CARDS", "weights", "zoo/released")
-_MACHINE_PATH = re.compile(r"(?:--out|--output|--data-dir|--data)[ =]/(?!tmp/|path/)|(?<![\w.])/(?:work|root|home|check|mnt)/")
+#: An absolute path given to a path option, or one under a user's or a job's folders. Allowed: the Debian package's
+#: data folder (/usr/share/datasets/..., the same on every machine) and placeholders (/tmp/..., /path/to/...).
+_MACHINE_PATH = re.compile(
+    r"(?:--out|--output|--data-dir|--data|--init-from|--wheels)[ =]/(?!tmp/|path/)"
+    r"|(?<![\w.])/(?:work|root|home|Users|check|mnt|data|scratch|opt|var)/"
+)
 
 
 def test_committed_records_name_no_path_of_the_machine_they_were_made_on():

@@ -165,6 +165,16 @@ def test_a_probe_then_an_unfrozen_phase_at_a_lower_rate(pictures, tmp_path):
     assert not (run / "backup").exists() and not (run / "best").exists()
 
 
+@pipeline
+def test_a_run_from_a_local_folder_records_its_name_not_its_path(pictures, tmp_path):
+    run = finetune("cnn", data=pictures, init_from=RELEASED_CNN, output_dir=tmp_path / "run", epochs=1, verbose=0)
+    recorded = (run / "metadata.json").read_text()
+    assert str(ROOT) not in recorded and str(tmp_path) not in recorded and str(pictures) not in recorded
+    metadata = json.loads(recorded)
+    assert metadata["base_model"] == "cnn.fmnist" and metadata["fine_tuning"]["init_from"] == "cnn.fmnist"
+    assert "--data pictures --init-from cnn.fmnist" in metadata["train_command"]
+
+
 class _Stop(Exception):
     pass
 

@@ -98,7 +98,15 @@ def _base_model(handle: str | os.PathLike, resolved: Resolved) -> dict[str, Any]
         repo = (release.hub_repo_id if release else None) or (weight.hub_repo_id if weight else None)
         return {"base_model": full, "base_model_repo": repo}
     metadata = resolved.metadata or {}
-    return {"base_model": text, "base_model_repo": metadata.get("hub_repo_id")}
+    return {"base_model": _recorded_handle(handle), "base_model_repo": metadata.get("hub_repo_id")}
+
+
+def _recorded_handle(handle: str | os.PathLike) -> str:
+    """``handle`` as a run records it: a local folder by its name (like ``--data``), no path of this machine."""
+    text = str(handle)
+    if text.startswith(HF_PREFIX) or not Path(text).exists():
+        return text
+    return Path(text).resolve().name
 
 
 @dataclass(kw_only=True)
@@ -206,7 +214,7 @@ def prepare_finetune(
     if polarity == AUTO:
         polarity = preprocessing_of(init_metadata).get("polarity") if resolved is not None else None
     settings = FineTune(
-        init_from=None if init_from is None else str(init_from), freeze_backbone=freeze_backbone,
+        init_from=None if init_from is None else _recorded_handle(init_from), freeze_backbone=freeze_backbone,
         probe_epochs=probe_epochs or 0, probe_lr=probe_lr, val_fraction=val_fraction, polarity=polarity,
     )
     output = Path(output_dir).resolve()
