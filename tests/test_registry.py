@@ -91,6 +91,36 @@ def test_stale_registry_json_is_detected(tmp_path):
     assert result.returncode == 1 and "stale" in result.stderr
 
 
+class _FakeEntryPoint:
+    def __init__(self, name, loaded):
+        self.name, self._loaded = name, loaded
+
+    def load(self):
+        if isinstance(self._loaded, Exception):
+            raise self._loaded
+        return self._loaded
+
+
+def Bad_Builder(input_shape):  # an upper-case name and an argument without a default: refused by register_model
+    return None
+
+
+def test_a_broken_plugin_warns_and_the_zoo_still_works(monkeypatch):
+    from zoo import registry
+
+    builtins = zoo.list_models()
+    points = [_FakeEntryPoint("broken-import", ImportError("no module named tensorflow_addons")),
+              _FakeEntryPoint("bad-builder", Bad_Builder)]
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: points)
+    with pytest.warns(UserWarning) as warned:
+        assert zoo.list_models() == builtins
+    messages = [str(w.message) for w in warned]
+    assert any("'broken-import' failed to load" in m for m in messages)
+    assert any("'bad-builder' failed to load" in m for m in messages)
+
+
 def test_plugin_package_registers_through_entry_point(tmp_path):
     """A tiny package installed during the test adds a model without touching zoo."""
     package = tmp_path / "plugin_src"

@@ -198,9 +198,10 @@ def register_model(
     the outputs mean: it picks losses, metrics, evaluation and card tags (``zoo.tasks``).
 
     Example:
-        >>> @register_model(head=("predictions",))
+        >>> @register_model(head=("predictions",))                      # doctest: +SKIP
         ... def tiny_mlp(input_shape=(4,), num_classes=2):
-        ...     ...
+        ...     inputs = keras.Input(input_shape)
+        ...     return keras.Model(inputs, keras.layers.Dense(num_classes, name="predictions")(inputs))
     """
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
@@ -281,14 +282,13 @@ def _load_plugins() -> None:
         _plugins_loaded = False
         raise
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
+        try:  # a broken plugin (import error, bad name or builder) must not break the zoo
             loaded = entry_point.load()
-        except Exception as error:  # a broken plugin must not break the zoo
+            if callable(loaded) and not inspect.isclass(loaded) and not inspect.ismodule(loaded):
+                if loaded.__name__ not in _REGISTRY:
+                    register_model(loaded)
+        except Exception as error:
             warnings.warn(f"zoo plugin {entry_point.name!r} failed to load: {error!r}")
-            continue
-        if callable(loaded) and not inspect.isclass(loaded) and not inspect.ismodule(loaded):
-            if loaded.__name__ not in _REGISTRY:
-                register_model(loaded)
 
 
 def split_name(name: str) -> tuple[str, str | None]:
