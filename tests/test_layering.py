@@ -1,5 +1,6 @@
 """The package's layering (issue 12, docs/ARCHITECTURE.md): no import cycles between zoo's
-modules, imports at the top of files, and the registry imports no model."""
+modules, imports at the top of files, the registry imports no model, and every public function
+shows an example."""
 
 from __future__ import annotations
 
@@ -88,3 +89,16 @@ def test_import_zoo_and_the_cli_leave_keras_unimported_and_lookups_register_the_
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "False False"
     assert out[1] == "('zoo.models',) cnn"
+
+
+def test_public_functions_have_a_docstring_with_an_example():
+    """Every public function of a public zoo module says what it does and shows a call (the standards)."""
+    missing = []
+    for path in sorted(ZOO.rglob("*.py")):
+        if any(part.startswith("_") and part != "__init__.py" for part in path.relative_to(ZOO).parts):
+            continue  # private modules (zoo/models/_checks.py, zoo/_version.py)
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                if "Example" not in (ast.get_docstring(node) or ""):
+                    missing.append(f"{path.relative_to(ZOO.parent)}:{node.lineno} {node.name}")
+    assert not missing, "public functions without a docstring example:\n" + "\n".join(missing)

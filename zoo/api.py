@@ -321,7 +321,13 @@ def _output_shapes(model: keras.Model) -> dict[str, list]:
 
 
 def weight_info(weight: WeightSpec) -> dict[str, Any]:
-    """A JSON-ready description of a weight tag, with its release facts when they exist."""
+    """A JSON-ready description of a weight tag, with its release facts when they exist.
+
+    Example:
+        >>> from zoo.registry import get_spec
+        >>> weight_info(get_spec("cnn").weights["fmnist"])["dataset"]
+        'fashion_mnist'
+    """
     data: dict[str, Any] = {
         "available": weight.available,
         "dataset": weight.dataset,

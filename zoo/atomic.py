@@ -70,7 +70,14 @@ def is_temporary(path: str | os.PathLike) -> bool:
 
 
 def fsync_file(path: str | os.PathLike) -> None:
-    """Flush a written file's data to the disk."""
+    """Flush a written file's data to the disk.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "notes.txt"
+        >>> _ = path.write_text("kept")
+        >>> fsync_file(path)
+    """
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -79,7 +86,12 @@ def fsync_file(path: str | os.PathLike) -> None:
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
-    """Make renames and removals in the folder ``path`` durable (a no-op where unsupported)."""
+    """Make renames and removals in the folder ``path`` durable (a no-op where unsupported).
+
+    Example:
+        >>> import tempfile
+        >>> fsync_dir(tempfile.mkdtemp())
+    """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
@@ -93,7 +105,12 @@ def fsync_dir(path: str | os.PathLike) -> None:
 
 
 def umask() -> int:
-    """The process umask, read without changing it (Linux), else the common 0o022."""
+    """The process umask, read without changing it (Linux), else the common 0o022.
+
+    Example:
+        >>> 0 <= umask() <= 0o777
+        True
+    """
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):
@@ -137,13 +154,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def commit(temporary: str | os.PathLike, path: str | os.PathLike) -> None:
     """Rename a written and fsynced ``temporary`` file over ``path`` (permissions: 0o666 less the
-    umask). The caller fsyncs the folder once all of its renames are done (:func:`fsync_dir`)."""
+    umask). The caller fsyncs the folder once all of its renames are done (:func:`fsync_dir`).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> temporary = temporary_name(folder / "notes.txt")
+        >>> _ = temporary.write_text("done")
+        >>> commit(temporary, folder / "notes.txt"); fsync_dir(folder)
+        >>> (folder / "notes.txt").read_text()
+        'done'
+    """
     os.chmod(temporary, 0o666 & ~umask())
     os.replace(temporary, path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (:func:`atomic_path`); return ``path``."""
+    """Write ``data`` to ``path`` atomically (:func:`atomic_path`); return ``path``.
+
+    Example:
+        >>> import tempfile
+        >>> atomic_write_bytes(Path(tempfile.mkdtemp()) / "blob.bin", b"\\x00\\x01").read_bytes()
+        b'\\x00\\x01'
+    """
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as handle:
             handle.write(data)

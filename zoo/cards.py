@@ -60,7 +60,14 @@ def _task(fields: Mapping[str, Any]) -> str:
 
 
 def template_for(architecture: str | None, cards_dir: Path = CARDS_DIR) -> str:
-    """The card template of ``architecture`` from ``MODEL_CARDS/``, else a generic one."""
+    """The card template of ``architecture`` from ``MODEL_CARDS/``, else a generic one.
+
+    Example:
+        >>> template_for("cnn").splitlines()[0]
+        '# $title'
+        >>> template_for("no_such_architecture") == template_for(None)
+        True
+    """
     path = cards_dir / f"{architecture}.md"
     return path.read_text() if architecture and path.exists() else _GENERIC
 

@@ -28,7 +28,7 @@ def catalog() -> dict[str, Any]:
     """Every architecture and weight tag, as written to ``registry.json``.
 
     Example:
-        >>> sorted(catalog()["models"])
+        >>> sorted(catalog()["models"])                                    # doctest: +SKIP
         ['cnn', 'resnet18', 'resnet34', 'xception_localizer']
     """
     models = {}
@@ -48,7 +48,7 @@ def render_catalog() -> str:
     """``registry.json``'s exact text.
 
     Example:
-        >>> json.loads(render_catalog())["generated_by"]
+        >>> json.loads(render_catalog())["generated_by"]                   # doctest: +SKIP
         'python scripts/update_registry.py'
     """
     return json.dumps(catalog(), indent=2, sort_keys=True) + "\n"
@@ -56,12 +56,21 @@ def render_catalog() -> str:
 
 def write_catalog(path: str | os.PathLike) -> Path:
     """Regenerate ``registry.json`` at ``path`` (through a symbolic link: the checkout's top-level
-    ``registry.json`` links to the packaged ``zoo/registry.json``, which ``zoo list`` reads)."""
+    ``registry.json`` links to the packaged ``zoo/registry.json``, which ``zoo list`` reads).
+
+    Example:
+        >>> write_catalog("registry.json")                                  # doctest: +SKIP
+        PosixPath('/.../zoo/registry.json')
+    """
     return atomic_write_text(Path(path).resolve(), render_catalog())
 
 
 def check_catalog(path: str | os.PathLike) -> None:
-    """Raise :class:`CatalogStaleError` naming the differing entries if ``path`` is stale."""
+    """Raise :class:`CatalogStaleError` naming the differing entries if ``path`` is stale.
+
+    Example:
+        >>> check_catalog("registry.json")                                  # doctest: +SKIP
+    """
     path = Path(path)
     expected = render_catalog()
     if not path.exists():

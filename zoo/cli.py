@@ -36,6 +36,10 @@ def quiet_native_logs(enabled: bool = True) -> Iterator[None]:
     backend are imported (those C++ logs ignore ``TF_CPP_MIN_LOG_LEVEL`` before absl starts).
 
     What was hidden is printed after all if the import fails.
+
+    Example:
+        >>> with quiet_native_logs():
+        ...     import keras
     """
     if not enabled:
         yield
@@ -74,7 +78,7 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def _cmd_list(args: argparse.Namespace) -> int:
     with quiet_native_logs(not args.verbose):  # Keras is imported only when plugins are installed
         rows = model_rows(args.pattern, pretrained=args.pretrained)
     if args.json:
@@ -87,7 +91,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_info(args: argparse.Namespace) -> int:
+def _cmd_info(args: argparse.Namespace) -> int:
     arch, _, tag = args.name.partition(".")
     with quiet_native_logs(not args.verbose):
         models = catalog_models()
@@ -105,7 +109,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
+def _cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     _import_keras(args.verbose)
@@ -141,7 +145,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def _cmd_eval(args: argparse.Namespace) -> int:
     _import_keras(args.verbose)
     from zoo.evaluation import compare_with_record
 
@@ -156,7 +160,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _cmd_train(args: argparse.Namespace) -> int:
     if "-h" not in args.train_args and "--help" not in args.train_args:
         _import_keras(False)  # quiet start-up; a --backend other than this one restarts the command
     from zoo.training.cli import main as train_main
@@ -164,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_main(args.train_args, prog="zoo train", reexec=["-m", "zoo.cli", "train"])
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _cmd_export(args: argparse.Namespace) -> int:
     _import_keras(args.verbose)
     from zoo.export import export_model
 
@@ -174,7 +178,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_push(args: argparse.Namespace) -> int:
+def _cmd_push(args: argparse.Namespace) -> int:
     _import_keras(args.verbose)
     from zoo.hub import push
 
@@ -185,7 +189,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pull(args: argparse.Namespace) -> int:
+def _cmd_pull(args: argparse.Namespace) -> int:
     _import_keras(args.verbose)
     from zoo.hub import parse_handle, pull
 
@@ -194,7 +198,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_registry(args: argparse.Namespace) -> int:
+def _cmd_registry(args: argparse.Namespace) -> int:
     if not args.check and os.path.exists(args.path) and not args.overwrite:
         raise FileExistsError(f"{args.path!r} exists; pass --overwrite to regenerate it. Received: --path {args.path!r}")
     _import_keras(args.verbose)
@@ -229,12 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
     listing.add_argument("--pretrained", action="store_true", help="only arch.tag names whose weights are released")
     listing.add_argument("--json", action="store_true", help="print JSON rows")
-    listing.set_defaults(run=cmd_list)
+    listing.set_defaults(run=_cmd_list)
 
     details = add("info", help="describe a model and its weight tags")
     details.add_argument("name", help="arch or arch.tag")
     details.add_argument("--json", action="store_true", help="print everything as JSON")
-    details.set_defaults(run=cmd_info)
+    details.set_defaults(run=_cmd_info)
 
     predicting = add("predict", help="top-k labels (and the localizer's box) of your pictures")
     predicting.add_argument("model", help=model_help)
@@ -243,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     predicting.add_argument("--out", help="folder for the pictures with their predicted boxes drawn (localizer)")
     predicting.add_argument("--overwrite", action="store_true", help="replace existing files in --out")
     predicting.add_argument("--json", action="store_true", help="print JSON")
-    predicting.set_defaults(run=cmd_predict)
+    predicting.set_defaults(run=_cmd_predict)
 
     evaluating = add("eval", help="measure a model on the test split; compare with its record")
     evaluating.add_argument("model", help=model_help)
@@ -254,12 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  "of the recorded split, at least 3 binomial standard errors")
     evaluating.add_argument("--batch-size", type=int, default=256)
     evaluating.add_argument("--json", action="store_true", help="print JSON")
-    evaluating.set_defaults(run=cmd_eval)
+    evaluating.set_defaults(run=_cmd_eval)
 
     training = commands.add_parser("train", help="train or fine-tune (python scripts/train.py --help for flags)",
                                    add_help=False)
     training.add_argument("train_args", nargs=argparse.REMAINDER, help="arguments of scripts/train.py")
-    training.set_defaults(run=cmd_train)
+    training.set_defaults(run=_cmd_train)
 
     exporting = add("export", help="export to ONNX, LiteRT or a SavedModel, checked against Keras")
     exporting.add_argument("model", help=model_help)
@@ -268,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     exporting.add_argument("--overwrite", action="store_true", help="replace an existing export")
     exporting.add_argument("--tolerance", type=float, default=None,
                            help="largest accepted difference from Keras' outputs (default: 1e-3)")
-    exporting.set_defaults(run=cmd_export)
+    exporting.set_defaults(run=_cmd_export)
 
     pushing = add("push", help="upload a zoo folder to the Hub (one commit)")
     pushing.add_argument("folder", help="a run or release folder")
@@ -277,17 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
     pushing.add_argument("--private", action="store_true")
     pushing.add_argument("--message", help="commit message")
     pushing.add_argument("--replace-card", action="store_true", help="replace the README.md already on the Hub")
-    pushing.set_defaults(run=cmd_push)
+    pushing.set_defaults(run=_cmd_push)
 
     pulling = add("pull", help="download a zoo repo into the HF cache, hashes checked")
     pulling.add_argument("repo", help="namespace/name[@revision]")
-    pulling.set_defaults(run=cmd_pull)
+    pulling.set_defaults(run=_cmd_pull)
 
     registry = add("registry", help="regenerate registry.json (or --check it)")
     registry.add_argument("--path", default="registry.json")
     registry.add_argument("--check", action="store_true", help="exit 1 when the file is stale")
     registry.add_argument("--overwrite", action="store_true", help="replace an existing file")
-    registry.set_defaults(run=cmd_registry)
+    registry.set_defaults(run=_cmd_registry)
     return parser
 
 
@@ -339,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:  # every argument after `train` is the training command's, --help included
-        args = argparse.Namespace(command="train", run=cmd_train, train_args=argv[1:])
+        args = argparse.Namespace(command="train", run=_cmd_train, train_args=argv[1:])
     else:
         args = build_parser().parse_args(argv)
     return report_user_errors(f"zoo {args.command}", lambda: args.run(args), verbose=getattr(args, "verbose", False))

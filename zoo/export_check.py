@@ -64,7 +64,12 @@ def missing_packages(format: str) -> list[str]:
 
 
 def import_runtime(module: str, format: str) -> Any:
-    """Import ``module`` for ``format``, or raise :class:`MissingExportPackageError` saying what to install."""
+    """Import ``module`` for ``format``, or raise :class:`MissingExportPackageError` saying what to install.
+
+    Example:
+        >>> import_runtime("numpy", "onnx").__name__
+        'numpy'
+    """
     try:
         return importlib.import_module(module)
     except ImportError as error:
@@ -121,7 +126,13 @@ def output_tensors(model: keras.Model) -> dict[str, Any]:
 
 
 def reference_outputs(model: keras.Model, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Keras' inference outputs of ``x``, by output name (``predictions``; ``class`` and ``box``)."""
+    """Keras' inference outputs of ``x``, by output name (``predictions``; ``class`` and ``box``).
+
+    Example:
+        >>> import zoo
+        >>> {k: v.shape for k, v in reference_outputs(zoo.load("cnn"), np.zeros((2, 28, 28, 1), "float32")).items()}
+        {'predictions': (2, 10)}
+    """
     out = model.predict(x, batch_size=len(x), verbose=0)
     if isinstance(out, Mapping):
         return {str(name): np.asarray(value) for name, value in out.items()}
@@ -130,7 +141,12 @@ def reference_outputs(model: keras.Model, x: np.ndarray) -> dict[str, np.ndarray
 
 
 def run_onnx(path: str, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Outputs of an ONNX file under onnxruntime's CPU provider, by the file's output names."""
+    """Outputs of an ONNX file under onnxruntime's CPU provider, by the file's output names.
+
+    Example:
+        >>> run_onnx("exports/cnn.onnx", x)["output_0"].shape                  # doctest: +SKIP
+        (4, 10)
+    """
     ort = import_runtime("onnxruntime", "onnx")
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: x}
@@ -139,7 +155,12 @@ def run_onnx(path: str, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def run_litert(path: str, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Outputs of a ``.tflite`` file under ``ai_edge_litert``'s interpreter (its signature runner)."""
+    """Outputs of a ``.tflite`` file under ``ai_edge_litert``'s interpreter (its signature runner).
+
+    Example:
+        >>> run_litert("exports/cnn.tflite", x)["output_0"].shape               # doctest: +SKIP
+        (4, 10)
+    """
     interpreter_module = import_runtime("ai_edge_litert.interpreter", "litert")
     interpreter = interpreter_module.Interpreter(model_path=path)
     signatures = interpreter.get_signature_list()
@@ -150,7 +171,12 @@ def run_litert(path: str, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def run_saved_model(path: str, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Outputs of a SavedModel's ``serving_default`` signature, loaded by ``tf.saved_model.load``."""
+    """Outputs of a SavedModel's ``serving_default`` signature, loaded by ``tf.saved_model.load``.
+
+    Example:
+        >>> run_saved_model("exports/cnn_savedmodel", x)["output_0"].shape      # doctest: +SKIP
+        (4, 10)
+    """
     tf = import_runtime("tensorflow", "saved_model")
     function = tf.saved_model.load(path).signatures["serving_default"]
     (input_name,) = function.structured_input_signature[1]

@@ -150,7 +150,15 @@ def sha256_of(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 
 
 def file_records(folder: str | os.PathLike, names: Iterable[str]) -> tuple[FileRecord, ...]:
-    """Sha256 and size of each named file in ``folder``, sorted by name."""
+    """Sha256 and size of each named file in ``folder``, sorted by name.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "a.txt").write_text("a")
+        >>> file_records(folder, ["a.txt"])[0].size
+        1
+    """
     folder = Path(folder)
     return tuple(
         FileRecord(name=name, sha256=sha256_of(folder / name), size=(folder / name).stat().st_size)
@@ -159,7 +167,15 @@ def file_records(folder: str | os.PathLike, names: Iterable[str]) -> tuple[FileR
 
 
 def evict(path: Path) -> None:
-    """Remove a file and, for a Hugging Face cache symlink, the blob it points to."""
+    """Remove a file and, for a Hugging Face cache symlink, the blob it points to.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "bad.safetensors"
+        >>> _ = path.write_bytes(b"corrupt")
+        >>> evict(path); path.exists()
+        False
+    """
     if path.is_symlink():
         blob = path.resolve()
         path.unlink()

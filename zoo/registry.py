@@ -172,7 +172,14 @@ def _signature_defaults(builder: Callable[..., Any]) -> dict[str, Any]:
 
 
 def read_release(name: str) -> Release | None:
-    """The release record of ``arch.tag`` shipped in ``zoo/released/``, or ``None``."""
+    """The release record of ``arch.tag`` shipped in ``zoo/released/``, or ``None``.
+
+    Example:
+        >>> read_release("cnn.fmnist").metrics["accuracy"]
+        0.9397
+        >>> read_release("resnet18.fmnist") is None
+        True
+    """
     try:
         text = importlib.resources.files(_RELEASE_PACKAGE).joinpath(f"{name}.json").read_text()
     except (FileNotFoundError, ModuleNotFoundError):
@@ -255,6 +262,9 @@ def set_release(name: str, release: Release | None) -> None:
 
     Called when a release record is written, so that listings and ``registry.json`` rendered
     afterwards in the same process see it.
+
+    Example:
+        >>> set_release("cnn.fmnist", read_release("cnn.fmnist"))
     """
     spec = get_spec(name)
     arch, tag = split_name(name)
@@ -308,6 +318,10 @@ def get_spec(name: str) -> ModelSpec:
     """The :class:`ModelSpec` of ``name`` (``arch`` or ``arch.tag``).
 
     Unknown names raise ``ValueError`` naming the closest registered names.
+
+    Example:
+        >>> get_spec("resnet34.fmnist").task
+        'classification'
     """
     _load_plugins()
     arch, tag = split_name(name)
@@ -355,6 +369,11 @@ def list_models(pattern: str | Iterable[str] = "*", pretrained: bool = False) ->
 
 
 def all_specs() -> list[ModelSpec]:
-    """Every registered :class:`ModelSpec`, naturally sorted by name."""
+    """Every registered :class:`ModelSpec`, naturally sorted by name.
+
+    Example:
+        >>> [spec.name for spec in all_specs()]
+        ['cnn', 'resnet18', 'resnet34', 'xception_localizer']
+    """
     _load_plugins()
     return [_REGISTRY[name] for name in sorted(_REGISTRY, key=_natural_key)]

@@ -56,14 +56,29 @@ class LoadReport:
 
 
 def variable_key(model: keras.Model, variable: keras.Variable) -> str:
-    """The stable key of ``variable``: its path without the model name prefix."""
+    """The stable key of ``variable``: its path without the model name prefix.
+
+    Example:
+        >>> import keras
+        >>> inputs = keras.Input((4,))
+        >>> model = keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs), name="tiny")
+        >>> variable_key(model, model.weights[0])
+        'dense/kernel'
+    """
     prefix = f"{model.name}/"
     path = variable.path
     return path[len(prefix):] if path.startswith(prefix) else path
 
 
 def model_state(model: keras.Model) -> dict[str, keras.Variable]:
-    """Every weight of ``model`` (trainable and not) by stable key; keys must be unique."""
+    """Every weight of ``model`` (trainable and not) by stable key; keys must be unique.
+
+    Example:
+        >>> import keras
+        >>> inputs = keras.Input((4,))
+        >>> sorted(model_state(keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs))))
+        ['dense/bias', 'dense/kernel']
+    """
     state: dict[str, keras.Variable] = {}
     for variable in model.weights:
         key = variable_key(model, variable)
@@ -217,6 +232,10 @@ def read_index(path: str | os.PathLike) -> dict[str, str]:
 
     Raises :class:`WeightsFileError` for an index that is not JSON, has no ``weight_map`` or
     names files outside its own folder.
+
+    Example:
+        >>> read_index("weights/resnet34.fmnist/model.safetensors.index.json")  # doctest: +SKIP
+        {'conv1/kernel': 'model-00001-of-00003.safetensors', ...}
     """
     path = Path(path)
     try:
@@ -238,6 +257,10 @@ def weight_files(path: str | os.PathLike) -> list[Path]:
     A directory holds either ``model.safetensors`` or ``model.safetensors.index.json`` with its
     shards; both at once (two saves mixed) is refused, as are shards missing from the folder and
     shard files in it that the index does not name.
+
+    Example:
+        >>> [p.name for p in weight_files("weights/cnn.fmnist")]
+        ['model.safetensors']
     """
     path = Path(path)
     if path.is_dir():
@@ -308,6 +331,10 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
     Raises :class:`WeightsFileError` for an empty, truncated or corrupt file, and for shards
     that disagree with their index (keys, or a ``save_id`` of another save).
+
+    Example:
+        >>> read_weights("weights/cnn.fmnist/model.safetensors")["conv1/kernel"].shape
+        (7, 7, 1, 64)
     """
     path = Path(path)
     files = weight_files(path)
