@@ -1,7 +1,7 @@
 """Evaluate a zoo model on Fashion-MNIST and print its metrics.
 
 A thin command line over ``zoo.evaluation.evaluate_name``. The model is anything ``zoo.load``
-accepts: a registered name with released weights (``cnn``, ``resnet34.fmnist``), a run or
+accepts: a registered name with released weights (``cnn``, ``cnn.fmnist``), a run or
 release folder (``runs/cnn-0``) or a Hub handle (``hf://namespace/name@revision``). On a run
 folder, ``--limit`` equal to the run's ``--limit`` reproduces its metrics.json.
 

@@ -15,7 +15,7 @@ What it does, each step a thin call of the repository's own scripts:
 2. trains every requested model with ``python scripts/train.py <arch>`` (defaults: the recipe's)
    on Keras/JAX, all of them at once, each in its own process with an equal share of GPU memory;
 3. stages each finished run with ``python scripts/release.py RUN arch.tag --storage-dtype float16
-   --max-shard-mb 15`` (the staged files are re-evaluated on the whole test split; when float16
+   --max-shard-mb 15`` (the staged files are re-evaluated on the run's test images; when float16
    moves a metric by more than 0.05 points it stages float32 shards instead);
 4. copies what a commit needs into ``--out``: ``weights/<arch>.<tag>/``, ``zoo/released/<arch>.<tag>.json``,
    ``registry.json`` and each run's logs, history and metrics (no file over 15 MiB of tensors).

@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notes", default="", help="a note stored in the release record")
     parser.add_argument("--storage-dtype", choices=("float32", "float16", "bfloat16"),
                         help="write the weights in this dtype instead of copying them; the staged files are "
-                        "evaluated on the whole test split and must stay within 0.05 points of the run")
+                        "evaluated on the run's test images (the whole split unless it used --limit) and must stay within "
+                        "0.05 points of the run")
     parser.add_argument("--max-shard-mb", type=float,
                         help="split the weights into shards of at most this many MiB of tensors (whole tensors "
                         "per shard) plus model.safetensors.index.json")

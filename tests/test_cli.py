@@ -43,6 +43,17 @@ console = pytest.mark.skipif(
 needs_data = pytest.mark.skipif(find_data_dir() is None, reason="Fashion-MNIST IDX files not found ($FASHION_MNIST_DIR)")
 
 
+@pytest.fixture(autouse=True)
+def _restore_process_state():
+    """Commands and scripts run in this process may set environment variables (TF_ENABLE_ONEDNN_OPTS) or
+    extend sys.path (scripts/release.py): both are put back after each test."""
+    environment, path = dict(os.environ), list(sys.path)
+    yield
+    os.environ.clear()
+    os.environ.update(environment)
+    sys.path[:] = path
+
+
 def zoo_command() -> str:
     beside = Path(sys.executable).parent / "zoo"
     found = str(beside) if beside.exists() else shutil.which("zoo")
@@ -253,7 +264,7 @@ def test_push_then_pull_then_predict_through_the_hub(tmp_path):
         assert read_folder(snapshot).records == read_folder(folder).records
         from huggingface_hub import ModelCard
 
-        card = ModelCard(hub_card(hub, "me/cnn-copy", sha))
+        card = ModelCard(hub_card(hub, "me/cnn-copy", sha, tmp_path / "card-cache"))
         assert card.data.library_name == "keras-zoo"
         assert card.data.eval_results[0].metric_value == 0.9397
         predicted = run_zoo("predict", f"hf://me/cnn-copy@{sha}", str(EXAMPLES / "sneaker.png"), "--json", env=env)
@@ -261,10 +272,12 @@ def test_push_then_pull_then_predict_through_the_hub(tmp_path):
         assert json.loads(predicted.stdout)[0]["top_k"][0]["label"] == "Sneaker"
 
 
-def hub_card(hub, repo_id: str, revision: str) -> str:
+def hub_card(hub, repo_id: str, revision: str, cache_dir: Path) -> str:
+    """The card as the Hub serves it, fetched into a cache of the test's own (no ambient token)."""
     from huggingface_hub import hf_hub_download
 
-    return Path(hf_hub_download(repo_id, "README.md", revision=revision, endpoint=hub.endpoint)).read_text()
+    return Path(hf_hub_download(repo_id, "README.md", revision=revision, endpoint=hub.endpoint, cache_dir=cache_dir,
+                                token=False)).read_text()
 
 
 @console

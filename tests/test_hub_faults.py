@@ -206,13 +206,13 @@ def test_429_with_retry_after_on_the_branch_lookup_is_retried_after_the_wait(pus
 def test_persistent_429_and_5xx_give_a_clear_error_after_bounded_retries(pushed, status, headers, waits):
     hub, model, sha = pushed
     hub.fail(BRANCH_LOOKUP, status=status, headers=headers, times=None)
-    start = time.monotonic()
     with pytest.raises(HubUnavailableError, match=rf"GET /api/models/tester/cnn/revision/main -> HTTP {status}.*"
                                                   r"\(3 tries\).*Received: repo_id='tester/cnn'"):
         zoo.pull("tester/cnn", retries=2, retry_wait=0.2)
     tries = hub.records("GET", BRANCH_LOOKUP)
     assert len(tries) == 3  # retries=2: bounded
-    assert time.monotonic() - start >= waits  # 0.2 s, then 0.4 s, unless the Hub names its wait
+    if waits:  # 0.2 s, then 0.4 s (a Retry-After of 0 names no wait)
+        assert tries[2].start - tries[0].end >= waits
     hub.reset_requests()
     with pytest.raises(HubUnavailableError, match=rf"HTTP {status}(, Retry-After: 0 s)?\)"):
         zoo.pull("tester/cnn", retries=0)
@@ -222,10 +222,9 @@ def test_persistent_429_and_5xx_give_a_clear_error_after_bounded_retries(pushed,
 def test_a_retry_after_beyond_the_limit_is_not_waited_for(pushed):
     hub, model, sha = pushed
     hub.fail(BRANCH_LOOKUP, status=429, headers={"Retry-After": "3600"}, times=None)
-    start = time.monotonic()
     with pytest.raises(HubUnavailableError, match=r"rate-limited.*HTTP 429, Retry-After: 3600 s\)"):
         zoo.load("hf://tester/cnn")
-    assert time.monotonic() - start < 10 and len(hub.records("GET", BRANCH_LOOKUP)) == 1
+    assert len(hub.records("GET", BRANCH_LOOKUP)) == 1  # no second try: the hour was not waited for
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -295,12 +294,11 @@ def test_a_metadata_answer_slower_than_the_timeout_fails_clearly_and_soon(pushed
     hub, model, sha = pushed
     monkeypatch.setattr(constants, "HF_HUB_ETAG_TIMEOUT", 1)
     hub.fail(BRANCH_LOOKUP, delay=8, times=None)
-    start = time.monotonic()
     with pytest.raises(HubUnavailableError, match=r"did not answer in time.*ReadTimeout.*\(2 tries\).*"
                                                   r"HF_HUB_ETAG_TIMEOUT=1 s"):
         zoo.pull("tester/cnn", retries=1, retry_wait=0)
-    assert time.monotonic() - start < 6  # two tries of 1 s, not the 8 s the server takes
-    assert len(hub.records("GET", BRANCH_LOOKUP)) == 2
+    first, second = hub.records("GET", BRANCH_LOOKUP)
+    assert second.start - first.start < 8  # the first try was given up before the server's 8 s answer
 
 
 @pytest.mark.parametrize("method, route, timeout", [

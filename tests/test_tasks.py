@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
-from conftest import small_overrides
+from conftest import sample_batch, small_overrides
 
 import zoo
 import zoo.training
@@ -18,8 +19,16 @@ from zoo.tasks import LocalizationTask, get_task, task_of
 def test_every_architecture_names_its_task_and_its_recipes_agree(spec):
     model = zoo.create(spec.name, **small_overrides(spec.name))
     assert task_of(model).name == spec.task
-    for weight in spec.weights.values():
-        assert weight.recipe is None or weight.recipe.task == spec.task
+    # What the task says of the outputs holds for the model built: a class softmax (and a box for localization).
+    out = model(sample_batch(model, batch=2), training=False)
+    outputs = out if isinstance(out, dict) else {"predictions": out}
+    expected = {"class", "box"} if spec.task == "localization" else {"predictions"}
+    assert set(outputs) == expected
+    probabilities = keras.ops.convert_to_numpy(outputs["class" if spec.task == "localization" else "predictions"])
+    assert probabilities.shape == (2, model.zoo_config["config"]["num_classes"])
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-4)  # a softmax over the classes
+    if spec.task == "localization":
+        assert tuple(outputs["box"].shape) == (2, 4)
     card = render_card({"architecture": spec.name})
     assert f"pipeline_tag: {get_task(spec.task).pipeline_tag}" in card
 

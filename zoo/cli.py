@@ -9,7 +9,7 @@
     zoo push DIR REPO / zoo pull REPO[@REV]
     zoo registry [--check]                     regenerate or check registry.json
 
-MODEL is anything ``zoo.load`` takes: a registered name (``cnn``, ``resnet34.fmnist``), a zoo
+MODEL is anything ``zoo.load`` takes: a registered name (``cnn``, ``cnn.fmnist``), a zoo
 folder, or ``hf://namespace/name@revision``. The frameworks' start-up logs are hidden unless
 ``--verbose`` is given; Keras' own progress bars are kept.
 """
@@ -145,7 +145,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``zoo train`` and ``zoo eval`` compute with the kernels of ``scripts/train.py`` and ``scripts/evaluate.py``:
+#: TensorFlow's oneDNN CPU kernels on, unless the user set the variable (see scripts/train.py).
+_ONEDNN = ("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
+    os.environ.setdefault(*_ONEDNN)
     _import_keras(args.verbose)
     from zoo.evaluation import compare_with_record
 
@@ -161,6 +167,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    os.environ.setdefault(*_ONEDNN)
     if "-h" not in args.train_args and "--help" not in args.train_args:
         _import_keras(False)  # quiet start-up; a --backend other than this one restarts the command
     from zoo.training.cli import main as train_main
@@ -227,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--verbose", action="store_true", help="show the frameworks' start-up logs and tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = lambda name, **kw: commands.add_parser(name, parents=[common], **kw)  # noqa: E731
-    model_help = "a registered name (cnn, resnet34.fmnist), a zoo folder, or hf://namespace/name@revision"
+    model_help = "a registered name (cnn, cnn.fmnist), a zoo folder, or hf://namespace/name@revision"
 
     listing = add("list", help="list models (from registry.json; no Keras import)")
     listing.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")

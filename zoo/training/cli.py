@@ -113,7 +113,7 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
                      "sorted folder names")
     own.add_argument("--init-from", metavar="NAME",
                      help="start from these weights, all but the head (a registered name with weights such as "
-                     "resnet34.fmnist, hf://namespace/name@rev, or a run folder); num_classes comes from --data")
+                     "cnn.fmnist, hf://namespace/name@rev, or a run folder); num_classes comes from --data")
     own.add_argument("--freeze-backbone", action="store_true",
                      help="first train the head alone on the frozen backbone (a linear probe), then every layer "
                      "at the lower --lr")
