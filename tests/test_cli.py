@@ -228,6 +228,29 @@ def test_scripts_report_a_mistake_in_one_line(tmp_path, capsys, script, args, pi
 
 
 @console
+def test_predict_refuses_two_pictures_that_would_write_the_same_file(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    shutil.copy(EXAMPLES / "sneaker.png", tmp_path / "a" / "item.png")
+    shutil.copy(EXAMPLES / "bag-wide.png", tmp_path / "item.png")
+    status, _, err = zoo_in_process(capsys, "predict", "cnn", str(tmp_path / "a" / "item.png"),
+                                    str(tmp_path / "item.png"), "--out", str(tmp_path / "boxes"))
+    assert status == 2 and "same name would write the same file" in err and "item.box.png" in err
+    assert not (tmp_path / "boxes").exists()
+
+
+@console
+def test_gpu_benchmark_refuses_an_output_folder_that_holds_results(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("zoo_gpu_benchmark", ROOT / "benchmarks" / "gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "gpu_results.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit_:
+        module.main(["--dry-run", "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "gpu_results.json").read_text() == "{}" and not (tmp_path / "logs").exists()
+
+
+@console
 def test_train_checks_the_push_repo_before_training(tmp_path, capsys):
     status, _, err = zoo_in_process(capsys, "train", "cnn", "--push", "../etc", "--output", str(tmp_path / "run"))
     assert status == 2 and "Received: repo_id='../etc'" in err

@@ -159,6 +159,10 @@ CASES = {
                            ["'../x.safetensors'", "no paths"]),
     "index-names-absolute": (_sharded, lambda f: _outside(f, "/tmp/x.safetensors"), WeightsFileError,
                              ["'/tmp/x.safetensors'", "no paths"]),
+    "index-names-sub-path": (_sharded, lambda f: _outside(f, "sub/x.safetensors"), WeightsFileError,
+                             ["'sub/x.safetensors'", "no paths"]),
+    "index-names-hidden-file": (_sharded, lambda f: _outside(f, ".x.safetensors"), WeightsFileError,
+                                ["'.x.safetensors'", "plain"]),
     "index-not-json": (_sharded, lambda f: (f / INDEX_NAME).write_text("{oops"), WeightsFileError,
                        ["not valid JSON", INDEX_NAME]),
     "index-without-map": (_sharded, lambda f: (f / INDEX_NAME).write_text("{}"), WeightsFileError,
@@ -251,6 +255,9 @@ CONFIG_CASES = {
     "unknown-architecture": (lambda p: _edit_json(p / "config.json", lambda c: c.update(architecture="cnnn", tag=None)),
                              ValueError, ["Unknown model 'cnnn'", "Did you mean 'cnn'"]),
     "metadata-not-json": (lambda p: (p / "metadata.json").write_text("\x00\x01"), ValueError, ["metadata.json", "not valid JSON"]),
+    "metadata-a-list": (lambda p: (p / "metadata.json").write_text("[1, 2]"), ValueError, ["metadata.json", "JSON object"]),
+    "config-of-another-format": (lambda p: _edit_json(p / "config.json", lambda c: c.update(format="timm")), ValueError,
+                                 ["'timm'"]),
     "metadata-record-outside-folder": (
         lambda p: _edit_json(p / "metadata.json", lambda m: m["weights"]["files"].update(
             {"../../etc/passwd": {"sha256": "0" * 64, "size": 1}})),
@@ -359,6 +366,12 @@ def test_unknown_names_and_tags_suggest_close_matches(call, name, pieces):
         getattr(zoo, call)(name, **({"weights": None} if call == "load" else {}))
     for piece in pieces:
         assert piece in str(error.value), (piece, str(error.value))
+
+
+def test_a_shard_size_that_is_not_a_positive_int_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"positive int \(bytes\). Received: 0"):
+        zoo.save_weights(seeded_cnn(1), tmp_path / "w", max_shard_size=0)
+    assert not (tmp_path / "w").exists()
 
 
 @pytest.mark.parametrize("weights, error_type", [("defualt", FileNotFoundError), (False, ValueError), (3, ValueError)])

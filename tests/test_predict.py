@@ -73,6 +73,7 @@ def test_files_pil_images_and_alpha_are_read(tmp_path):
         (np.full((4, 4), -1.0, np.float32), "Received: values from -1.0"),
         (np.full((4, 4), 300.0, np.float32), "to 300.0"),
         (np.zeros((4, 4, 2), np.uint8), "Received: shape=(4, 4, 2)"),
+        (np.zeros((4, 4, 5), np.uint8), "Received: shape=(4, 4, 5)"),
         (np.zeros((2, 4, 4, 1), np.uint8), "Received: shape=(2, 4, 4, 1)"),
         (np.array([["a"]]), "Received: dtype=<U1"),
     ],

@@ -245,6 +245,38 @@ def test_distribute_on_a_backend_without_it_is_refused_before_the_run_folder_exi
     assert not (tmp_path / "run").exists()
 
 
+def test_a_backup_whose_state_does_not_fit_the_model_is_refused_on_resume(tmp_path):
+    from zoo.training.callbacks import ResumableBackup
+
+    class Killed(Exception):
+        pass
+
+    class KillAtEpoch1(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise Killed()
+
+    x = np.random.default_rng(0).uniform(0, 255, (32, 28, 28, 1)).astype("float32")
+    y = np.arange(32) % 10
+
+    def compiled():
+        model = zoo.create("cnn")
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        return model
+
+    with pytest.raises(Killed):
+        compiled().fit(x, y, epochs=2, batch_size=16, verbose=0,
+                       callbacks=[ResumableBackup(tmp_path / "backup"), KillAtEpoch1()])
+    (state,) = (tmp_path / "backup").glob("*.state.safetensors")
+    from safetensors.numpy import load_file, save_file
+
+    arrays = load_file(str(state))
+    del arrays[sorted(k for k in arrays if not k.startswith("rng"))[-1]]  # one seed generator fewer
+    save_file(arrays, str(state))
+    with pytest.raises(ValueError, match="does not fit this model"):
+        compiled().fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[ResumableBackup(tmp_path / "backup")])
+
+
 def test_refuses_to_overwrite_a_run(cnn_run):
     before = (cnn_run / "model.safetensors").stat().st_mtime_ns
     with pytest.raises(RunExistsError, match="overwrite"):
