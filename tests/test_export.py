@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -177,6 +178,11 @@ def test_tolerance_zero_refuses_exactly_a_nonzero_difference(tmp_path):
     except ExportMismatchError as error:
         assert "above the tolerance 0." in str(error) and "predictions: " in str(error)
         assert list(tmp_path.iterdir()) == []
+        worst = float(re.search(r"differs from Keras by ([0-9.e+-]+)", str(error)).group(1))
+        assert worst > 0  # refused for a difference that exists
+        # ... and the same export passes a tolerance just above that difference (the check is `<=`, not `<`).
+        result = export_model("cnn", "onnx", tmp_path / "m.onnx", tolerance=worst * 1.01, num_check_images=4)
+        assert 0 < result.max_abs_diff <= worst * 1.01
     else:  # onnxruntime matched Keras bit for bit: nothing to refuse
         assert result.max_abs_diff == 0.0
 

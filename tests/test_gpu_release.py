@@ -23,6 +23,19 @@ def _data_dir():
     return find_data_dir()
 
 
+def _checkout_state() -> dict:
+    """What a release would change in the checkout: git's view of it (when it is a clone) and the files
+    under weights/, zoo/released/ and runs/ with their sizes and times."""
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=False)
+    files = {
+        str(p.relative_to(ROOT)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for folder in ("weights", "zoo/released", "runs") if (ROOT / folder).exists()
+        for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    }
+    return {"git": status.stdout if status.returncode == 0 else None, "files": files,
+            "registry": (ROOT / "zoo" / "registry.json").read_text()}
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="the script trains on Keras/JAX whatever the suite's backend: once, in the TensorFlow suite")
@@ -31,10 +44,10 @@ def test_gpu_release_dry_run_stages_float16_shards(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "scripts/gpu_release.py", "--dry-run", "--models", "resnet34", "--out", str(out),
            "--data-dir", str(_data_dir())]
-    before = sorted(p.name for p in (ROOT / "weights").iterdir())
+    before = _checkout_state()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert sorted(p.name for p in (ROOT / "weights").iterdir()) == before  # the checkout is untouched
+    assert _checkout_state() == before  # the checkout is untouched: weights, records, registry.json, runs/
 
     summary = json.loads((out / "gpu_release.json").read_text())
     recorded = (out / "gpu_release.json").read_text()
