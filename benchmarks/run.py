@@ -67,8 +67,6 @@ from io_workers import worker_hub, worker_load
 from report import attach_peer_ratios, render_markdown
 from speed import worker_options, worker_pipeline, worker_throughput, worker_torch
 
-from zoo.atomic import atomic_write_text
-from zoo.cards import public_command
 
 ALL_BACKENDS = ("tensorflow", "jax", "torch")
 ALL_MODELS = ("cnn", "resnet34", "xception_localizer")
@@ -263,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_worker(args.worker, args.params, args.result)
     if args.serve_hub:
         return serve_hub(args.serve_hub)
+    # Only the orchestrator uses zoo (its workers time `import zoo` themselves); from the checkout, installed or not.
+    sys.path.insert(0, str(ROOT))
+    from zoo.atomic import atomic_write_text
+    from zoo.cards import public_command
 
     plan = dict(QUICK_PLAN if args.quick else FULL_PLAN)
     if args.windows is not None:

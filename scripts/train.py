@@ -7,7 +7,7 @@ and ``zoo.training.finetune.finetune`` are callable from a notebook). The backen
 Speed: TensorFlow only turns on its oneDNN CPU kernels by itself on CPUs with AVX512-VNNI-class
 features; elsewhere (e.g. AMD Zen 3) training was about 4x slower without them. This script
 sets ``TF_ENABLE_ONEDNN_OPTS=1`` before TensorFlow is imported unless you set it yourself
-(``TF_ENABLE_ONEDNN_OPTS=0`` keeps it off), as ``zoo train`` does. The library itself never sets it.
+(``TF_ENABLE_ONEDNN_OPTS=0`` keeps it off); so do ``zoo train`` and ``zoo eval``. ``zoo.training`` never sets it.
 
 Precision: recipes default to ``mixed_precision="auto"``: ``mixed_bfloat16`` on GPUs with
 compute capability >= 8.0 and on CPUs with AVX512-BF16/AMX-BF16 under TensorFlow or torch

@@ -28,8 +28,9 @@ SMALL = {
 
 @pytest.fixture(autouse=True)
 def _same_random_state_for_every_test():
-    """Python's, numpy's and the backend's global generators start every test from seed 0, so that no test's
-    initial weights or draws depend on which tests ran before it (several tests seed them for themselves)."""
+    """Python's, numpy's and the backend's global generators start every test function from seed 0, so that no
+    test's initial weights or draws depend on which tests ran before it (several tests seed them for themselves;
+    module-scoped fixtures are set up before this runs)."""
     keras.utils.set_random_seed(0)
 
 

@@ -24,16 +24,17 @@ def _data_dir():
 
 
 def _checkout_state() -> dict:
-    """What a release would change in the checkout: git's view of it (when it is a clone) and the files
-    under weights/, zoo/released/ and runs/ with their sizes and times."""
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=False)
+    """What a release would change in the checkout: the files under weights/ and zoo/released/ (sizes and
+    times), registry.json, git's view of the tracked files (when it is a clone), and a run folder of its own."""
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                            text=True, check=False)
     files = {
         str(p.relative_to(ROOT)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for folder in ("weights", "zoo/released", "runs") if (ROOT / folder).exists()
-        for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        for folder in ("weights", "zoo/released") for p in (ROOT / folder).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
     }
     return {"git": status.stdout if status.returncode == 0 else None, "files": files,
-            "registry": (ROOT / "zoo" / "registry.json").read_text()}
+            "registry": (ROOT / "zoo" / "registry.json").read_text(), "run": (ROOT / "runs" / "resnet34-gpu").exists()}
 
 
 @pytest.mark.slow

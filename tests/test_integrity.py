@@ -306,6 +306,17 @@ def test_hostile_keras_configs_are_refused_before_anything_is_imported(tmp_path,
     sys.modules.pop(_PROBE, None)
 
 
+def test_a_compiled_keras_file_naming_keras_functions_still_loads(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="dense")(inputs), name="plain")
+    model.compile(optimizer="sgd", loss=keras.losses.sparse_categorical_crossentropy, metrics=["accuracy"])
+    model.save(tmp_path / "compiled.keras")
+    with zipfile.ZipFile(tmp_path / "compiled.keras") as archive:
+        assert '"class_name": "function"' in archive.read("config.json").decode()  # the loss, by its Keras name
+    x = np.ones((1, 4), "float32")
+    np.testing.assert_allclose(predict(zoo.load(tmp_path / "compiled.keras"), x), predict(model, x), rtol=1e-6)
+
+
 def test_a_keras_file_that_is_not_an_archive_is_refused_clearly(tmp_path):
     (tmp_path / "model.keras").write_text("not a zip")
     with pytest.raises(ValueError, match=r"is not a Keras 3 `.keras` archive"):

@@ -16,7 +16,7 @@ from zoo.tasks import LocalizationTask, get_task, task_of
 
 
 @pytest.mark.parametrize("spec", all_specs(), ids=lambda spec: spec.name)
-def test_every_architecture_names_its_task_and_its_recipes_agree(spec):
+def test_every_architecture_names_its_task_and_builds_the_outputs_it_describes(spec):
     model = zoo.create(spec.name, **small_overrides(spec.name))
     assert task_of(model).name == spec.task
     # What the task says of the outputs holds for the model built: a class softmax (and a box for localization).

@@ -24,9 +24,9 @@ import keras
 
 from zoo import hub
 from zoo import weights as weights_io
-from zoo.format import CONFIG_NAME, ZooFolder, check_keras_config, read_folder, verify_files
+from zoo.format import CONFIG_NAME, SAFE_MODULES, ZooFolder, check_keras_config, read_folder, verify_files
 from zoo.hub import HF_PREFIX
-from zoo.registry import WeightSpec, get_spec, list_models, split_name
+from zoo.registry import WeightSpec, get_spec, list_models, plugin_packages, split_name
 
 __all__ = ["Resolved", "build", "create", "info", "load", "resolve", "resolve_weights", "weight_info"]
 
@@ -255,7 +255,8 @@ def _load_keras_file(path: Path, weights: Any, overrides: Mapping[str, Any]) -> 
             "A .keras file holds its own architecture and weights: it takes no weights= or overrides. "
             f"Received: weights={weights!r}, overrides={dict(overrides)!r}"
         )
-    check_keras_config(_keras_archive_config(path), source=path.name)  # safe_mode still imports any module named
+    # Keras' safe_mode still imports any module a config names: only keras, zoo and installed zoo plugins here.
+    check_keras_config(_keras_archive_config(path), source=path.name, modules=(*SAFE_MODULES, *plugin_packages()))
     list_models()  # imports the built-in architectures and plugins, which register their layers
     return keras.saving.load_model(path, safe_mode=True)
 

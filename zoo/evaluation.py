@@ -45,10 +45,14 @@ def predict(model: keras.Model, x: np.ndarray, batch_size: int = DEFAULT_BATCH_S
         >>> predict(model, x_test[:8]).shape                         # doctest: +SKIP
         (8, 10)
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
+    _check_batch_size(batch_size)
     out = model.predict(x, batch_size=batch_size, verbose=verbose)
     return keras.tree.map_structure(np.asarray, out)
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
 
 
 def evaluate(model: keras.Model, x: np.ndarray, y: Any, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, float]:
@@ -92,6 +96,7 @@ def evaluate_name(
         >>> evaluate_name("runs/cnn-0", limit=256)               # doctest: +SKIP
         {'accuracy': 0.9258}
     """
+    _check_batch_size(batch_size)  # before a download or the data
     model = load(name_or_path_or_hf)
     x, y = evaluation_data(model, split=split, limit=limit, data_dir=data_dir)
     return evaluate(model, x, y, batch_size=batch_size)
@@ -191,6 +196,7 @@ def compare_with_record(
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"`limit` must be a positive integer or None. Received: limit={limit!r}")
+    _check_batch_size(batch_size)
     if not tolerance >= 0:
         raise ValueError(f"`tolerance` must be >= 0. Received: tolerance={tolerance!r}")
     model = load(handle)

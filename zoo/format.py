@@ -306,12 +306,13 @@ def _check_metadata(metadata_path: Path, metadata: Mapping[str, Any]) -> None:
             )
 
 
-def check_keras_config(config: Any, source: str = "keras_config") -> None:
+def check_keras_config(config: Any, source: str = "keras_config", modules: tuple[str, ...] = SAFE_MODULES) -> None:
     """Refuse a Keras serialization that would run code or import modules outside Keras and zoo.
 
     Keras' ``safe_mode=True`` refuses Python lambdas but still imports any module a config
-    names; here every object must come from ``keras``/``zoo`` modules (or be registered by
-    them) and no layer may carry code (``Lambda``, wrapped foreign modules).
+    names; here every object (layer, loss, function) must come from the packages ``modules``
+    (``keras`` and ``zoo``; a ``.keras`` file also allows installed zoo plugins) or be registered
+    by them, and no layer may carry code (``Lambda``, wrapped foreign modules).
 
     Example:
         >>> check_keras_config({"module": "keras.layers", "class_name": "Dense", "config": {}})
@@ -333,25 +334,28 @@ def check_keras_config(config: Any, source: str = "keras_config") -> None:
             continue
         module, class_name = item.get("module"), item.get("class_name")
         registered = item.get("registered_name")
-        if class_name in CODE_CLASSES or class_name in ("__lambda__", "function") or "__lambda__" in item:
+        if class_name == "function" and module == "builtins" and isinstance(item.get("config"), str):
+            continue  # a Keras function by name (a loss, an activation): Keras looks it up in its own modules only
+        unnamed_function = class_name == "function" and module is None
+        if class_name in CODE_CLASSES or class_name == "__lambda__" or unnamed_function or "__lambda__" in item:
             raise UnsafeConfigError(
                 f"{source} holds a {class_name!r} object, which carries Python code: it is never "
                 "loaded from a zoo folder. Register the architecture with @zoo.register_model instead."
             )
-        if module is not None and not _safe_module(module):
+        if module is not None and not _safe_module(module, modules):
             raise UnsafeConfigError(
                 f"{source} names module {module!r} (class {class_name!r}): only classes from "
-                f"{' and '.join(SAFE_MODULES)} are loaded from a zoo folder."
+                f"{' and '.join(modules)} are loaded from a zoo folder."
             )
-        if isinstance(registered, str) and ">" in registered and registered.split(">")[0] not in SAFE_MODULES:
+        if isinstance(registered, str) and ">" in registered and registered.split(">")[0] not in modules:
             raise UnsafeConfigError(
                 f"{source} names the registered class {registered!r}: only classes registered by "
-                f"{' and '.join(SAFE_MODULES)} are loaded from a zoo folder."
+                f"{' and '.join(modules)} are loaded from a zoo folder."
             )
 
 
-def _safe_module(module: object) -> bool:
-    return isinstance(module, str) and any(module == m or module.startswith(m + ".") for m in SAFE_MODULES)
+def _safe_module(module: object, modules: tuple[str, ...] = SAFE_MODULES) -> bool:
+    return isinstance(module, str) and any(module == m or module.startswith(m + ".") for m in modules)
 
 
 def build_record(architecture: str | None, tag: str | None, config: Mapping[str, Any] | None,

@@ -301,6 +301,17 @@ def _load_plugins() -> None:
             warnings.warn(f"zoo plugin {entry_point.name!r} failed to load: {error!r}")
 
 
+def plugin_packages() -> tuple[str, ...]:
+    """The top-level packages of the installed ``zoo.models`` plugins (trusted: the user installed them).
+
+    Example:
+        >>> isinstance(plugin_packages(), tuple)
+        True
+    """
+    points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    return tuple(sorted({point.value.split(":")[0].split(".")[0] for point in points}))
+
+
 def split_name(name: str) -> tuple[str, str | None]:
     """Split ``"arch.tag"`` into ``("arch", "tag")``; a bare name gives ``("arch", None)``.
 

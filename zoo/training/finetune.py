@@ -106,7 +106,8 @@ def _recorded_handle(handle: str | os.PathLike) -> str:
     text = str(handle)
     if text.startswith(HF_PREFIX) or not Path(text).exists():
         return text
-    return Path(text).resolve().name
+    path = Path(text).resolve()
+    return (path.parent if path.is_file() else path).name  # a weights file: the zoo folder it lies in
 
 
 @dataclass(kw_only=True)
@@ -195,6 +196,7 @@ def prepare_finetune(
         (3, ['unfrozen'])
     """
     check_run_arguments(limit=None, seed=seed, distribute=distribute)
+    seed = int(seed)  # a numpy integer too: Keras seeds with a plain int
     spec = get_spec(name)
     if spec.task != "classification":
         raise ValueError(

@@ -273,6 +273,7 @@ def prepare_run(
     else:
         name, recipe = arch_or_name, get_recipe(arch_or_name)
     check_run_arguments(limit=limit, seed=seed, distribute=distribute)
+    seed = int(seed)  # a numpy integer too: Keras seeds with a plain int
     recipe = recipe.replace(**recipe_overrides) if recipe_overrides else recipe
     recipe, precision_reason = apply_flags(
         recipe, epochs=epochs, batch_size=batch_size, lr=lr, mixed_precision=mixed_precision
