@@ -180,9 +180,9 @@ def test_tolerance_zero_refuses_exactly_a_nonzero_difference(tmp_path):
         assert list(tmp_path.iterdir()) == []
         worst = float(re.search(r"differs from Keras by ([0-9.e+-]+)", str(error)).group(1))
         assert worst > 0  # refused for a difference that exists
-        # ... and the same export passes a tolerance just above that difference (the check is `<=`, not `<`).
-        result = export_model("cnn", "onnx", tmp_path / "m.onnx", tolerance=worst * 1.01, num_check_images=4)
-        assert 0 < result.max_abs_diff <= worst * 1.01
+        if ON_TF:  # ... and passes a tolerance just above that difference (the check is `<=`, not `<`); once
+            result = export_model("cnn", "onnx", tmp_path / "m.onnx", tolerance=worst * 1.01, num_check_images=4)
+            assert 0 < result.max_abs_diff <= worst * 1.01
     else:  # onnxruntime matched Keras bit for bit: nothing to refuse
         assert result.max_abs_diff == 0.0
 
