@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "ENV_VAR",
     "LABEL_NAMES",
+    "check_limit",
     "find_data_dir",
     "load_fashion_mnist",
     "read_idx",
@@ -164,6 +165,19 @@ def find_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path | None
 def _check_split_limit(split: object, limit: object) -> None:
     if split not in _SPLIT_PREFIX:
         raise ValueError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
+    check_limit(limit)
+
+
+def check_limit(limit: object) -> None:
+    """Refuse a ``limit`` (images kept per split) that is not ``None`` or a positive int.
+
+    Example:
+        >>> check_limit(256)
+        >>> check_limit(0)
+        Traceback (most recent call last):
+        ...
+        ValueError: `limit` must be None or a positive int. Received: limit=0
+    """
     if limit is not None and (
         isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1
     ):

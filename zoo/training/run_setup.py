@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from zoo.atomic import atomic_write_text
+from zoo.data.fashion_mnist import check_limit
 from zoo.registry import get_spec
 from zoo.training.callbacks import BestWeights
 from zoo.training.distribute import check_distribute
@@ -140,10 +141,9 @@ def check_run_arguments(*, limit: int | None, seed: int, distribute: bool) -> No
         >>> check_run_arguments(limit=0, seed=0, distribute=False)
         Traceback (most recent call last):
         ...
-        ValueError: `limit` must be None or a positive int (images per split). Received: limit=0
+        ValueError: `limit` must be None or a positive int. Received: limit=0
     """
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
-        raise ValueError(f"`limit` must be None or a positive int (images per split). Received: limit={limit!r}")
+    check_limit(limit)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"`seed` must be an int from 0 to 2**32 - 1. Received: seed={seed!r}")
     check_distribute(distribute)
