@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path, help="a run folder made by scripts/train.py")
     parser.add_argument("name", help="the registered arch.tag the weights are released as")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing release folder")
-    parser.add_argument("--notes", default="", help="a note stored in the release record")
+    parser.add_argument("--notes", default="", help="a note stored in the release record and shown at the end of its model card")
     parser.add_argument("--storage-dtype", choices=("float32", "float16", "bfloat16"),
                         help="write the weights in this dtype instead of copying them; the staged files are "
                         "evaluated on the run's test images (the whole split unless it used --limit) and must stay within "

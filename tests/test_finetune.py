@@ -317,7 +317,8 @@ def _broken_folder(root: Path, problem: str) -> Path:
         ("ok", ["--limit", "10"], "--limit and --data-dir are for Fashion-MNIST runs"),
     ],
 )
-def test_bad_input_ends_with_one_error_line_and_writes_nothing(tmp_path, capsys, problem, flags, message):
+def test_bad_input_ends_with_one_error_line_and_writes_nothing(tmp_path, capsys, unreleased, problem, flags, message):
+    unreleased("resnet34.fmnist")  # the --init-from case's tag, unreleased whether or not the checkout has it
     data = ["--data", str(_broken_folder(tmp_path / "pictures", problem))] if problem not in (None, "missing") else []
     if problem == "missing":
         data = ["--data", str(tmp_path / "nowhere")]

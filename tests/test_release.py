@@ -65,6 +65,21 @@ def test_stage_release_records_hashes_and_loads_by_name(sandbox, monkeypatch):
         zoo.load("relcnn")
 
 
+def test_release_notes_go_into_the_record_and_the_card(sandbox, monkeypatch):
+    monkeypatch.setitem(_REGISTRY, "cnn", _REGISTRY["cnn"])  # restore the real release afterwards
+    run = _fake_run(sandbox / "run", zoo.create("cnn"))
+    (run / "README.md").write_text("# cnn.fmnist\n\n## Training\n\nTraining took 2.0 hours.\n")
+    plain = release.stage_release(run, "cnn.fmnist", slice_size=None)
+    card = sandbox / "weights/cnn.fmnist/README.md"
+    assert card.read_text() == (run / "README.md").read_text() and plain.notes == ""
+    notes = "Epochs 3-4 shared the CPU with test runs; quiet epochs ran at 98 images/s."
+    staged = release.stage_release(run, "cnn.fmnist", slice_size=None, notes=notes, overwrite=True)
+    assert card.read_text() == (run / "README.md").read_text() + f"\n## Release notes\n\n{notes}\n"
+    assert staged.notes == notes
+    assert json.loads((sandbox / "records" / "cnn.fmnist.json").read_text())["notes"] == notes
+    assert {f.name: f.sha256 for f in staged.files}["README.md"] == sha256_of(card)  # hashed as shown
+
+
 def test_register_publication_pins_repo_and_revision(sandbox, monkeypatch):
     monkeypatch.setitem(_REGISTRY, "cnn", _REGISTRY["cnn"])  # restore the real release afterwards
     run = _fake_run(sandbox / "run", zoo.create("cnn"))
@@ -100,9 +115,8 @@ def test_release_refuses_weights_below_the_tag_floor_and_keeps_the_previous_rele
         release.stage_release(run, "cnn.fmnist", slice_size=None, overwrite=True)
 
 
-def test_unreleased_tag_says_so():
-    if read_release("resnet34.fmnist") is not None:
-        pytest.skip("resnet34.fmnist has been released")
+def test_unreleased_tag_says_so(unreleased):
+    unreleased("resnet34.fmnist")
     with pytest.raises(ValueError, match="No released weights for 'resnet34.fmnist' yet"):
         zoo.load("resnet34")
     assert zoo.load("resnet34", weights=None).output_shape == (None, 10)

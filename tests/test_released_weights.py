@@ -36,7 +36,12 @@ def test_every_weight_tag_has_complete_metadata(arch, tag):
     assert zoo.training.get_recipe(f"{arch}.{tag}") is weight.recipe
     if weight.release is not None:
         release = weight.release
-        assert {"config.json", "model.safetensors"} <= {f.name for f in release.files}
+        names = {f.name for f in release.files}
+        shards = {name for name in names if re.fullmatch(r"model-\d{5}-of-\d{5}\.safetensors", name)}
+        assert "config.json" in names
+        # One weights file, or shards with their index (scripts/release.py --max-shard-mb).
+        assert ("model.safetensors" in names) != bool(shards)
+        assert ("model.safetensors.index.json" in names) == bool(shards)
         for record in release.files:
             assert re.fullmatch(r"[0-9a-f]{64}", record.sha256) and record.size > 0
         assert set(weight.targets) <= set(release.metrics)

@@ -77,7 +77,8 @@ def stage_release(
     """Copy a run folder's release files to ``weights/<arch>.<tag>/`` and write its record.
 
     The record holds the run's test metrics plus the same metrics on the first
-    ``slice_size`` test images (``None`` skips that evaluation).
+    ``slice_size`` test images (``None`` skips that evaluation). ``notes`` go into the record and,
+    as a last "Release notes" section, into the model card.
 
     With ``storage_dtype`` (``"float16"``, ``"bfloat16"``) or ``max_shard_size`` (bytes), the
     weights are written again in that form instead of copied; the staged files are then
@@ -124,6 +125,8 @@ def stage_release(
             check_release_floor(name, metrics, weight.release_floor)
         if slice_size:
             metrics.update(slice_metrics(staging, slice_size, data_dir=data_dir))
+        if notes:
+            _add_notes_to_card(staging / zoo_format.CARD_NAME, notes)
         files = zoo_format.file_records(staging, names)
         _sync_tree(staging)
         _swap_in(staging, target)
@@ -142,6 +145,12 @@ def stage_release(
     )
     write_record(name, release)
     return release
+
+
+def _add_notes_to_card(card: Path, notes: str) -> None:
+    """Append the release's ``notes`` to its model card (when the run wrote one) as a last section."""
+    if card.exists():
+        atomic.atomic_write_text(card, card.read_text().rstrip("\n") + f"\n\n## Release notes\n\n{notes.strip()}\n")
 
 
 def check_release_floor(name: str, metrics: dict[str, float], floor: dict[str, float]) -> None:
