@@ -41,6 +41,9 @@ def test_a_fine_tune_names_its_base_model_and_a_subset_evaluation_its_split():
     data = ModelCard(render_card(fields)).data
     assert data.base_model == "keras-zoo/cnn.fmnist"
     assert data.eval_results[0].dataset_split == "test[:2000]"
+    whole = {**fields, "evaluation": {"limit": 14000, "examples": 10000}}  # a limit beyond the test split
+    assert ModelCard(render_card(whole)).data.eval_results[0].dataset_split == "test"
+    assert ModelCard(render_card({**whole, "evaluation": {"limit": 500, "examples": 500}})).data.eval_results[0].dataset_split == "test[:500]"
     local = {**FIELDS, "base_model": "/home/me/runs/cnn-0", "base_model_repo": None}
     card = render_card(local)
     assert ModelCard(card).data.base_model is None and "/home/me" not in card

@@ -151,7 +151,9 @@ def card_data(config: Mapping[str, Any], *, repo_id: str | None = None, metrics:
     hub_dataset, dataset_name = HUB_DATASETS.get(dataset, (None, dataset))
     scores = _model_index_metrics(dict(metrics if metrics is not None else config.get("metrics") or {}))
     evaluation = config.get("evaluation") or {}
-    split = "test" if not evaluation.get("limit") else f"test[:{evaluation['limit']}]"
+    limit = evaluation.get("limit")
+    # A --limit at least as large as the test split (examples < limit) evaluated the whole split.
+    split = f"test[:{limit}]" if limit and evaluation.get("examples", limit) >= limit else "test"
     eval_results = [
         EvalResult(task_type=pipeline_tag, dataset_type=hub_dataset or str(dataset), dataset_name=dataset_name or str(dataset),
                    dataset_split=split, metric_type=key, metric_value=round(value, 4))
