@@ -184,7 +184,7 @@ def test_progressive_run_resumes_in_the_phase_it_stopped_in(tmp_path, monkeypatc
             if epoch == 1:  # the end of the first (16-px) phase
                 raise _Crash()
 
-    recipe = get_recipe("resnet18", epochs=4, batch_size=32)
+    recipe = get_recipe("resnet18", epochs=4, batch_size=32, resolutions=((0, 16), (2, 22), (3, 28)))
     assert training_phases(recipe) == [(0, 2, 16), (2, 3, 22), (3, 4, 28)]
     folder = tmp_path / "run"
     with pytest.raises(_Crash):

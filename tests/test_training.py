@@ -123,11 +123,38 @@ def test_the_card_says_which_devices_the_run_trained_on():
 
 
 def test_schedule_warms_up_then_decays():
-    recipe = get_recipe("resnet34", epochs=10, warmup_epochs=2, lr=0.2)
+    recipe = get_recipe("resnet34", epochs=10, warmup_epochs=2, lr=0.2, restarts=())
     schedule = make_schedule(recipe, steps_per_epoch=10)
     rates = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 10, 20, 60, 100)]
     assert rates[0] == 0.0 and rates[1] == pytest.approx(0.1) and rates[2] == pytest.approx(0.2)
     assert rates[2] > rates[3] > rates[4] and rates[4] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_schedule_restarts_warm_at_each_restart_epoch_and_scales_with_lr():
+    from zoo.training.schedules import Piecewise
+
+    recipe = get_recipe("resnet34", epochs=10, warmup_epochs=2, lr=0.2, restarts=((6, 0.25),))
+
+    def rates(schedule, steps):
+        return [float(keras.ops.convert_to_numpy(schedule(step))) for step in steps]
+
+    first, before, restart, middle, end = rates(make_schedule(recipe, steps_per_epoch=10), (20, 59, 60, 80, 100))
+    assert first == pytest.approx(0.2) and before < 0.001  # the first cycle ends at the restart
+    assert restart == pytest.approx(0.05) and middle == pytest.approx(0.025) and end == pytest.approx(0.0, abs=1e-6)
+    # The peak is a share of lr: a batch-size override (which scales lr) scales it too.
+    halved = rates(make_schedule(recipe.replace(lr=0.1), steps_per_epoch=10), (60,))
+    assert halved == [pytest.approx(0.025)]
+    # A schedule survives Keras serialization (an optimizer's config).
+    schedule = make_schedule(recipe, steps_per_epoch=10)
+    copy = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert isinstance(copy, Piecewise) and rates(copy, (0, 59, 60, 80)) == pytest.approx(rates(schedule, (0, 59, 60, 80)))
+    # Shorter runs keep the restart at the same share of the run; too short a run drops it.
+    assert get_recipe("resnet34", epochs=13).restarts == ((10, 0.2),) and get_recipe("resnet34", epochs=1).restarts == ()
+    for bad in (((0, 0.2),), ((12, 0.2),), ((6, 0.0),), ((6, 0.2), (5, 0.1)), ((1, 0.2),), "6"):
+        with pytest.raises(ValueError, match=r"Received: restarts="):
+            get_recipe("resnet34", epochs=10, warmup_epochs=2, restarts=bad)
+    with pytest.raises(ValueError, match="schedule='cosine'"):
+        get_recipe("resnet34", epochs=10, schedule="constant", restarts=((6, 0.2),))
 
 
 def test_run_dir_rules(tmp_path):

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from zoo.data.augment import Augmenter
 from zoo.data.resize import check_resolutions
 
-__all__ = ["AUTO", "Recipe", "stretch_resolutions"]
+__all__ = ["AUTO", "Recipe", "stretch_resolutions", "stretch_restarts"]
 
 #: ``mixed_precision="auto"``: bfloat16 where the device runs it natively (zoo.training.precision).
 AUTO = "auto"
@@ -50,6 +50,10 @@ class Recipe:
     ``resolutions`` is a progressive-resizing schedule, ``((first_epoch, size), ...)``: from
     ``first_epoch`` on, training batches are resized to ``size x size`` after augmentation
     (validation and test stay at the model's input size, which the last pair must reach).
+    ``restarts`` are warm restarts of the cosine (SGDR; timm's ``cycle_limit`` and
+    ``cycle_decay``), ``((first_epoch, peak_ratio), ...)``: at ``first_epoch`` the rate jumps to
+    ``lr * peak_ratio`` (so a batch-size or ``lr`` override scales it too), and each cycle decays
+    to ``min_lr_ratio`` of its own peak when the next one starts.
 
     Example:
         >>> Recipe(arch="cnn", lr=0.05).replace(epochs=3).epochs
@@ -77,6 +81,7 @@ class Recipe:
     monitor: str = "val_accuracy"
     bn_momentum: float | None = None
     resolutions: tuple[tuple[int, int], ...] = ()
+    restarts: tuple[tuple[int, float], ...] = ()
     loss_weights: Mapping[str, float] = field(default_factory=dict)
     model_overrides: Mapping[str, Any] = field(default_factory=dict)
     notes: str = ""
@@ -115,6 +120,9 @@ class Recipe:
                 "The last resolution must start before the last epoch. "
                 f"Received: resolutions={self.resolutions!r}, epochs={self.epochs!r}"
             )
+        object.__setattr__(self, "restarts", _check_restarts(self.restarts, self.epochs, self.warmup_epochs))
+        if self.restarts and self.schedule != "cosine":
+            raise ValueError(f"Warm `restarts` need schedule='cosine'. Received: schedule={self.schedule!r}")
         if self.task == "localization" and (self.pad_crop or self.erasing_p):
             raise ValueError(
                 "Localization recipes only support flips (crops and erasing would break the "
@@ -129,8 +137,8 @@ class Recipe:
     def replace(self, **overrides: Any) -> "Recipe":
         """A copy with some fields changed; unknown names raise ``ValueError``.
 
-        A new ``epochs`` stretches the progressive ``resolutions`` with it (unless they are
-        given too), see :func:`stretch_resolutions`.
+        A new ``epochs`` stretches the progressive ``resolutions`` and the ``restarts`` with it
+        (unless they are given too), see :func:`stretch_resolutions` and :func:`stretch_restarts`.
 
         Example:
             >>> Recipe(arch="cnn", lr=0.05).replace(lr=0.01, epochs=2).lr
@@ -145,6 +153,8 @@ class Recipe:
         epochs = overrides.get("epochs", self.epochs)
         if self.resolutions and "resolutions" not in overrides and epochs != self.epochs and _integer(epochs) and epochs >= 1:
             overrides = {**overrides, "resolutions": stretch_resolutions(self.resolutions, self.epochs, epochs)}
+        if self.restarts and "restarts" not in overrides and epochs != self.epochs and _integer(epochs) and epochs >= 1:
+            overrides = {**overrides, "restarts": stretch_restarts(self.restarts, self.epochs, epochs)}
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,6 +168,7 @@ class Recipe:
         data["loss_weights"] = dict(self.loss_weights)
         data["model_overrides"] = {k: _jsonable(v) for k, v in self.model_overrides.items()}
         data["resolutions"] = [list(pair) for pair in self.resolutions]
+        data["restarts"] = [list(pair) for pair in self.restarts]
         return data
 
     def augmenter(self) -> Any:
@@ -192,6 +203,47 @@ def stretch_resolutions(
         start = 0 if index == 0 else max(round(first * new_epochs / epochs), starts[-1] + 1)
         starts.append(min(start, new_epochs - (len(phases) - index)))
     return tuple((start, size) for start, (_, size) in zip(starts, phases))
+
+
+def stretch_restarts(
+    restarts: tuple[tuple[int, float], ...], epochs: int, new_epochs: int
+) -> tuple[tuple[int, float], ...]:
+    """Warm restarts of an ``epochs``-epoch run moved to the same share of ``new_epochs``.
+
+    A restart that would land on the first epoch, on or after the last, or on the same epoch
+    as the one before is dropped.
+
+    Example:
+        >>> stretch_restarts(((40, 0.2),), 52, 13)
+        ((10, 0.2),)
+        >>> stretch_restarts(((40, 0.2),), 52, 1)
+        ()
+    """
+    moved: list[tuple[int, float]] = []
+    for first, peak in restarts:
+        start = round(first * new_epochs / epochs)
+        if 0 < start < new_epochs and (not moved or start > moved[-1][0]):
+            moved.append((start, peak))
+    return tuple(moved)
+
+
+def _check_restarts(restarts: Any, epochs: Any, warmup_epochs: Any) -> tuple[tuple[int, float], ...]:
+    """``restarts`` as a tuple of ``(first_epoch, peak_ratio)`` pairs, checked."""
+    try:
+        pairs = tuple((first, peak) for first, peak in restarts)
+    except (TypeError, ValueError):
+        pairs = None
+    valid = pairs is not None and all(_integer(first) and _number(peak) and peak > 0 for first, peak in pairs)
+    starts = [first for first, _ in pairs] if valid else []
+    if not valid or starts != sorted(set(starts)) or any(
+        not (warmup_epochs <= first < epochs and first >= 1) for first in starts
+    ):
+        raise ValueError(
+            "`restarts` must be (first_epoch, peak_ratio) pairs: epochs increasing, after the warm-up "
+            f"({warmup_epochs!r} epochs) and before the last epoch ({epochs!r}), ratios of lr > 0. "
+            f"Received: restarts={restarts!r}"
+        )
+    return tuple((int(first), float(peak)) for first, peak in pairs)
 
 
 def _number(value: Any) -> bool:

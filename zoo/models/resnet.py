@@ -31,8 +31,14 @@ _FMNIST = {"input_shape": (28, 28, 1), "num_classes": 10, "stem": "small"}
 # The run itself (same CPU, torch, mixed_bfloat16, 54,784 train images an epoch), quiet epochs:
 # 16x16 555 s (98.7 img/s), 22x22 697-723 s (76-79 img/s), 28x28 736-977 s (56-74 img/s; the
 # probe above said 64): about 7.1-7.5 hours for the 40 epochs, over the issue's ~5 h aim.
-# Validation accuracy (at 28x28) was 0.80-0.86 during the 22x22 phase, 0.937 and 0.938 after the
-# first two 28x28 epochs.
+# Validation accuracy (at 28x28) was 0.80-0.86 during the 22x22 phase, then 0.937 0.938 0.943
+# 0.944 0.943 0.946 0.945 0.946 0.945 0.945 over the ten 28x28 epochs (lr 0.013 -> 0; train
+# accuracy 0.928 -> 0.952). Test accuracy after those 40 epochs: 94.22% (best validation epoch,
+# 36) and 94.30% (last), below the 94.5% floor: nothing was released. Ten epochs at full size
+# with a small rate were too few. Hence a warm restart (SGDR): 12 more epochs at 28x28 from lr
+# 0.02 (0.2 x the peak) to 0 -- epochs 41-52 continue that run from its final weights (the
+# first 40 epochs of this recipe are exactly the run's). Its 28x28 epochs took 1099-1340 s on
+# 2026-11-30 (41-50 img/s; this machine's speed varies by the hour): about 4 more hours.
 
 
 # BN momentum 0.9 (PyTorch's default), not Keras' 0.99: in the first CPU run (2026-11-29, epoch 2
@@ -51,9 +57,10 @@ def fmnist_recipe(arch: str, target: str) -> Recipe:
     """
     return Recipe(
         arch=arch, optimizer="sgd", lr=0.1, warmup_epochs=2, weight_decay=5e-4,
-        label_smoothing=0.1, epochs=40, batch_size=256, pad_crop=2, flip=True,
-        erasing_p=0.25, resolutions=((0, 16), (18, 22), (30, 28)), bn_momentum=0.9,
-        notes=f"Target: >= {target} test accuracy. Made for a CPU: progressive resizing 16 -> 22 -> 28.",
+        label_smoothing=0.1, epochs=52, batch_size=256, pad_crop=2, flip=True,
+        erasing_p=0.25, resolutions=((0, 16), (18, 22), (30, 28)), restarts=((40, 0.2),), bn_momentum=0.9,
+        notes=f"Target: >= {target} test accuracy. Made for a CPU: progressive resizing 16 -> 22 -> 28, "
+        "then a warm restart at 28.",
     )
 
 

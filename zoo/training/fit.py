@@ -47,6 +47,7 @@ from zoo.training.run_setup import (
     training_dtype,
     truncate_history,
 )
+from zoo.training.schedules import Piecewise
 from zoo.weights import load_weights, save_weights
 
 __all__ = [
@@ -56,9 +57,10 @@ __all__ = [
 
 
 def make_schedule(recipe: Recipe, steps_per_epoch: int) -> Any:
-    """Linear warm-up to ``recipe.lr``, then cosine decay to ``lr * min_lr_ratio`` (or flat).
+    """Linear warm-up to ``recipe.lr``, then cosine decay to ``lr * min_lr_ratio`` (or flat);
+    with ``recipe.restarts``, the cosine restarts at each of their epochs from their peak.
 
-    Warm-up is capped at half of the run, so very short runs still reach the peak rate.
+    Warm-up is capped at half of the first cycle, so very short runs still reach the peak rate.
 
     Example:
         >>> schedule = make_schedule(get_recipe("cnn", epochs=4, warmup_epochs=1), 10)
@@ -66,14 +68,26 @@ def make_schedule(recipe: Recipe, steps_per_epoch: int) -> Any:
         (0.05, 0.0)
     """
     total = max(1, recipe.epochs * steps_per_epoch)
-    warmup = min(int(round(recipe.warmup_epochs * steps_per_epoch)), total // 2)
+    starts = [first * steps_per_epoch for first, _ in recipe.restarts]
+    first_cycle = starts[0] if starts else total
+    warmup = min(int(round(recipe.warmup_epochs * steps_per_epoch)), first_cycle // 2)
     alpha = 1.0 if recipe.schedule == "constant" else recipe.min_lr_ratio
-    decay_steps = max(1, total - warmup)
+    decay_steps = max(1, first_cycle - warmup)
     if warmup == 0:
-        return keras.optimizers.schedules.CosineDecay(recipe.lr, decay_steps, alpha=alpha)
-    return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps, alpha=alpha, warmup_target=recipe.lr, warmup_steps=warmup
-    )
+        schedule = keras.optimizers.schedules.CosineDecay(recipe.lr, decay_steps, alpha=alpha)
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps, alpha=alpha, warmup_target=recipe.lr, warmup_steps=warmup
+        )
+    if not starts:
+        return schedule
+    # Warm restarts (SGDR): each later cycle decays from its own peak until the next one starts.
+    ends = [*starts[1:], total]
+    cycles = [
+        keras.optimizers.schedules.CosineDecay(recipe.lr * ratio, max(1, end - start), alpha=alpha)
+        for (_, ratio), start, end in zip(recipe.restarts, starts, ends)
+    ]
+    return Piecewise([schedule, *cycles], boundaries=starts)
 
 
 def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
