@@ -120,7 +120,7 @@ class Recipe:
                 "The last resolution must start before the last epoch. "
                 f"Received: resolutions={self.resolutions!r}, epochs={self.epochs!r}"
             )
-        object.__setattr__(self, "restarts", _check_restarts(self.restarts, self.epochs, self.warmup_epochs))
+        object.__setattr__(self, "restarts", _check_restarts(self.restarts, self.epochs))
         if self.restarts and self.schedule != "cosine":
             raise ValueError(f"Warm `restarts` need schedule='cosine'. Received: schedule={self.schedule!r}")
         if self.task == "localization" and (self.pad_crop or self.erasing_p):
@@ -138,7 +138,8 @@ class Recipe:
         """A copy with some fields changed; unknown names raise ``ValueError``.
 
         A new ``epochs`` stretches the progressive ``resolutions`` and the ``restarts`` with it
-        (unless they are given too), see :func:`stretch_resolutions` and :func:`stretch_restarts`.
+        (unless they are given too), see :func:`stretch_resolutions` and :func:`stretch_restarts`;
+        a schedule other than the cosine drops the restarts.
 
         Example:
             >>> Recipe(arch="cnn", lr=0.05).replace(lr=0.01, epochs=2).lr
@@ -155,6 +156,8 @@ class Recipe:
             overrides = {**overrides, "resolutions": stretch_resolutions(self.resolutions, self.epochs, epochs)}
         if self.restarts and "restarts" not in overrides and epochs != self.epochs and _integer(epochs) and epochs >= 1:
             overrides = {**overrides, "restarts": stretch_restarts(self.restarts, self.epochs, epochs)}
+        if self.restarts and "restarts" not in overrides and overrides.get("schedule", "cosine") != "cosine":
+            overrides = {**overrides, "restarts": ()}  # restarts belong to the cosine they restart
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -227,21 +230,19 @@ def stretch_restarts(
     return tuple(moved)
 
 
-def _check_restarts(restarts: Any, epochs: Any, warmup_epochs: Any) -> tuple[tuple[int, float], ...]:
-    """``restarts`` as a tuple of ``(first_epoch, peak_ratio)`` pairs, checked."""
+def _check_restarts(restarts: Any, epochs: int) -> tuple[tuple[int, float], ...]:
+    """``restarts`` as a tuple of ``(first_epoch, peak_ratio)`` pairs, checked (the warm-up is
+    capped at half of the first cycle, so a restart may come early)."""
     try:
         pairs = tuple((first, peak) for first, peak in restarts)
     except (TypeError, ValueError):
         pairs = None
     valid = pairs is not None and all(_integer(first) and _number(peak) and peak > 0 for first, peak in pairs)
     starts = [first for first, _ in pairs] if valid else []
-    if not valid or starts != sorted(set(starts)) or any(
-        not (warmup_epochs <= first < epochs and first >= 1) for first in starts
-    ):
+    if not valid or starts != sorted(set(starts)) or any(not 1 <= first < epochs for first in starts):
         raise ValueError(
-            "`restarts` must be (first_epoch, peak_ratio) pairs: epochs increasing, after the warm-up "
-            f"({warmup_epochs!r} epochs) and before the last epoch ({epochs!r}), ratios of lr > 0. "
-            f"Received: restarts={restarts!r}"
+            "`restarts` must be (first_epoch, peak_ratio) pairs: epochs increasing, from 1 to the last "
+            f"epoch ({epochs!r}) excluded, ratios of lr > 0. Received: restarts={restarts!r}"
         )
     return tuple((int(first), float(peak)) for first, peak in pairs)
 
