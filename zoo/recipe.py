@@ -152,9 +152,10 @@ class Recipe:
         if unknown:
             raise ValueError(f"Unknown recipe field(s) {unknown}. Known: {sorted(known)}")
         epochs = overrides.get("epochs", self.epochs)
-        if self.resolutions and "resolutions" not in overrides and epochs != self.epochs and _integer(epochs) and epochs >= 1:
+        stretched = epochs != self.epochs and _integer(epochs) and epochs >= 1
+        if stretched and self.resolutions and "resolutions" not in overrides:
             overrides = {**overrides, "resolutions": stretch_resolutions(self.resolutions, self.epochs, epochs)}
-        if self.restarts and "restarts" not in overrides and epochs != self.epochs and _integer(epochs) and epochs >= 1:
+        if stretched and self.restarts and "restarts" not in overrides:
             overrides = {**overrides, "restarts": stretch_restarts(self.restarts, self.epochs, epochs)}
         if self.restarts and "restarts" not in overrides and overrides.get("schedule", "cosine") != "cosine":
             overrides = {**overrides, "restarts": ()}  # restarts belong to the cosine they restart
