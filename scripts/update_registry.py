@@ -6,9 +6,10 @@ Usage: python scripts/update_registry.py [--check] [--path registry.json]
 import sys
 from pathlib import Path
 
-from zoo.cli import main
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's zoo, whichever zoo is installed: the file describes this code
+
+from zoo.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     argv = sys.argv[1:]

@@ -108,7 +108,7 @@ def test_batch_size_override_scales_the_learning_rate_unless_lr_is_given():
     assert scaled_lr(recipe, None, None) is None
 
 
-def test_resume_accepts_recipe_fields_added_later_at_their_default(tmp_path):
+def test_resume_accepts_recipe_fields_added_later_at_their_default_but_not_another_backend(tmp_path):
     run = prepare_run_dir(tmp_path / "run", resume=False, overwrite=False)
     recipe = get_recipe("cnn")
     settings = {"name": "cnn", "recipe": recipe.to_dict(), "model_overrides": {}, "seed": 0, "limit": None}
@@ -118,6 +118,13 @@ def test_resume_accepts_recipe_fields_added_later_at_their_default(tmp_path):
     changed = {**settings, "recipe": {**settings["recipe"], "resolutions": [[0, 16], [1, 28]]}}
     with pytest.raises(ValueError, match="different settings"):
         check_resume(run, changed)
+    other = "torch" if BACKEND != "torch" else "jax"
+    run.write_marker(settings=settings, backend=other)  # started on another backend
+    with pytest.raises(ValueError, match=rf"trains on the {other} backend; resume it with `--backend {other}`.*"
+                                         rf"Received: backend='{BACKEND}'"):
+        check_resume(run, settings)
+    run.write_marker(backend=BACKEND)
+    check_resume(run, settings)
 
 
 # --- training --------------------------------------------------------------------------------
@@ -151,6 +158,20 @@ def test_progressive_run_trains_at_each_size_and_records_the_full_size(tmp_path,
     assert model.inputs[0].shape[1:] == (28, 28, 1)
     assert "--output" not in folder.metadata["train_command"]
     assert f"--backend {BACKEND}" in folder.metadata["train_command"]
+
+    # the finished run stages as a float16 release (under tmp_path) whose card says how it is stored
+    from tools import release
+    from zoo.registry import _REGISTRY
+
+    monkeypatch.setitem(_REGISTRY, "resnet18", _REGISTRY["resnet18"])  # the record is not kept
+    monkeypatch.setattr(release, "ROOT", tmp_path)
+    monkeypatch.setattr(release, "RECORDS_DIR", tmp_path / "records")
+    (tmp_path / "records").mkdir()
+    staged = release.stage_release(run, "resnet18.fmnist", slice_size=None, storage_dtype="float16", allow_below_floor=True)
+    assert staged.storage_dtype == "float16"
+    staged_card = (tmp_path / "weights" / "resnet18.fmnist" / "README.md").read_text()
+    assert "Weights stored as float16 (loaded into float32)" in staged_card
+    assert f"measured with {BACKEND}" in staged_card and "Weights stored as" not in card
 
 
 @pytest.mark.slow  # argv and environment plumbing, the same from every backend: TensorFlow suite only

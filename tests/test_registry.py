@@ -1,6 +1,7 @@
 """The registry: names and tags, listing, errors, info, plugins, registry.json."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -84,11 +85,15 @@ def test_stale_registry_json_is_detected(tmp_path):
     path.write_text(json.dumps(stale))
     with pytest.raises(CatalogStaleError, match=r"entries differ: \['cnn'\]"):
         check_catalog(path)
+    # run from elsewhere, with another `zoo` first on the path: the script checks this checkout's code
+    decoy = tmp_path / "decoy" / "zoo"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the installed zoo, not the checkout')\n")
     result = subprocess.run(
-        [sys.executable, "scripts/update_registry.py", "--check", "--path", str(path)],
-        cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, str(ROOT / "scripts" / "update_registry.py"), "--check", "--path", str(path)],
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(decoy.parent)},
     )
-    assert result.returncode == 1 and "stale" in result.stderr
+    assert result.returncode == 1 and "entries differ: ['cnn']" in result.stderr, result.stderr[-2000:]
 
 
 class _FakeEntryPoint:

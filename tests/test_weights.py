@@ -77,6 +77,17 @@ def test_storage_dtype_loads_back_into_float32(tmp_path, cnn, dtype, tolerance):
     )
 
 
+def test_a_storage_dtype_that_overflows_a_weight_is_refused(tmp_path, cnn):
+    bias = cnn.get_layer("predictions").bias
+    bias.assign(np.full(bias.shape, 1e5, "float32"))  # float16 holds up to 65504, bfloat16 ~3e38
+    with pytest.raises(ValueError, match=r"'predictions/bias' holds values up to 1e\+05, beyond what float16 .*"
+                                         r"Received: storage_dtype='float16'"):
+        zoo.save_weights(cnn, tmp_path / "w.safetensors", storage_dtype="float16")
+    assert not list(tmp_path.iterdir())  # nothing written
+    zoo.save_weights(cnn, tmp_path / "w.safetensors", storage_dtype="bfloat16")
+    assert np.isfinite(read_weights(tmp_path / "w.safetensors")["predictions/bias"].astype("float32")).all()
+
+
 def test_existing_weights_are_never_overwritten_silently(tmp_path, cnn):
     zoo.save_weights(cnn, tmp_path / "w.safetensors")
     before = (tmp_path / "w.safetensors").read_bytes()

@@ -16,12 +16,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import keras
+
 from zoo import atomic
 from zoo import format as zoo_format
 from zoo import hub
 from zoo.api import load
 from zoo.format import read_folder
 from zoo.registry import Release, get_spec, set_release, split_name
+from zoo.training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout
 RECORDS_DIR = ROOT / "zoo" / "released"
@@ -82,8 +85,9 @@ def stage_release(
 
     With ``storage_dtype`` (``"float16"``, ``"bfloat16"``) or ``max_shard_size`` (bytes), the
     weights are written again in that form instead of copied; the staged files are then
-    evaluated on the run's test images (the whole test split unless the run used ``--limit``),
-    and a metric that moved by more than ``tolerance`` from the run's figure stops the release.
+    evaluated on the run's test images (the whole test split unless the run used ``--limit``)
+    next to the run's own weights, on the same backend, and a metric that moved by more than
+    ``tolerance`` stops the release.
     The record, config.json and model card carry the figures of the staged files; config.json
     keeps the run's figures next to them. Weights that score below the tag's ``release_floor``
     (``zoo.registry.WeightSpec``) are not released (``allow_below_floor=True`` is for trial
@@ -107,6 +111,7 @@ def stage_release(
             f"The run in {str(run_dir)!r} trained {config.get('architecture')!r}, not {arch!r}. "
             f"Received: name={name!r}"
         )
+    _check_finished(run_dir)
     target = ROOT / "weights" / name
     if target.exists() and not overwrite:
         raise FileExistsError(f"{str(target)!r} exists; pass overwrite=True to replace that release.")
@@ -145,6 +150,23 @@ def stage_release(
     )
     write_record(name, release)
     return release
+
+
+def _check_finished(run_dir: Path) -> None:
+    """Raise ``ValueError`` unless ``run_dir`` holds a finished run: test metrics written and, for a
+    training run folder (``run.json``), the status ``complete``."""
+    run = RunDir(run_dir)
+    if run.is_run and not run.is_complete:
+        status = run.read_marker().get("status")
+        raise ValueError(
+            f"The run in {str(run_dir)!r} has not finished (run.json status {status!r}): resume it with "
+            f"`python scripts/train.py ... --resume` and stage it once it is complete. Received: run_dir={str(run_dir)!r}"
+        )
+    if not run.metrics.exists():
+        raise ValueError(
+            f"The run in {str(run_dir)!r} has no metrics.json (the test figures a run writes when it completes). "
+            f"Received: run_dir={str(run_dir)!r}"
+        )
 
 
 def _add_notes_to_card(card: Path, notes: str) -> None:
@@ -223,7 +245,7 @@ def _fill_staging(
             if path.name == "last.safetensors" or (convert and any(path.match(p) for p in _WEIGHT_FILES)):
                 continue
             shutil.copy2(path, staging / path.name)
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
     if convert:
         metrics = _convert_weights(
             run_dir, staging, metrics, storage_dtype=storage_dtype or "float32",
@@ -246,7 +268,7 @@ def _convert_weights(
 ) -> dict[str, float]:
     """Write the run's weights into ``target`` as ``storage_dtype`` (sharded above
     ``max_shard_size``), measure them on the run's test images (the whole test split unless the
-    run used ``--limit``) and check the drift.
+    run used ``--limit``) next to the run's own weights, and check the drift.
 
     Returns the staged files' metrics; config.json and README.md of ``target`` carry them.
     """
@@ -264,18 +286,26 @@ def _convert_weights(
         max_shard_size=max_shard_size or DEFAULT_MAX_SHARD_SIZE, overwrite=True,
     )
     limit = (run_config.get("evaluation") or {}).get("limit")  # the run's own test images
+    # Both sides measured here, on this backend: the run's figure may come from another backend,
+    # whose rounding differences would count against the tolerance as if they were the conversion's.
+    before = evaluate_name(run_dir, limit=limit, data_dir=data_dir)
     measured = evaluate_name(target, limit=limit, data_dir=data_dir)
-    drift = {key: measured[key] - run_metrics[key] for key in measured if key in run_metrics}
+    drift = {key: measured[key] - before[key] for key in measured if key in before}
     too_far = {key: round(value, 6) for key, value in drift.items() if abs(value) > tolerance}
     if too_far:
         raise ValueError(
             f"Storing the weights as {storage_dtype} moved test metrics by more than {tolerance}: "
-            f"{too_far} (run: {run_metrics}, staged: {measured}). Release the float32 weights instead."
+            f"{too_far} (the run's weights: {before}, staged: {measured}; the run's own record: "
+            f"{run_metrics}). Release the float32 weights instead."
         )
     staged = read_folder(target)
     metadata = dict(staged.metadata)
     metadata["metrics"] = measured
-    metadata["metrics_before_conversion"] = {"storage_dtype": run_config.get("weights", {}).get("storage_dtype", "float32"), **run_metrics}
+    metadata["metrics_before_conversion"] = {
+        "storage_dtype": run_config.get("weights", {}).get("storage_dtype", "float32"),
+        "measured_with": keras.backend.backend(),
+        **before,
+    }
     zoo_format.write_folder_files(target, staged.build, metadata)
     config = read_folder(target).fields
     if (target / zoo_format.CARD_NAME).exists() or (run_dir / zoo_format.CARD_NAME).exists():

@@ -135,6 +135,22 @@ def previous_save(target: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
+def _cast_within_range(key: str, array: np.ndarray, storage_dtype: str) -> np.ndarray:
+    """``array`` cast to ``storage_dtype``; ``ValueError`` when a finite value would become infinite."""
+    with np.errstate(over="ignore"):
+        cast = array.astype(STORAGE_DTYPES[storage_dtype])
+    wide = array.astype(np.float64)
+    overflow = np.isfinite(wide) & ~np.isfinite(cast.astype(np.float64))
+    if overflow.any():
+        largest = float(np.abs(wide[overflow]).max())
+        limit = float(ml_dtypes.finfo(STORAGE_DTYPES[storage_dtype]).max)
+        raise ValueError(
+            f"The weight {key!r} holds values up to {largest:.4g}, beyond what {storage_dtype} can store "
+            f"(+-{limit:.4g}): store the weights as float32. Received: storage_dtype={storage_dtype!r}"
+        )
+    return cast
+
+
 def save_weights(
     model: keras.Model,
     path: str | os.PathLike,
@@ -146,7 +162,8 @@ def save_weights(
     """Save every weight of ``model`` as safetensors; return the files written.
 
     ``path`` is a ``.safetensors`` file or a directory (then ``model.safetensors`` inside it).
-    Above ``max_shard_size`` bytes the weights are split into shards plus an index file.
+    Above ``max_shard_size`` bytes the weights are split into shards plus an index file. A
+    ``storage_dtype`` that cannot hold a weight's values (float16 beyond +-65504) is refused.
     Files of an earlier save to the same place (single file, index or shards) are never
     replaced unless ``overwrite=True``; then the new files are written under temporary names,
     fsynced and renamed into place (shards first, the index last), and only once the new save
@@ -180,7 +197,7 @@ def save_weights(
     for key, variable in model_state(model).items():
         array = np.asarray(keras.ops.convert_to_numpy(variable))
         if np.issubdtype(array.dtype, np.floating) or array.dtype == ml_dtypes.bfloat16:
-            array = array.astype(dtype)
+            array = _cast_within_range(key, array, storage_dtype)
         arrays[key] = np.ascontiguousarray(array)
     shards = _shard(arrays, max_shard_size)
     metadata = {"format": "keras", "library": "zoo", "storage_dtype": storage_dtype, "save_id": secrets.token_hex(8)}

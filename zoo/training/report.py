@@ -127,12 +127,32 @@ def training_text(metadata: Mapping[str, Any]) -> str:
     return (
         f"Trained with:\n\n```bash\n{metadata['train_command']}\n```\n\n"
         f"Trained on: {metadata.get('trained_on', 'unknown')}; precision {precision}. "
-        f"{_timing_text(training.get('timing'))}\n\n"
+        f"{_timing_text(training.get('timing'))}{_storage_text(metadata)}\n\n"
         f"Backend: {metadata['backend']}, seed {metadata['seed']}, {training['distribute']}. "
         f"{images} Best epoch by {best['monitor']}: "
         f"{best['epoch']} of {training['epochs']} ({_four_digits(best['value'])}). {recipe.get('notes', '')}\n\n"
         f"| recipe | value |\n|---|---|\n{rows}"
     )
+
+
+def _storage_text(metadata: Mapping[str, Any]) -> str:
+    """The card's sentence on weights stored in a narrower dtype than float32 (``""`` otherwise).
+
+    Example:
+        >>> print(_storage_text({"weights": {"storage_dtype": "float16"}, "metrics_before_conversion":
+        ...     {"storage_dtype": "float32", "measured_with": "tensorflow", "accuracy": 0.94312}}))
+         Weights stored as float16 (loaded into float32); the metrics above were measured on the stored weights (float32 before the conversion: accuracy 0.9431, measured with tensorflow).
+    """
+    dtype = (metadata.get("weights") or {}).get("storage_dtype", "float32")
+    if dtype == "float32":
+        return ""
+    before = dict(metadata.get("metrics_before_conversion") or {})
+    before_dtype = before.pop("storage_dtype", "float32")
+    backend = before.pop("measured_with", None)
+    figures = ", ".join(f"{key} {_four_digits(value)}" for key, value in before.items())
+    where = f", measured with {backend}" if backend else ""
+    detail = f" ({before_dtype} before the conversion: {figures}{where})" if figures else ""
+    return f" Weights stored as {dtype} (loaded into float32); the metrics above were measured on the stored weights{detail}."
 
 
 def _four_digits(value: float | None) -> str:

@@ -165,12 +165,20 @@ def check_resume(run: RunDir, settings: Mapping[str, Any]) -> None:
     """Refuse to resume ``run`` with settings other than those it was started with.
 
     Recipe fields added to zoo after the run started are compatible while they hold their
-    default. Raises ``ValueError`` naming the settings that differ.
+    default. The backend must be the run's too: its record and card name one backend. Raises
+    ``ValueError`` naming what differs.
 
     Example:
         >>> check_resume(run, run_settings("cnn", recipe, {}))   # doctest: +SKIP
     """
-    stored = run.read_marker().get("settings")
+    marker = run.read_marker()
+    backend = keras.backend.backend()
+    if marker.get("backend") not in (None, backend):
+        raise ValueError(
+            f"The run in {str(run.path)!r} trains on the {marker['backend']} backend; resume it with "
+            f"`--backend {marker['backend']}` (or KERAS_BACKEND={marker['backend']}). Received: backend={backend!r}"
+        )
+    stored = marker.get("settings")
     if stored is not None and isinstance(stored.get("recipe"), dict):
         defaults = Recipe(arch=settings["recipe"]["arch"]).to_dict()
         current = dict(settings["recipe"])
