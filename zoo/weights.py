@@ -192,7 +192,6 @@ def save_weights(
             "pass overwrite=True to replace them."
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    dtype = STORAGE_DTYPES[storage_dtype]
     arrays = {}
     for key, variable in model_state(model).items():
         array = np.asarray(keras.ops.convert_to_numpy(variable))
