@@ -137,13 +137,15 @@ def previous_save(target: str | os.PathLike) -> list[Path]:
 
 def _cast_within_range(key: str, array: np.ndarray, storage_dtype: str) -> np.ndarray:
     """``array`` cast to ``storage_dtype``; ``ValueError`` when a finite value would become infinite."""
+    dtype = STORAGE_DTYPES[storage_dtype]
+    if array.dtype == dtype:  # float32 weights stored as float32: nothing to cast or check
+        return array
     with np.errstate(over="ignore"):
-        cast = array.astype(STORAGE_DTYPES[storage_dtype])
-    wide = array.astype(np.float64)
-    overflow = np.isfinite(wide) & ~np.isfinite(cast.astype(np.float64))
+        cast = array.astype(dtype)
+    overflow = np.isinf(cast.astype(np.float32)) & ~np.isinf(array.astype(np.float32))
     if overflow.any():
-        largest = float(np.abs(wide[overflow]).max())
-        limit = float(ml_dtypes.finfo(STORAGE_DTYPES[storage_dtype]).max)
+        largest = float(np.abs(array[overflow].astype(np.float32)).max())
+        limit = float(ml_dtypes.finfo(dtype).max)
         raise ValueError(
             f"The weight {key!r} holds values up to {largest:.4g}, beyond what {storage_dtype} can store "
             f"(+-{limit:.4g}): store the weights as float32. Received: storage_dtype={storage_dtype!r}"
