@@ -20,6 +20,12 @@ What it does, each step a thin call of the repository's own scripts:
 4. copies what a commit needs into ``--out``: ``weights/<arch>.<tag>/``, ``zoo/released/<arch>.<tag>.json``,
    ``registry.json`` and each run's logs, history and metrics (no file over 15 MiB of tensors).
 
+``--variant "resnet34:b512=--batch-size 512 --epochs 104"`` trains more runs of an architecture
+beside its recipe run (in ``runs/<arch>-<label>-gpu``; a small model leaves most of an H200 idle, so
+they cost little extra time): each architecture's release is then its finished run with the best
+validation figure (the recipe's ``monitor``; never the test split), and every run's validation and
+test figures are reported in ``gpu_release.json``.
+
 A training run still going when ``--budget-s`` runs out is stopped and reported; its run folder
 keeps the finished epochs, and ``--resume`` on the same (still warm) machine continues it.
 ``--dry-run`` checks the plumbing on a CPU: one epoch on 256 images, in a scratch copy of the
@@ -33,6 +39,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -45,6 +53,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RELEASES = {"resnet34": "fmnist", "xception_localizer": "fmnist-loc"}
 MAX_SHARD_MB = 15
 COPIED_RUN_FILES = ("history.csv", "metrics.json", "run.json")
+#: Flags the script sets itself, refused in a --variant.
+MANAGED_FLAGS = ("--output", "--resume", "--overwrite", "--data-dir", "--backend", "--verbose", "--push", "--limit")
+RECIPE_LABEL = "recipe"
 
 
 def _scratch_copy() -> Path:
@@ -66,19 +77,48 @@ def _env(root: Path, share: float, data_dir: str | None) -> dict[str, str]:
     return env
 
 
-def train_all(root: Path, archs: list[str], args: argparse.Namespace, logs: Path) -> dict[str, dict]:
-    """Start ``scripts/train.py`` for every arch at once; wait until done or the budget is spent."""
-    share = min(0.75, 0.9 / len(archs))
+def parse_variant(text: str, archs: list[str]) -> tuple[str, str, list[str]]:
+    """``"ARCH:LABEL=FLAGS"`` -> ``(arch, label, flags)``; a clear ``ValueError`` for anything else.
+
+    Example:
+        >>> parse_variant("resnet34:b512=--batch-size 512", ["resnet34"])
+        ('resnet34', 'b512', ['--batch-size', '512'])
+    """
+    match = re.fullmatch(r"([a-z0-9_]+):([a-z0-9][a-z0-9-]*)=(.*)", text.strip(), flags=re.DOTALL)
+    if not match:
+        raise ValueError(f"--variant must be ARCH:LABEL=FLAGS (LABEL in a-z, 0-9, '-'). Received: {text!r}")
+    arch, label, flags_text = match.groups()
+    if arch not in archs:
+        raise ValueError(f"--variant names an architecture not in --models {archs}. Received: {text!r}")
+    if label == RECIPE_LABEL:
+        raise ValueError(f"--variant label {RECIPE_LABEL!r} is the recipe run's own. Received: {text!r}")
+    flags = shlex.split(flags_text)
+    managed = [f for f in flags if f.split("=")[0] in MANAGED_FLAGS]
+    if managed:
+        raise ValueError(f"--variant may not set {', '.join(MANAGED_FLAGS)} (the script sets them). Received: {text!r}")
+    return arch, label, flags
+
+
+def run_folder(arch: str, label: str) -> str:
+    """The run folder (relative to the checkout) of one training run."""
+    return f"runs/{arch}-gpu" if label == RECIPE_LABEL else f"runs/{arch}-{label}-gpu"
+
+
+def train_all(root: Path, runs: list[tuple[str, str, list[str]]], args: argparse.Namespace, logs: Path) -> dict[str, dict]:
+    """Start ``scripts/train.py`` for every run at once; wait until done or the budget is spent."""
+    share = min(0.75, 0.9 / len(runs))
     procs = {}
-    for arch in archs:
-        cmd = [sys.executable, "scripts/train.py", arch, "--output", f"runs/{arch}-gpu", "--verbose", "2"]
+    for arch, label, flags in runs:
+        key = arch if label == RECIPE_LABEL else f"{arch}:{label}"
+        cmd = [sys.executable, "scripts/train.py", arch, *flags, "--output", run_folder(arch, label), "--verbose", "2"]
         cmd += ["--resume"] if args.resume else []
         cmd += ["--epochs", "1", "--limit", "256"] if args.dry_run else []
-        log = open(logs / f"train-{arch}.log", "a" if args.resume else "w")  # noqa: SIM115 - closed below
-        procs[arch] = (subprocess.Popen(cmd, cwd=root, env=_env(root, share, args.data_dir), stdout=log, stderr=subprocess.STDOUT), log, cmd, time.time())
+        log_name = f"train-{arch}.log" if label == RECIPE_LABEL else f"train-{arch}-{label}.log"
+        log = open(logs / log_name, "a" if args.resume else "w")  # noqa: SIM115 - closed below
+        procs[key] = (subprocess.Popen(cmd, cwd=root, env=_env(root, share, args.data_dir), stdout=log, stderr=subprocess.STDOUT), log, cmd, time.time(), arch, label)
     deadline = time.time() + args.budget_s
     report = {}
-    for arch, (proc, log, cmd, started) in procs.items():
+    for key, (proc, log, cmd, started, arch, label) in procs.items():
         try:
             proc.wait(timeout=max(1.0, deadline - time.time()))
             status = "finished" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
@@ -87,16 +127,51 @@ def train_all(root: Path, archs: list[str], args: argparse.Namespace, logs: Path
             proc.wait(timeout=60)
             status = "stopped at the budget: rerun with --resume on the same machine"
         log.close()
-        report[arch] = {"status": status, "command": " ".join(cmd[1:]), "seconds": round(time.time() - started, 1)}
+        report[key] = {"arch": arch, "label": label, "run": run_folder(arch, label), "status": status,
+                       "command": " ".join(cmd[1:]), "seconds": round(time.time() - started, 1)}
+        report[key].update(_run_figures(root / run_folder(arch, label)))
     return report
 
 
-def stage(root: Path, arch: str, args: argparse.Namespace, logs: Path) -> dict:
-    """``scripts/release.py`` in float16 shards; float32 shards when float16 moves the metrics."""
+def _run_figures(run: Path) -> dict:
+    """The finished run's best validation figure and its test metrics (run.json, metrics.json)."""
+    try:
+        record = json.loads((run / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {"best": record.get("training", {}).get("best"), "test_metrics": record.get("metrics")}
+
+
+def choose_runs(training: dict[str, dict]) -> dict[str, dict]:
+    """For each architecture, its finished run with the best validation figure (by the monitor's
+    direction: lowest for a loss, else highest); ties go to the recipe run, then the first listed.
+
+    Example:
+        >>> runs = {"resnet34": {"arch": "resnet34", "label": "recipe", "status": "finished",
+        ...                      "best": {"monitor": "val_accuracy", "value": 0.94}},
+        ...         "resnet34:b512": {"arch": "resnet34", "label": "b512", "status": "finished",
+        ...                           "best": {"monitor": "val_accuracy", "value": 0.95}}}
+        >>> choose_runs(runs)["resnet34"]["label"]
+        'b512'
+    """
+    chosen: dict[str, dict] = {}
+    for run in training.values():
+        best = run.get("best") or {}
+        if run["status"] != "finished" or best.get("value") is None:
+            continue
+        sign = -1.0 if str(best.get("monitor", "")).endswith("loss") else 1.0
+        current = chosen.get(run["arch"])
+        if current is None or sign * best["value"] > sign * current["best"]["value"]:
+            chosen[run["arch"]] = run
+    return chosen
+
+
+def stage(root: Path, arch: str, run: str, args: argparse.Namespace, logs: Path, choice: str = "") -> dict:
+    """``scripts/release.py`` of ``run`` in float16 shards; float32 shards when float16 moves the metrics."""
     name = f"{arch}.{RELEASES[arch]}"
-    notes = f"Trained on {args.device_note} with Keras on JAX by scripts/gpu_release.py."
+    notes = f"Trained on {args.device_note} with Keras on JAX by scripts/gpu_release.py.{choice}"
     for dtype in ("float16", "float32"):
-        cmd = [sys.executable, "scripts/release.py", f"runs/{arch}-gpu", name, "--notes", notes,
+        cmd = [sys.executable, "scripts/release.py", run, name, "--notes", notes,
                "--storage-dtype", dtype, "--max-shard-mb", str(MAX_SHARD_MB)]
         cmd += ["--overwrite"] if args.overwrite or args.dry_run else []  # the dry run's scratch copy is ours to replace
         cmd += ["--below-floor"] if args.dry_run else []  # one epoch on 256 images: plumbing, not a release
@@ -104,11 +179,21 @@ def stage(root: Path, arch: str, args: argparse.Namespace, logs: Path) -> dict:
             done = subprocess.run(cmd, cwd=root, env=_env(root, 0.9, args.data_dir), stdout=log, stderr=subprocess.STDOUT, check=False)
         if done.returncode == 0:
             record = json.loads((root / "zoo" / "released" / f"{name}.json").read_text())
-            return {"name": name, "storage_dtype": dtype, "metrics": record["metrics"]}
-    return {"name": name, "error": f"scripts/release.py failed; see {logs.name}/release-{arch}-*.log"}
+            return {"name": name, "run": run, "storage_dtype": dtype, "metrics": record["metrics"]}
+    return {"name": name, "run": run, "error": f"scripts/release.py failed; see {logs.name}/release-{arch}-*.log"}
 
 
-def collect(root: Path, archs: list[str], out: Path) -> None:
+def choice_note(training: dict[str, dict], arch: str) -> str:
+    """A sentence for the release notes naming every finished run of ``arch`` and its best validation
+    figure, when there was more than one ("" otherwise)."""
+    runs = [r for r in training.values() if r["arch"] == arch and r["status"] == "finished" and (r.get("best") or {}).get("value") is not None]
+    if len(runs) < 2:
+        return ""
+    listed = "; ".join(f"{r['command'].split(' --output')[0]}: {r['best']['monitor']} {r['best']['value']:.4f}" for r in runs)
+    return f" Chosen by the best validation figure among {len(runs)} runs ({listed})."
+
+
+def collect(root: Path, archs: list[str], runs: list[str], out: Path) -> None:
     """Copy the staged releases, their records, registry.json and the run summaries to ``out``."""
     for arch in archs:
         name = f"{arch}.{RELEASES[arch]}"
@@ -116,7 +201,8 @@ def collect(root: Path, archs: list[str], out: Path) -> None:
             shutil.copytree(root / "weights" / name, out / "weights" / name, dirs_exist_ok=True)
             (out / "zoo" / "released").mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / "zoo" / "released" / f"{name}.json", out / "zoo" / "released" / f"{name}.json")
-        run = root / "runs" / f"{arch}-gpu"
+    for folder in runs:
+        run = root / folder
         for file_name in COPIED_RUN_FILES:
             if (run / file_name).exists():
                 (out / "runs" / run.name).mkdir(parents=True, exist_ok=True)
@@ -135,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the runs of an earlier call on this machine")
     parser.add_argument("--device-note", default="one NVIDIA H200", help="where it ran, for the release notes")
     parser.add_argument("--dry-run", action="store_true", help="one epoch on 256 images in a scratch copy (CPU check)")
+    parser.add_argument("--variant", action="append", default=[], metavar="ARCH:LABEL=FLAGS",
+                        help="one more training run of ARCH with these scripts/train.py flags, beside the recipe run "
+                        "(repeatable); the release is each ARCH's run with the best validation figure")
     parser.add_argument("--overwrite", action="store_true", help="replace releases already staged in this checkout "
                         "(weights/<arch>.<tag>/, e.g. a CPU release the GPU run upgrades); without it they are refused")
     args = parser.parse_args(argv)
@@ -142,6 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(archs) - set(RELEASES))
     if unknown or not archs:
         parser.error(f"--models must be a comma list among {sorted(RELEASES)}. Received: {args.models!r}")
+
+    try:
+        variants = [parse_variant(text, archs) for text in args.variant]
+    except ValueError as error:
+        parser.error(str(error))
+    labels = [(arch, label) for arch, label, _ in variants]
+    if len(set(labels)) != len(labels):
+        parser.error(f"--variant labels must differ within an architecture. Received: {args.variant}")
+    runs = [(arch, RECIPE_LABEL, []) for arch in archs] + variants
 
     out = Path(args.out).resolve()
     logs = out / "logs"
@@ -152,19 +250,23 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"wheels": install_wheels(args.wheels)}
     root = _scratch_copy() if args.dry_run else ROOT
     summary["root"] = "a scratch copy of the checkout" if args.dry_run else "the checkout"  # no machine path recorded
-    summary["training"] = train_all(root, archs, args, logs)
-    summary["releases"] = [stage(root, arch, args, logs) for arch, run in summary["training"].items() if run["status"] == "finished"]
-    collect(root, archs, out)
+    summary["training"] = train_all(root, runs, args, logs)
+    chosen = choose_runs(summary["training"])
+    summary["releases"] = [stage(root, arch, chosen[arch]["run"], args, logs, choice_note(summary["training"], arch))
+                           for arch in archs if arch in chosen]
+    collect(root, archs, [run_folder(arch, label) for arch, label, _ in runs], out)
     sys.path.insert(0, str(ROOT))  # zoo's atomic writer (stdlib only; zoo need not be installed here)
     from zoo.atomic import atomic_write_text
 
     atomic_write_text(out / "gpu_release.json", json.dumps(summary, indent=1, default=str))
 
-    print(f"\n{'model':<20} {'training':<60} {'s':>7}  staged metrics")
-    for arch, run in summary["training"].items():
-        staged = next((r for r in summary["releases"] if r["name"].startswith(arch + ".")), {})
-        shown = staged.get("error") or f"{staged.get('storage_dtype', '-')}: {staged.get('metrics', '-')}"
-        print(f"{arch:<20} {run['status'][:60]:<60} {run['seconds']:>7}  {shown}")
+    print(f"\n{'run':<26} {'training':<44} {'s':>7} {'best validation':>22}  staged metrics")
+    for key, run in summary["training"].items():
+        staged = next((r for r in summary["releases"] if r.get("run", run["run"]) == run["run"] and r["name"].startswith(run["arch"] + ".")), {})
+        shown = staged.get("error") or (f"{staged['storage_dtype']}: {staged['metrics']}" if staged else "-")
+        best = run.get("best") or {}
+        figure = f"{best.get('monitor', '-')} {best['value']:.4f}" if best.get("value") is not None else "-"
+        print(f"{key:<26} {run['status'][:44]:<44} {run['seconds']:>7} {figure:>22}  {shown}")
     ok = all(r["status"] == "finished" for r in summary["training"].values()) and not any("error" in r for r in summary["releases"])
     return 0 if ok else 1
 

@@ -6,6 +6,7 @@ KERAS_BACKEND=jax), so running it under the other backends would only repeat the
 it runs once, in the TensorFlow suite (the one that runs the tests marked slow), and is marked slow.
 """
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -17,6 +18,47 @@ import pytest
 from zoo.data.fashion_mnist import find_data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("gpu_release_script", ROOT / "scripts" / "gpu_release.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(arch, label, status="finished", monitor="val_accuracy", value=0.9):
+    return {"arch": arch, "label": label, "run": f"runs/{arch}-{label}-gpu", "status": status,
+            "command": f"scripts/train.py {arch} --output runs/x", "best": {"monitor": monitor, "value": value}}
+
+
+def test_variant_flags_are_parsed_and_bad_ones_refused():
+    script = _script()
+    assert script.parse_variant("resnet34:b512=--batch-size 512 --epochs 104", ["resnet34"]) == (
+        "resnet34", "b512", ["--batch-size", "512", "--epochs", "104"])
+    assert script.run_folder("resnet34", "b512") == "runs/resnet34-b512-gpu"
+    assert script.run_folder("resnet34", "recipe") == "runs/resnet34-gpu"
+    for text, words in [("resnet34=--epochs 3", "ARCH:LABEL=FLAGS"), ("cnn:a=--epochs 3", "not in --models"),
+                        ("resnet34:recipe=--epochs 3", "recipe run"), ("resnet34:a=--output /tmp/x", "may not set"),
+                        ("resnet34:a=--limit=10", "may not set"), ("resnet34:A b=--epochs 3", "ARCH:LABEL=FLAGS")]:
+        with pytest.raises(ValueError, match=words) as error:
+            script.parse_variant(text, ["resnet34"])
+        assert repr(text) in str(error.value)
+
+
+def test_the_release_is_the_run_with_the_best_validation_figure():
+    script = _script()
+    runs = {"a": _run("resnet34", "recipe", value=0.941), "b": _run("resnet34", "b512", value=0.948),
+            "c": _run("resnet34", "f32", status="stopped at the budget", value=0.99),  # unfinished: never chosen
+            "d": _run("xception_localizer", "recipe", monitor="val_loss", value=0.68),
+            "e": _run("xception_localizer", "long", monitor="val_loss", value=0.71)}  # a loss: lower is better
+    chosen = script.choose_runs(runs)
+    assert chosen["resnet34"]["label"] == "b512" and chosen["xception_localizer"]["label"] == "recipe"
+    assert script.choose_runs({"a": _run("resnet34", "recipe", value=0.94), "b": _run("resnet34", "x", value=0.94)})[
+        "resnet34"]["label"] == "recipe"  # a tie keeps the recipe run
+    note = script.choice_note(runs, "resnet34")
+    assert note.startswith(" Chosen by the best validation figure among 2 runs") and "0.9480" in note and "--output" not in note
+    assert script.choice_note(runs, "cnn") == ""
 
 
 def _data_dir():
@@ -44,7 +86,7 @@ def _checkout_state() -> dict:
 def test_gpu_release_dry_run_stages_float16_shards(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "scripts/gpu_release.py", "--dry-run", "--models", "resnet34", "--out", str(out),
-           "--data-dir", str(_data_dir())]
+           "--data-dir", str(_data_dir()), "--variant", "resnet34:seed1=--seed 1"]
     before = _checkout_state()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -55,8 +97,12 @@ def test_gpu_release_dry_run_stages_float16_shards(tmp_path):
     assert str(tmp_path) not in recorded and "zoo-gpu-release-" not in recorded  # no path of this machine
     assert summary["training"]["resnet34"]["status"] == "finished"
     assert "--data-dir" not in summary["training"]["resnet34"]["command"]
+    variant = summary["training"]["resnet34:seed1"]
+    assert variant["status"] == "finished" and "--seed 1" in variant["command"] and variant["run"] == "runs/resnet34-seed1-gpu"
+    chosen = max(summary["training"].values(), key=lambda run: run["best"]["value"])  # val_accuracy: highest
     (staged,) = summary["releases"]
     assert staged["name"] == "resnet34.fmnist" and staged["storage_dtype"] == "float16"
+    assert staged["run"] == chosen["run"]
     folder = out / "weights" / "resnet34.fmnist"
     shards = sorted(folder.glob("model-*.safetensors"))
     assert len(shards) >= 3 and all(p.stat().st_size < 16 * 2**20 for p in shards)  # the device's 16 MiB cap
@@ -65,5 +111,6 @@ def test_gpu_release_dry_run_stages_float16_shards(tmp_path):
     assert {f["name"] for f in record["files"]} >= {"config.json", "model.safetensors.index.json", "README.md"}
     catalog = json.loads((out / "registry.json").read_text())
     assert catalog["models"]["resnet34"]["weights"]["fmnist"]["release"]["storage_dtype"] == "float16"
-    assert (out / "runs" / "resnet34-gpu" / "history.csv").exists()
+    assert (out / "runs" / "resnet34-gpu" / "history.csv").exists() and (out / "runs" / "resnet34-seed1-gpu" / "run.json").exists()
+    assert "Chosen by the best validation figure among 2 runs" in record["notes"]
     assert "resnet34" in done.stdout.splitlines()[-1]

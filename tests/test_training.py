@@ -122,6 +122,16 @@ def test_the_card_says_which_devices_the_run_trained_on():
     assert f"; {keras.backend.backend()} on " in described and "unknown devices" not in described  # torch: "cpu"
 
 
+def test_the_card_names_the_accelerator(monkeypatch):
+    from zoo.training import report
+    from zoo.training.precision import accelerator_description
+
+    if accelerator_description() is None:  # this machine: no accelerator named
+        assert "GPU" not in report.trained_on().split("; ")[2]
+    monkeypatch.setattr(report, "accelerator_description", lambda: "GPU NVIDIA H200 (compute capability 9.0)")
+    assert "(GPU NVIDIA H200 (compute capability 9.0)); single device" in report.trained_on()
+
+
 def test_schedule_warms_up_then_decays():
     recipe = get_recipe("resnet34", epochs=10, warmup_epochs=2, lr=0.2, restarts=())
     schedule = make_schedule(recipe, steps_per_epoch=10)

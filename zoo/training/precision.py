@@ -28,7 +28,7 @@ import keras
 
 from zoo.recipe import AUTO
 
-__all__ = ["AUTO", "cpu_has_native_bfloat16", "native_bfloat16", "resolve_mixed_precision"]
+__all__ = ["AUTO", "accelerator_description", "cpu_has_native_bfloat16", "native_bfloat16", "resolve_mixed_precision"]
 
 #: Backends whose CPU kernels were measured faster in mixed_bfloat16 on a CPU with bfloat16 instructions.
 CPU_BFLOAT16_BACKENDS = ("tensorflow", "torch")
@@ -92,6 +92,16 @@ def _accelerator() -> tuple[str, bool] | None:
         capability = torch.cuda.get_device_capability()
         return f"GPU {torch.cuda.get_device_name()} (compute capability {capability})", _capability_at_least_8(capability)
     return None
+
+
+def accelerator_description() -> str | None:
+    """The backend's first accelerator (``"GPU NVIDIA H200 (compute capability 9.0)"``), or None on a CPU.
+
+    Example:
+        >>> accelerator_description()  # on a CPU-only machine  # doctest: +SKIP
+    """
+    found = _accelerator()
+    return found[0] if found else None
 
 
 def native_bfloat16() -> tuple[bool, str]:

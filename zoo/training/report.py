@@ -24,6 +24,7 @@ from zoo.cards import render_card
 from zoo.format import read_folder, save_folder
 from zoo.hub import push
 from zoo.tasks import task_of
+from zoo.training.precision import accelerator_description
 from zoo.training.run_dir import RunDir
 
 __all__ = ["cpu_description", "push_run", "summary_line", "trained_on", "write_results"]
@@ -80,6 +81,9 @@ def trained_on(distribution: str = "single device") -> str:
         devices = ", ".join(keras.distribution.list_devices())
     except Exception:  # Keras lists no devices on torch
         devices = _torch_devices() if keras.backend.backend() == "torch" else "unknown devices"
+    accelerator = accelerator_description()
+    if accelerator:
+        devices = f"{devices} ({accelerator})"
     return (
         f"{platform.system()} {platform.machine()}; CPU {cpu_description()}; "
         f"{keras.backend.backend()} on {devices}; {distribution}"
