@@ -24,7 +24,9 @@ What it does, each step a thin call of the repository's own scripts:
 beside its recipe run (in ``runs/<arch>-<label>-gpu``; a small model leaves most of an H200 idle, so
 they cost little extra time): each architecture's release is then its finished run with the best
 validation figure (the recipe's ``monitor``; never the test split), and every run's validation and
-test figures are reported in ``gpu_release.json``.
+test figures are reported in ``gpu_release.json``. Variants may not change ``monitor`` or ``val_size``;
+a ``--seed`` variant draws its own validation split (same size, same source), so its figure is
+comparable in expectation, not image for image.
 
 A training run still going when ``--budget-s`` runs out is stopped and reported; its run folder
 keeps the finished epochs, and ``--resume`` on the same (still warm) machine continues it.
@@ -54,7 +56,9 @@ RELEASES = {"resnet34": "fmnist", "xception_localizer": "fmnist-loc"}
 MAX_SHARD_MB = 15
 COPIED_RUN_FILES = ("history.csv", "metrics.json", "run.json")
 #: Flags the script sets itself, refused in a --variant.
-MANAGED_FLAGS = ("--output", "--resume", "--overwrite", "--data-dir", "--backend", "--verbose", "--push", "--limit")
+MANAGED_FLAGS = ("--output", "--resume", "--overwrite", "--data-dir", "--data", "--backend", "--verbose", "--push", "--limit")
+#: Recipe fields a variant may not --set: the runs are compared on the same validation figure.
+COMPARED_FIELDS = ("monitor", "val_size")
 RECIPE_LABEL = "recipe"
 
 
@@ -92,10 +96,19 @@ def parse_variant(text: str, archs: list[str]) -> tuple[str, str, list[str]]:
         raise ValueError(f"--variant names an architecture not in --models {archs}. Received: {text!r}")
     if label == RECIPE_LABEL:
         raise ValueError(f"--variant label {RECIPE_LABEL!r} is the recipe run's own. Received: {text!r}")
-    flags = shlex.split(flags_text)
-    managed = [f for f in flags if f.split("=")[0] in MANAGED_FLAGS]
+    try:
+        flags = shlex.split(flags_text)
+    except ValueError as error:
+        raise ValueError(f"--variant FLAGS must split like a shell command line ({error}). Received: {text!r}") from None
+    # argparse takes unambiguous prefixes (--out for --output): refuse those too.
+    managed = [f for f in flags if f.startswith("--") and len(f.split("=")[0]) > 2
+               and any(m.startswith(f.split("=")[0]) for m in MANAGED_FLAGS)]
     if managed:
         raise ValueError(f"--variant may not set {', '.join(MANAGED_FLAGS)} (the script sets them). Received: {text!r}")
+    compared = [flags[i + 1] for i, f in enumerate(flags[:-1]) if f == "--set" and flags[i + 1].split("=")[0] in COMPARED_FIELDS]
+    if compared:
+        raise ValueError(f"--variant may not --set {' or '.join(COMPARED_FIELDS)}: the runs are chosen by the same "
+                         f"validation figure. Received: {text!r}")
     return arch, label, flags
 
 
@@ -108,38 +121,49 @@ def train_all(root: Path, runs: list[tuple[str, str, list[str]]], args: argparse
     """Start ``scripts/train.py`` for every run at once; wait until done or the budget is spent."""
     share = min(0.75, 0.9 / len(runs))
     procs = {}
+    report: dict[str, dict] = {}
     for arch, label, flags in runs:
         key = arch if label == RECIPE_LABEL else f"{arch}:{label}"
         cmd = [sys.executable, "scripts/train.py", arch, *flags, "--output", run_folder(arch, label), "--verbose", "2"]
+        if args.resume and _run_figures(root / run_folder(arch, label)).get("status") == "complete":
+            figures = _run_figures(root / run_folder(arch, label))
+            report[key] = {"arch": arch, "label": label, "run": run_folder(arch, label), "status": "finished",
+                           "command": " ".join(cmd[1:]), "seconds": 0.0, "note": "finished in an earlier call",
+                           "best": figures.get("best"), "test_metrics": figures.get("test_metrics")}
+            continue
         cmd += ["--resume"] if args.resume else []
         cmd += ["--epochs", "1", "--limit", "256"] if args.dry_run else []
         log_name = f"train-{arch}.log" if label == RECIPE_LABEL else f"train-{arch}-{label}.log"
         log = open(logs / log_name, "a" if args.resume else "w")  # noqa: SIM115 - closed below
         procs[key] = (subprocess.Popen(cmd, cwd=root, env=_env(root, share, args.data_dir), stdout=log, stderr=subprocess.STDOUT), log, cmd, time.time(), arch, label)
     deadline = time.time() + args.budget_s
-    report = {}
     for key, (proc, log, cmd, started, arch, label) in procs.items():
         try:
             proc.wait(timeout=max(1.0, deadline - time.time()))
             status = "finished" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
         except subprocess.TimeoutExpired:
             proc.terminate()
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
             status = "stopped at the budget: rerun with --resume on the same machine"
         log.close()
+        figures = _run_figures(root / run_folder(arch, label))
         report[key] = {"arch": arch, "label": label, "run": run_folder(arch, label), "status": status,
-                       "command": " ".join(cmd[1:]), "seconds": round(time.time() - started, 1)}
-        report[key].update(_run_figures(root / run_folder(arch, label)))
+                       "command": " ".join(cmd[1:]), "seconds": round(time.time() - started, 1),
+                       "best": figures.get("best"), "test_metrics": figures.get("test_metrics")}
     return report
 
 
 def _run_figures(run: Path) -> dict:
-    """The finished run's best validation figure and its test metrics (run.json, metrics.json)."""
+    """A run folder's status, best validation figure and test metrics (from its run.json)."""
     try:
         record = json.loads((run / "run.json").read_text())
     except (OSError, ValueError):
         return {}
-    return {"best": record.get("training", {}).get("best"), "test_metrics": record.get("metrics")}
+    return {"status": record.get("status"), "best": record.get("training", {}).get("best"), "test_metrics": record.get("metrics")}
 
 
 def choose_runs(training: dict[str, dict]) -> dict[str, dict]:
@@ -260,14 +284,15 @@ def main(argv: list[str] | None = None) -> int:
 
     atomic_write_text(out / "gpu_release.json", json.dumps(summary, indent=1, default=str))
 
-    print(f"\n{'run':<26} {'training':<44} {'s':>7} {'best validation':>22}  staged metrics")
+    print(f"\n{'run':<26} {'training':<60} {'s':>7} {'best validation':>22}  staged metrics")
     for key, run in summary["training"].items():
         staged = next((r for r in summary["releases"] if r.get("run", run["run"]) == run["run"] and r["name"].startswith(run["arch"] + ".")), {})
         shown = staged.get("error") or (f"{staged['storage_dtype']}: {staged['metrics']}" if staged else "-")
         best = run.get("best") or {}
         figure = f"{best.get('monitor', '-')} {best['value']:.4f}" if best.get("value") is not None else "-"
-        print(f"{key:<26} {run['status'][:44]:<44} {run['seconds']:>7} {figure:>22}  {shown}")
-    ok = all(r["status"] == "finished" for r in summary["training"].values()) and not any("error" in r for r in summary["releases"])
+        print(f"{key:<26} {run['status'][:60]:<60} {run['seconds']:>7} {figure:>22}  {shown}")
+    ok = (all(r["status"] == "finished" for r in summary["training"].values()) and set(archs) <= set(chosen)
+          and not any("error" in r for r in summary["releases"]))
     return 0 if ok else 1
 
 

@@ -40,10 +40,28 @@ def test_variant_flags_are_parsed_and_bad_ones_refused():
     assert script.run_folder("resnet34", "recipe") == "runs/resnet34-gpu"
     for text, words in [("resnet34=--epochs 3", "ARCH:LABEL=FLAGS"), ("cnn:a=--epochs 3", "not in --models"),
                         ("resnet34:recipe=--epochs 3", "recipe run"), ("resnet34:a=--output /tmp/x", "may not set"),
-                        ("resnet34:a=--limit=10", "may not set"), ("resnet34:A b=--epochs 3", "ARCH:LABEL=FLAGS")]:
+                        ("resnet34:a=--limit=10", "may not set"), ("resnet34:A b=--epochs 3", "ARCH:LABEL=FLAGS"),
+                        ("resnet34:a=--out x", "may not set"), ("resnet34:a=--lim 9", "may not set"),  # prefixes
+                        ("resnet34:a=--data pics", "may not set"), ("resnet34:a=--set monitor=val_loss", "same validation"),
+                        ("resnet34:a=--set val_size=100", "same validation"), ("resnet34:a=--set 'x=1", "shell command line")]:
         with pytest.raises(ValueError, match=words) as error:
             script.parse_variant(text, ["resnet34"])
         assert repr(text) in str(error.value)
+
+
+def test_resume_keeps_runs_finished_in_an_earlier_call(tmp_path):
+    import argparse
+
+    script = _script()
+    run = tmp_path / "runs" / "resnet34-b512-gpu"
+    run.mkdir(parents=True)
+    best = {"monitor": "val_accuracy", "value": 0.95, "epoch": 104}
+    (run / "run.json").write_text(json.dumps({"status": "complete", "training": {"best": best}, "metrics": {"accuracy": 0.951}}))
+    args = argparse.Namespace(resume=True, dry_run=False, budget_s=5, data_dir=None)
+    report = script.train_all(tmp_path, [("resnet34", "b512", ["--batch-size", "512"])], args, tmp_path)
+    # not started again (train.py would refuse a complete folder and the run would count as failed)
+    assert report["resnet34:b512"]["status"] == "finished" and report["resnet34:b512"]["best"] == best
+    assert report["resnet34:b512"]["note"] == "finished in an earlier call" and not list(tmp_path.glob("train-*.log"))
 
 
 def test_the_release_is_the_run_with_the_best_validation_figure():

@@ -14,13 +14,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from zoo.data.augment import Augmenter
 from zoo.data.resize import check_resolutions
 
-__all__ = ["AUTO", "Recipe", "stretch_resolutions", "stretch_restarts"]
+__all__ = ["AUTO", "Recipe", "parse_recipe_settings", "stretch_resolutions", "stretch_restarts"]
 
 #: ``mixed_precision="auto"``: bfloat16 where the device runs it natively (zoo.training.precision).
 AUTO = "auto"
@@ -185,6 +186,34 @@ class Recipe:
         if not (self.pad_crop or self.flip or self.erasing_p):
             return None
         return Augmenter(pad=self.pad_crop, flip=self.flip, erasing_p=self.erasing_p, pad_mode="constant")
+
+
+def parse_recipe_settings(items: Iterable[str], refused: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``["FIELD=VALUE", ...]`` -> recipe overrides; VALUE is JSON (``0.2``, ``true``, ``[[0, 28]]``)
+    or else a plain string. ``refused`` maps fields that may not be set this way to the reason
+    (e.g. a command-line flag of their own). The values are checked when the recipe is built.
+
+    Example:
+        >>> parse_recipe_settings(["weight_decay=1e-4", "resolutions=[]", "monitor=val_loss"])
+        {'weight_decay': 0.0001, 'resolutions': [], 'monitor': 'val_loss'}
+    """
+    known = sorted(f.name for f in dataclasses.fields(Recipe))
+    refused = dict(refused or {})
+    settings: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = str(item).partition("=")
+        name = name.strip()
+        if not sep or name not in known:
+            raise ValueError(f"A recipe setting is FIELD=VALUE with FIELD one of {known}. Received: {item!r}")
+        if name in refused:
+            raise ValueError(f"The recipe field {name!r} is not set this way: {refused[name]}. Received: {item!r}")
+        if name in settings:
+            raise ValueError(f"The recipe field {name!r} is set twice. Received: {item!r}")
+        try:
+            settings[name] = json.loads(text)
+        except ValueError:
+            settings[name] = text
+    return settings
 
 
 def stretch_resolutions(

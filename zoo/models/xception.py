@@ -34,8 +34,9 @@ MIN_SIZE = 71
 # are ~1e-5, and from their initial 1.0 the moving variances need over 1,000 steps at Keras' 0.99
 # to get there (inference outputs were constant until then in a short CPU run); at 0.9 about 100.
 # The release (2026-11-30): this recipe unchanged, on a lent NVIDIA H200 with Keras on JAX in
-# mixed_bfloat16 (scripts/gpu_release.py; a ResNet-34 run shared the GPU): 13-16 s an epoch
-# (~2,500 img/s), 4.5 minutes for the 12 epochs. Validation by epoch 6-12: class accuracy 0.900
+# mixed_bfloat16 (scripts/gpu_release.py; a ResNet-34 run shared the GPU): 124 s for the first
+# epoch (XLA compilation), then 13-16 s an epoch (3,400-4,200 img/s); 4.5 minutes for the 12 epochs
+# (the card's 2,530 img/s averages the compile epoch in). Validation by epoch 6-12: class accuracy 0.900
 # 0.902 0.906 0.914 0.917 0.921 0.919, mean box IoU 0.842 -> 0.865, IoU >= 0.5 0.998-0.999; train
 # class accuracy 0.976 at the end (it overfits the classes; the boxes do not). Best val_loss at
 # epoch 10. Test (10,000 canvases, float16 storage): class accuracy 91.64% (target 92%, floor 90%),

@@ -24,6 +24,7 @@ import keras
 from zoo.data.folder import DEFAULT_VAL_FRACTION
 from zoo.hub import check_repo_id
 from zoo.preprocess import POLARITIES
+from zoo.recipe import parse_recipe_settings
 from zoo.training import backend_probe
 from zoo.training.finetune import finalize_finetune, fit_finetune, prepare_finetune
 from zoo.training.fit import finalize_run, fit_run, prepare_run
@@ -37,6 +38,13 @@ BACKENDS = backend_probe.BACKENDS
 #: ``--backend auto``: the fastest installed backend, by a short probe (zoo.training.backend_probe).
 AUTO_BACKEND = "auto"
 #: Flags that only mean something with ``--data`` (an image folder).
+#: Recipe fields that ``--set`` leaves to their own flags (or that are not a run's to change).
+SETTINGS_WITH_FLAGS = {
+    "epochs": "use --epochs", "batch_size": "use --batch-size (it scales the learning rate)", "lr": "use --lr",
+    "mixed_precision": "use --mixed-precision / --no-mixed-precision", "arch": "it is the ARCH argument",
+    "task": "the architecture decides it", "model_overrides": "it changes the model, not the training",
+    "notes": "it is the recipe's own description",
+}
 _FOLDER_FLAGS = ("init_from", "freeze_backbone", "probe_epochs", "probe_lr", "val_fraction", "polarity")
 
 
@@ -92,6 +100,10 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
                         help="use only the first N images of the Fashion-MNIST train and test split")
     parser.add_argument("--output", type=Path, help="run folder (default: runs/<arch>-<seed>; with --data "
                         "runs/<arch>-<folder name>-<seed>)")
+    parser.add_argument("--set", dest="recipe_settings", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change one field of the recipe (repeatable), VALUE in JSON or a plain string: "
+                        "--set weight_decay=1e-4, --set 'resolutions=[]' (no progressive resizing), "
+                        "--set 'restarts=[[40,0.2]]'; see zoo.recipe.Recipe for the fields")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of initialisation, split, shuffling, augmentation (default: 0)")
     parser.add_argument("--resume", action="store_true",
@@ -182,10 +194,14 @@ def main(
             reexec_with_backend(argv, reexec)
         parser.exit(2, f"{prog}: error: --backend {args.backend} needs a new process (Keras runs on "
                     f"{keras.backend.backend()} here): run the command again with KERAS_BACKEND={args.backend}.\n")
+    try:
+        settings = parse_recipe_settings(args.recipe_settings, refused=SETTINGS_WITH_FLAGS)
+    except ValueError as error:
+        parser.exit(2, f"{prog}: error: --set: {error}\n")
     common = dict(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, resume=args.resume,
         overwrite=args.overwrite, mixed_precision=args.mixed_precision, distribute=args.distribute,
-        verbose=args.verbose,
+        verbose=args.verbose, recipe_overrides=settings or None,
     )
     try:
         if args.push is not None:

@@ -249,7 +249,7 @@ def prepare_finetune(
         freeze_backbone=freeze_backbone, probe_epochs=probe_epochs if freeze_backbone else None, probe_lr=probe_lr,
         epochs=epochs_given, batch_size=batch_size, lr=lr,
         val_fraction=None if val_fraction == DEFAULT_VAL_FRACTION else val_fraction, polarity=polarity_flag, seed=seed,
-        mixed_precision=use_mixed, distribute=distribute,
+        mixed_precision=use_mixed, distribute=distribute, recipe_settings=recipe_overrides,
     )
 
     run_config = {k: v for k, v in config.items() if k != "num_classes"}

@@ -13,7 +13,9 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +154,9 @@ def train_command(arch: str, **flags: Any) -> str:
     names = {"output_dir": "--output", "batch_size": "--batch-size", "data_dir": "--data-dir"}
     parts = ["python", "scripts/train.py", arch]
     for key, value in flags.items():
+        if key == "recipe_settings":  # --set FIELD=VALUE, shell-quoted: runnable as written
+            parts += [part for name, setting in (value or {}).items() for part in ("--set", _setting_text(name, setting))]
+            continue
         if key == "mixed_precision" and value is False:
             parts.append("--no-mixed-precision")  # explicit: the default ("auto") depends on the machine
             continue
@@ -160,6 +165,18 @@ def train_command(arch: str, **flags: Any) -> str:
         flag = names.get(key, "--" + key.replace("_", "-"))
         parts += [flag] if value is True else [flag, str(value)]
     return " ".join(parts)
+
+
+def _setting_text(name: str, value: Any) -> str:
+    """``name=value`` for ``--set``, the value as :func:`zoo.recipe.parse_recipe_settings` reads it back."""
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            return shlex.quote(f"{name}={value}")  # a plain string stays plain
+    if isinstance(value, tuple):
+        value = [list(v) if isinstance(v, tuple) else v for v in value]
+    return shlex.quote(f"{name}={json.dumps(value, separators=(',', ':'))}")
 
 
 def training_phases(recipe: Recipe) -> list[tuple[int, int, int | None]]:
@@ -300,7 +317,7 @@ def prepare_run(
     # The recorded command leaves out --output and --data-dir: paths of this machine.
     command = command or train_command(
         name, backend=keras.backend.backend(), epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
-        seed=seed, mixed_precision=use_mixed, distribute=distribute,
+        seed=seed, mixed_precision=use_mixed, distribute=distribute, recipe_settings=recipe_overrides,
     ) + (f"  # model_overrides={dict(overrides)!r}" if overrides else "")
     run, initial_epoch = open_run(  # locked until finalize_run
         output_dir, resume=resume, overwrite=overwrite, architecture=name, command=command,

@@ -81,7 +81,10 @@ def trained_on(distribution: str = "single device") -> str:
         devices = ", ".join(keras.distribution.list_devices())
     except Exception:  # Keras lists no devices on torch
         devices = _torch_devices() if keras.backend.backend() == "torch" else "unknown devices"
-    accelerator = accelerator_description()
+    try:
+        accelerator = accelerator_description()
+    except Exception:  # a card is not worth a failed run: the device listing above stands alone
+        accelerator = None
     if accelerator:
         devices = f"{devices} ({accelerator})"
     return (
