@@ -130,3 +130,47 @@ def test_accepts_channel_dim_and_validates():
         make_localization_set(imgs, np.arange(4))
     with pytest.raises(ValueError, match="scale_range"):
         make_localization_set(imgs, np.arange(3), scale_range=(2.0, 1.0))
+
+
+def _items(n: int) -> np.ndarray:
+    """Solid 200-valued blocks of different sizes and places (N, 28, 28, 1): no pixel of a dimmed
+    clutter fragment (<= 60% of 200) can equal 200."""
+    items = np.zeros((n, 28, 28, 1), np.uint8)
+    for i in range(n):
+        items[i, 2 + i : 12 + 2 * i, 4 : 10 + i] = 200
+    return items
+
+
+def test_fresh_canvases_draw_new_canvases_per_epoch_reproducibly():
+    from zoo.data import ArrayDataset, Augmenter, FreshCanvases
+
+    items = _items(8)
+    labels = np.arange(8)
+    ds = ArrayDataset(items, {"class": labels, "box": np.zeros((8, 4), np.float32)}, batch_size=4, seed=3,
+                      augmenter=FreshCanvases(72, then=Augmenter(pad=0, flip=True)), dtype="uint8")
+    x0, y0 = ds[0]
+    assert x0.shape == (4, 72, 72, 1) and x0.dtype == np.uint8
+    again_x, again_y = ds[0]
+    assert np.array_equal(x0, again_x) and np.array_equal(y0["box"], again_y["box"])  # same epoch, same batch
+    ds.on_epoch_end()
+    x1, y1 = ds[0]
+    assert not np.array_equal(x0, x1)  # a new epoch: new scales, positions, clutter
+    for x, y in ((x0, y0), (x1, y1)):
+        # each box is exactly the tight box of its canvas' item (the pixels equal to 200), flips included
+        corners = np.rint(box_to_corners(y["box"]) * 72).astype(int)
+        for mask, (x_min, y_min, x_max, y_max) in zip(x[..., 0] == 200, corners):
+            rows, cols = np.nonzero(mask)
+            assert (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1) == (x_min, y_min, x_max, y_max)
+    # the labels follow their items: the shuffled order of the epoch, unchanged by the synthesis
+    order = np.random.default_rng([3, 1]).permutation(8)[:4]
+    assert y1["class"].tolist() == labels[order].tolist()
+
+
+def test_a_fresh_canvases_recipe_is_a_localization_recipe():
+    from zoo.recipe import Recipe
+
+    assert Recipe(arch="x", task="localization", pad_crop=0, fresh_canvases=True).fresh_canvases
+    with pytest.raises(ValueError, match="for localization recipes"):
+        Recipe(arch="x", fresh_canvases=True)
+    with pytest.raises(ValueError, match="fresh_canvases"):
+        Recipe(arch="x", task="localization", pad_crop=0, fresh_canvases="yes")

@@ -393,6 +393,14 @@ def test_localizer_tiny_run(tmp_path):
     assert config["dataset"] == "fashion_mnist_localization"
 
 
+def test_localizer_tiny_run_with_fresh_canvases(tmp_path):
+    run = tiny_train("xception_localizer", tmp_path / "loc", limit=64, recipe_overrides={"fresh_canvases": True})
+    config = check_run_folder(run, CLASSIFIER_FILES | {"boxes.png"}, epochs=1)
+    assert config["recipe"]["fresh_canvases"] is True
+    assert "--set fresh_canvases=true" in config["train_command"]  # the recorded command reproduces it
+    assert 0.0 <= config["metrics"]["box_iou"] <= 1.0
+
+
 # --- resume after a kill, and the evaluate script -------------------------------------------
 
 

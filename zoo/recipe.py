@@ -54,7 +54,10 @@ class Recipe:
     ``restarts`` are warm restarts of the cosine (SGDR; timm's ``cycle_limit`` and
     ``cycle_decay``), ``((first_epoch, peak_ratio), ...)``: at ``first_epoch`` the rate jumps to
     ``lr * peak_ratio`` (so a batch-size or ``lr`` override scales it too), and each cycle decays
-    to ``min_lr_ratio`` of its own peak when the next one starts.
+    to ``min_lr_ratio`` of its own peak when the next one starts. ``fresh_canvases``
+    (localization): the training canvases are synthesized again for every batch of every epoch
+    (``zoo.data.FreshCanvases``: new scales, positions and clutter of the same items) instead of
+    once; validation and test canvases stay fixed.
 
     Example:
         >>> Recipe(arch="cnn", lr=0.05).replace(epochs=3).epochs
@@ -83,6 +86,7 @@ class Recipe:
     bn_momentum: float | None = None
     resolutions: tuple[tuple[int, int], ...] = ()
     restarts: tuple[tuple[int, float], ...] = ()
+    fresh_canvases: bool = False
     loss_weights: Mapping[str, float] = field(default_factory=dict)
     model_overrides: Mapping[str, Any] = field(default_factory=dict)
     notes: str = ""
@@ -124,6 +128,9 @@ class Recipe:
         object.__setattr__(self, "restarts", _check_restarts(self.restarts, self.epochs))
         if self.restarts and self.schedule != "cosine":
             raise ValueError(f"Warm `restarts` need schedule='cosine'. Received: schedule={self.schedule!r}")
+        _check(self.fresh_canvases is True or self.fresh_canvases is False, "fresh_canvases", self.fresh_canvases, "true or false")
+        if self.fresh_canvases and self.task != "localization":
+            raise ValueError(f"`fresh_canvases` is for localization recipes. Received: task={self.task!r}")
         if self.task == "localization" and (self.pad_crop or self.erasing_p):
             raise ValueError(
                 "Localization recipes only support flips (crops and erasing would break the "

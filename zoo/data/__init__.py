@@ -26,6 +26,7 @@ from zoo.data.fashion_mnist import (
     train_val_split,
 )
 from zoo.data.localization import (
+    FreshCanvases,
     box_to_corners,
     corners_to_box,
     make_localization_set,
@@ -36,6 +37,7 @@ __all__ = [
     "LABEL_NAMES",
     "ArrayDataset",
     "Augmenter",
+    "FreshCanvases",
     "box_to_corners",
     "corners_to_box",
     "find_data_dir",

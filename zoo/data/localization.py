@@ -39,9 +39,14 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 __all__ = [
+    "FreshCanvases",
     "box_to_corners",
     "corners_to_box",
     "make_localization_set",
@@ -281,3 +286,32 @@ def make_localization_set(
             masks[sl] = mask
     out = (canvases, labels[idx], boxes)
     return out + (masks,) if masks is not None else out
+
+
+@dataclass(frozen=True)
+class FreshCanvases:
+    """Batch augmentation that synthesizes new canvases from raw items every time it is called.
+
+    Given a batch of source items ``(N, h, w[, 1])`` uint8 it returns ``(canvases, boxes)`` from
+    :func:`make_localization_set` seeded by ``rng`` (scale, position and clutter drawn again;
+    clutter cut from the other items of the batch), then applies ``then`` (e.g. flips, which mirror
+    the boxes). Inside ``zoo.data.ArrayDataset`` (``rng = default_rng([seed, epoch, batch])``)
+    every epoch sees new canvases of the same items in the same order of labels, reproducibly.
+
+    Example:
+        >>> items = np.zeros((3, 28, 28, 1), np.uint8); items[:, 8:20, 8:20] = 200
+        >>> x, boxes = FreshCanvases(72)(items, np.random.default_rng(0), boxes=np.zeros((3, 4)))
+        >>> x.shape, boxes.shape
+        ((3, 72, 72, 1), (3, 4))
+    """
+
+    canvas_size: int
+    then: Callable[..., Any] | None = None
+
+    def __call__(self, items: np.ndarray, rng: np.random.Generator, boxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        canvases, _, new_boxes = make_localization_set(
+            items, np.zeros(len(items), np.int64), canvas_size=self.canvas_size, seed=int(rng.integers(2**63 - 1)),
+        )
+        if self.then is not None:
+            canvases, new_boxes = self.then(canvases, rng, boxes=new_boxes)
+        return canvases, new_boxes

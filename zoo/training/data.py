@@ -4,7 +4,8 @@ The validation set is carved out of the training split (``zoo.data.train_val_spl
 stratified, seeded); the test split is only used for the final evaluation. For the localizer
 the splits become canvases (``zoo.data.make_localization_set``): train canvases from the train
 part (seed ``seed``), validation canvases from the held-out part (seed ``seed + 1``) and test
-canvases from the test split (``zoo.tasks.LOCALIZATION_TEST_SEED``). Augmentation is
+canvases from the test split (``zoo.tasks.LOCALIZATION_TEST_SEED``); with the recipe's
+``fresh_canvases`` the train canvases are drawn again in every batch (``zoo.data.FreshCanvases``). Augmentation is
 the recipe's ``zoo.data.Augmenter`` inside ``zoo.data.ArrayDataset`` (numpy, per batch).
 
 Example:
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data import ArrayDataset, load_fashion_mnist, make_localization_set, train_val_split
+from zoo.data import ArrayDataset, FreshCanvases, load_fashion_mnist, make_localization_set, train_val_split
 from zoo.tasks import LOCALIZATION_TEST_SEED
 from zoo.training.recipes import Recipe
 
@@ -94,7 +95,10 @@ def load_training_data(
     localization = recipe.task == "localization"
     if localization:
         size = int(input_shape[0])
-        x_train, y_train, b_train = make_localization_set(x_train, y_train, canvas_size=size, seed=seed)
+        if recipe.fresh_canvases:  # raw items; FreshCanvases draws their canvases in every batch
+            b_train = np.zeros((len(x_train), 4), np.float32)
+        else:
+            x_train, y_train, b_train = make_localization_set(x_train, y_train, canvas_size=size, seed=seed)
         x_val, y_val, b_val = make_localization_set(x_val, y_val, canvas_size=size, seed=seed + 1)
         x_test, labels, boxes = make_localization_set(x_test, y_test, canvas_size=size, seed=LOCALIZATION_TEST_SEED)
         y_test = {"class": labels, "box": boxes}
@@ -103,8 +107,11 @@ def load_training_data(
     else:
         train_targets, val_targets = make_targets(y_train, recipe), make_targets(y_val, recipe)
     batch = recipe.batch_size
+    augmenter = recipe.augmenter()
+    if localization and recipe.fresh_canvases:
+        augmenter = FreshCanvases(size, then=augmenter)
     train = ArrayDataset(
-        x_train, train_targets, batch_size=batch, shuffle=True, seed=seed, augmenter=recipe.augmenter(),
+        x_train, train_targets, batch_size=batch, shuffle=True, seed=seed, augmenter=augmenter,
         dtype="uint8", drop_remainder=len(x_train) >= batch,
     )
     val_batch = min(batch, len(x_val))
