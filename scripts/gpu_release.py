@@ -183,6 +183,7 @@ def choose_runs(training: dict[str, dict]) -> dict[str, dict]:
         best = run.get("best") or {}
         if run["status"] != "finished" or best.get("value") is None:
             continue
+        # zoo.recipe.monitor_mode's rule, kept here: this script runs before zoo (and Keras) is importable.
         sign = -1.0 if str(best.get("monitor", "")).endswith("loss") else 1.0
         current = chosen.get(run["arch"])
         if current is None or sign * best["value"] > sign * current["best"]["value"]:

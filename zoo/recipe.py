@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 from zoo.data.augment import Augmenter
 from zoo.data.resize import check_resolutions
 
-__all__ = ["AUTO", "Recipe", "parse_recipe_settings", "stretch_resolutions", "stretch_restarts"]
+__all__ = ["AUTO", "Recipe", "monitor_mode", "parse_recipe_settings", "stretch_resolutions", "stretch_restarts"]
 
 #: ``mixed_precision="auto"``: bfloat16 where the device runs it natively (zoo.training.precision).
 AUTO = "auto"
@@ -31,6 +31,16 @@ SCHEDULES = ("cosine", "constant")
 TASKS = ("classification", "localization")
 #: The Hugging Face Hub pipeline tag of each task (model cards).
 PIPELINE_TAGS = {"classification": "image-classification", "localization": "object-detection"}
+
+
+def monitor_mode(monitor: str) -> str:
+    """Which way a monitored figure improves: ``"min"`` for a loss, else ``"max"``.
+
+    Example:
+        >>> monitor_mode("val_loss"), monitor_mode("val_accuracy")
+        ('min', 'max')
+    """
+    return "min" if str(monitor).endswith("loss") else "max"
 
 
 @dataclass(frozen=True)
@@ -139,8 +149,8 @@ class Recipe:
 
     @property
     def monitor_mode(self) -> str:
-        """``"min"`` for a loss, else ``"max"``."""
-        return "min" if self.monitor.endswith("loss") else "max"
+        """``"min"`` for a loss, else ``"max"`` (:func:`monitor_mode`)."""
+        return monitor_mode(self.monitor)
 
     def replace(self, **overrides: Any) -> "Recipe":
         """A copy with some fields changed; unknown names raise ``ValueError``.

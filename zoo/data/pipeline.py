@@ -18,7 +18,7 @@ import numpy as np
 
 from zoo.data.resize import resize_batch
 
-__all__ = ["ArrayDataset"]
+__all__ = ["ArrayDataset", "EpochRemainder"]
 
 Targets = np.ndarray | Mapping[str, np.ndarray] | None
 
@@ -38,6 +38,9 @@ class ArrayDataset(keras.utils.PyDataset):
       worker scheduling. If ``y`` is a dict holding ``box_key``, the augmenter
       is called as ``augmenter(x, rng, boxes=y[box_key])`` and must return
       ``(x, boxes)`` (see ``zoo.data.augment.Augmenter``).
+    * :meth:`batch` gives batch ``index`` of any ``epoch`` without moving the dataset's own
+      epoch; :class:`EpochRemainder` serves the rest of one epoch from a batch on (a run resumed
+      in the middle of an epoch).
     * ``image_size`` (progressive resizing): when set, batches are resized after augmentation
       to ``image_size x image_size`` with ``zoo.data.resize.resize_batch``; ``None`` keeps the
       arrays' size. A training loop changes it between phases with :meth:`set_image_size`.
@@ -107,11 +110,11 @@ class ArrayDataset(keras.utils.PyDataset):
         self.epoch = 0
         self._order = self._make_order()
 
-    def _make_order(self) -> np.ndarray:
+    def _make_order(self, epoch: int | None = None) -> np.ndarray:
         n = len(self.x)
         if not self.shuffle:
             return np.arange(n)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
+        return np.random.default_rng([self.seed, self.epoch if epoch is None else epoch]).permutation(n)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the shuffling/augmentation state of ``epoch`` (0-based)."""
@@ -141,9 +144,22 @@ class ArrayDataset(keras.utils.PyDataset):
         return n // self.batch_size if self.drop_remainder else math.ceil(n / self.batch_size)
 
     def __getitem__(self, index: int) -> Any:
+        return self.batch(self.epoch, index)
+
+    def batch(self, epoch: int, index: int) -> Any:
+        """Batch ``index`` of ``epoch`` (0-based), whatever the current epoch: the same order,
+        augmentation and size as ``self[index]`` during that epoch.
+
+        Example:
+            >>> ds = ArrayDataset(np.arange(6).reshape(6, 1), batch_size=2, seed=1)
+            >>> second = ds.batch(1, 0); ds.on_epoch_end()
+            >>> bool((ds[0] == second).all()), ds.epoch
+            (True, 1)
+        """
         if not 0 <= index < len(self):
             raise IndexError(f"Batch index {index} out of range for {len(self)} batches.")
-        idx = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        order = self._order if epoch == self.epoch else self._make_order(epoch)
+        idx = order[index * self.batch_size : (index + 1) * self.batch_size]
         x = self.x[idx]
         y: Targets
         if isinstance(self.y, dict):
@@ -151,7 +167,7 @@ class ArrayDataset(keras.utils.PyDataset):
         else:
             y = None if self.y is None else self.y[idx]
         if self.augmenter is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            rng = np.random.default_rng([self.seed, epoch, index])
             if isinstance(y, dict) and self.box_key in y:
                 x, y[self.box_key] = self.augmenter(x, rng, boxes=y[self.box_key])
             else:
@@ -163,3 +179,37 @@ class ArrayDataset(keras.utils.PyDataset):
             if self.rescale is not None:
                 x *= np.float32(self.rescale)
         return x if y is None else (x, y)
+
+
+class EpochRemainder(keras.utils.PyDataset):
+    """The batches of one epoch of ``dataset`` from batch ``first`` on: what a run killed after
+    ``first`` batches of that epoch has left to train (``zoo.training.fit.fit_run``).
+
+    Batch ``i`` is ``dataset.batch(epoch, first + i)``; Keras' epoch-end calls do not move it
+    (a ``fit`` over it is one epoch), nor the dataset itself.
+
+    Example:
+        >>> ds = ArrayDataset(np.arange(8).reshape(8, 1), batch_size=2, seed=1)
+        >>> rest = EpochRemainder(ds, epoch=3, first=1)
+        >>> len(rest), bool((rest[0] == ds.batch(3, 1)).all())
+        (3, True)
+    """
+
+    def __init__(self, dataset: ArrayDataset, *, epoch: int, first: int):
+        super().__init__(
+            workers=dataset.workers, use_multiprocessing=dataset.use_multiprocessing, max_queue_size=dataset.max_queue_size
+        )
+        whole = len(dataset)
+        if isinstance(first, bool) or not isinstance(first, int) or not 0 <= first < whole:
+            raise ValueError(f"`first` must be an int in [0, {whole}) (the epoch's batches). Received: first={first!r}")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"`epoch` must be an int >= 0. Received: epoch={epoch!r}")
+        self.dataset, self.epoch, self.first = dataset, epoch, first
+
+    def __len__(self) -> int:
+        return len(self.dataset) - self.first
+
+    def __getitem__(self, index: int) -> Any:
+        if not 0 <= index < len(self):
+            raise IndexError(f"Batch index {index} out of range for {len(self)} batches.")
+        return self.dataset.batch(self.epoch, self.first + index)

@@ -47,6 +47,13 @@ _FMNIST = {"input_shape": (28, 28, 1), "num_classes": 10, "stem": "small"}
 # train accuracy 0.932 at epoch 40 (CPU: 0.952) -- and its training accuracy fell from 0.82 to
 # 0.70 between epochs 2 and 7 at lr 0.1. Why (bfloat16 on XLA, backend numerics, or the seed) was
 # not measured; see issue 11's notes for the runs planned to tell them apart.
+# On a 2-core AMD EPYC with AVX2/FMA only (no avx512, no bfloat16; 2026-12-01, batch 256,
+# random data, float32, img/s): Keras on torch 53.5 at 16x16, 32.7 at 22x22, 20.6 at 28x28;
+# Keras on TensorFlow 17.0 at 16, 13.7 at 28. Plain PyTorch on the same model: 59 / 18 (NCHW),
+# 66 / 24 (channels_last); torch.compile (inductor): 20 at 28. So this recipe costs about 30 hours
+# there (5.6 h at 16 px, 6.1 h at 22 px, 18 h at 28 px), on the torch backend in float32: about
+# ten 3-hour sessions, run across sessions with --resume and backups every 10 minutes inside the
+# 28 px epochs (~45 minutes each).
 
 
 # BN momentum 0.9 (PyTorch's default), not Keras' 0.99: in the first CPU run (2026-11-29, epoch 2

@@ -171,15 +171,33 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     draws from); both are fsynced, then ``training_metadata.json`` is replaced atomically to name
     the new slot. A backup of Keras' own callback is still restored.
 
+    With ``interval_s``, the state is also saved in the middle of an epoch, after the first batch
+    that ends ``interval_s`` seconds or more after the last save: ``training_metadata.json`` then
+    names the epochs completed and the batches done of the next one (``{"epoch": 3, "batch":
+    120}``), and a resumed run continues at that batch (``zoo.training.fit.fit_run`` trains the
+    rest of the epoch, :class:`zoo.data.pipeline.EpochRemainder`), so a kill loses at most about
+    ``interval_s`` seconds of work instead of the epoch in progress. The time only decides
+    when a save happens, never what is trained. ``batch_offset`` is the number of batches the
+    running ``fit`` skipped (its batch 0 is the epoch's batch ``batch_offset``).
+
     Example:
-        >>> backup = ResumableBackup("runs/cnn-0/backup")
-        >>> backup.save_freq
-        'epoch'
+        >>> backup = ResumableBackup("runs/cnn-0/backup", interval_s=600)
+        >>> backup.save_freq, backup.interval_s
+        ('epoch', 600.0)
     """
 
-    def __init__(self, backup_dir: str | os.PathLike):
+    def __init__(self, backup_dir: str | os.PathLike, interval_s: float | None = None):
         super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
         self.folder = Path(backup_dir)
+        if interval_s is not None and (
+            isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s >= 0
+        ):
+            raise ValueError(f"`interval_s` must be None or a number of seconds >= 0. Received: interval_s={interval_s!r}")
+        self.interval_s = None if interval_s is None else float(interval_s)
+        self.batch_offset = 0
+        self._epoch = 0
+        self._pending_rng: dict[str, np.ndarray] | None = None
+        self._last_save = time.monotonic()
 
     @property
     def metadata_path(self) -> Path:
@@ -206,6 +224,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self.model._initial_epoch = None
         super().on_train_begin(logs)
         self.restore_state()
+        self._last_save = time.monotonic()
 
     def restore_state(self) -> bool:
         """Set the seed generators and the global generators (not the weights) to the last backed-up
@@ -217,7 +236,14 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         if slot is None or not state_path.exists():
             return False
         arrays, variables = load_file(str(state_path)), self._extra_state()
-        _set_global_rng({k: arrays.pop(k) for k in list(arrays) if k.startswith(_RNG_PREFIX)})
+        global_rng = {k: arrays.pop(k) for k in list(arrays) if k.startswith(_RNG_PREFIX)}
+        if json.loads(self.metadata_path.read_text()).get("batch"):
+            # Saved after a batch: the state follows the creation of that epoch's batch iterator,
+            # which draws from torch's global generator (DataLoader's base seed). The resumed
+            # fit creates its iterator first, then trains: set the state right before its first batch.
+            self._pending_rng = global_rng
+        else:
+            _set_global_rng(global_rng)
         shapes = {k: tuple(a.shape) for k, a in arrays.items()}
         if shapes != {k: tuple(v.shape) for k, v in variables.items()}:
             raise ValueError(
@@ -229,9 +255,30 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             variable.assign(arrays[key])
         return True
 
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self._pending_rng is not None:
+            _set_global_rng(self._pending_rng)
+            self._pending_rng = None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.interval_s is None or time.monotonic() - self._last_save < self.interval_s:
+            return
+        steps = (self.params or {}).get("steps")
+        if steps is not None and batch + 1 >= steps:
+            return  # the epoch's end saves it
+        self._save(epoch=self._epoch, batch=self.batch_offset + batch + 1)
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._current_epoch = epoch + 1
         self._last_batch_seen = 0
+        self._save(epoch=epoch + 1, batch=0)
+
+    def _save(self, *, epoch: int, batch: int) -> None:
+        """Write the training state to the free slot, then name it: ``epoch`` epochs done and
+        ``batch`` batches of the next."""
         self.folder.mkdir(parents=True, exist_ok=True)
         slot = "b" if self._slot() == "a" else "a"
         # The slot that the metadata does not name: a kill while writing it costs nothing.
@@ -243,9 +290,10 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         state_path = self.folder / f"slot-{slot}.state.safetensors"
         save_file(state, str(state_path))
         fsync_file(state_path)
-        record = {"epoch": self._current_epoch, "batch": 0, "slot": slot}
+        record = {"epoch": epoch, "batch": batch, "slot": slot}
         atomic_write_text(self.metadata_path, json.dumps(record))
         self._weights_path = str(weights)
+        self._last_save = time.monotonic()
 
 
 _RNG_PREFIX = "rng/"

@@ -27,7 +27,7 @@ from zoo.preprocess import POLARITIES
 from zoo.recipe import parse_recipe_settings
 from zoo.training import backend_probe
 from zoo.training.finetune import finalize_finetune, fit_finetune, prepare_finetune
-from zoo.training.fit import finalize_run, fit_run, prepare_run
+from zoo.training.fit import DEFAULT_BACKUP_MINUTES, finalize_run, fit_run, prepare_run
 from zoo.training.recipes import list_recipes
 from zoo.training.run_dir import default_run_dir
 from zoo.training.transfer import AUTO
@@ -108,6 +108,10 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
                         help="seed of initialisation, split, shuffling, augmentation (default: 0)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an unfinished run folder from its last finished epoch")
+    parser.add_argument("--backup-minutes", type=float, metavar="MINUTES",
+                        help="also back up the training state in the middle of an epoch every MINUTES minutes, so that "
+                        f"--resume continues at the batch where a killed run stopped (default: {DEFAULT_BACKUP_MINUTES:g}; "
+                        "0: after every batch); it never changes what is trained")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing run folder and train again")
     parser.add_argument("--push", metavar="REPO", help="upload the finished run folder to this Hub repo (zoo.push)")
     parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
@@ -212,6 +216,11 @@ def main(
                     "--limit and --data-dir are for Fashion-MNIST runs; with --data every picture of the folder "
                     f"is used. Received: --data {args.data}"
                 )
+            if args.backup_minutes is not None:
+                raise ValueError(
+                    "--backup-minutes is for Fashion-MNIST runs; a run on your own pictures is backed up at the end "
+                    f"of every epoch. Received: --data {args.data} --backup-minutes {args.backup_minutes:g}"
+                )
             output = args.output or default_run_dir(f"{args.arch}-{args.data.name}", args.seed)
             plan = prepare_finetune(
                 args.arch, data=args.data, output_dir=output,
@@ -228,7 +237,8 @@ def main(
                 )
             plan = prepare_run(
                 args.arch, output_dir=args.output or default_run_dir(args.arch, args.seed), limit=args.limit,
-                data_dir=args.data_dir, **common,
+                data_dir=args.data_dir, backup_minutes=DEFAULT_BACKUP_MINUTES if args.backup_minutes is None
+                else args.backup_minutes, **common,
             )
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         parser.exit(2, f"{prog}: error: {error}\n")

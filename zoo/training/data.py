@@ -92,11 +92,12 @@ def load_training_data(
     x, y = load_fashion_mnist("train", data_dir=data_dir, limit=limit)
     x_test, y_test = load_fashion_mnist("test", data_dir=data_dir, limit=limit)
     x_train, y_train, x_val, y_val = train_val_split(x, y, val_size=validation_size(recipe, len(x)), seed=seed)
-    localization = recipe.task == "localization"
-    if localization:
+    augmenter = recipe.augmenter()
+    if recipe.task == "localization":
         size = int(input_shape[0])
         if recipe.fresh_canvases:  # raw items; FreshCanvases draws their canvases in every batch
             b_train = np.zeros((len(x_train), 4), np.float32)
+            augmenter = FreshCanvases(size, then=augmenter)
         else:
             x_train, y_train, b_train = make_localization_set(x_train, y_train, canvas_size=size, seed=seed)
         x_val, y_val, b_val = make_localization_set(x_val, y_val, canvas_size=size, seed=seed + 1)
@@ -107,9 +108,6 @@ def load_training_data(
     else:
         train_targets, val_targets = make_targets(y_train, recipe), make_targets(y_val, recipe)
     batch = recipe.batch_size
-    augmenter = recipe.augmenter()
-    if localization and recipe.fresh_canvases:
-        augmenter = FreshCanvases(size, then=augmenter)
     train = ArrayDataset(
         x_train, train_targets, batch_size=batch, shuffle=True, seed=seed, augmenter=augmenter,
         dtype="uint8", drop_remainder=len(x_train) >= batch,

@@ -207,6 +207,14 @@ class RunDir:
             return 0
         return int(json.loads(path.read_text()).get("epoch", 0))
 
+    def backed_up_batches(self) -> int:
+        """Batches done of the epoch after :meth:`backed_up_epochs`, according to a backup made in
+        the middle of that epoch (0 when the backup is at an epoch's end, or none)."""
+        path = self.backup / "training_metadata.json"
+        if not path.exists():
+            return 0
+        return int(json.loads(path.read_text()).get("batch") or 0)
+
 
 def default_run_dir(arch: str, seed: int = 0, root: str | os.PathLike = "runs") -> Path:
     """``runs/<arch>-<seed>``: stable, so rerunning with ``--resume`` finds it again.

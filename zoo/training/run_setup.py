@@ -42,6 +42,7 @@ __all__ = [
     "RunFit",
     "RunPlan",
     "apply_flags",
+    "check_backup_minutes",
     "check_batch_divisible",
     "check_resume",
     "check_run_arguments",
@@ -147,6 +148,25 @@ def check_run_arguments(*, limit: int | None, seed: int, distribute: bool) -> No
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"`seed` must be an int from 0 to 2**32 - 1. Received: seed={seed!r}")
     check_distribute(distribute)
+
+
+def check_backup_minutes(minutes: float | None) -> None:
+    """Refuse a backup interval that is not ``None`` or a number of minutes >= 0.
+
+    Example:
+        >>> check_backup_minutes(10)
+        >>> check_backup_minutes(-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: `backup_minutes` must be None (backups at epoch ends only) or a number of minutes >= 0. Received: backup_minutes=-1
+    """
+    if minutes is None:
+        return
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float, np.integer, np.floating)) or not minutes >= 0:
+        raise ValueError(
+            "`backup_minutes` must be None (backups at epoch ends only) or a number of minutes >= 0. "
+            f"Received: backup_minutes={minutes!r}"
+        )
 
 
 def run_settings(name: str, recipe: Recipe, model_overrides: Mapping[str, Any], **extra: Any) -> dict[str, Any]:

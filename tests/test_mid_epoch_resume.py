@@ -1,0 +1,138 @@
+"""Backups in the middle of an epoch (issue 11: a ResNet-34 epoch takes up to 50 minutes on a
+2-core AVX2 CPU, and a session's end kills the run): a run killed inside an epoch continues at
+the batch where it stopped and ends at the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from conftest import ROOT, assert_same_run_weights
+
+from zoo.data import ArrayDataset
+from zoo.data.pipeline import EpochRemainder
+from zoo.data.fashion_mnist import find_data_dir
+from zoo.format import read_folder
+from zoo.training import train
+from zoo.training.callbacks import ResumableBackup
+from zoo.training.run_setup import check_backup_minutes
+
+needs_data = pytest.mark.skipif(find_data_dir() is None, reason="needs Fashion-MNIST ($FASHION_MNIST_DIR or dataset-fashion-mnist)")
+RUN = dict(epochs=3, batch_size=32, limit=320, seed=0, verbose=0)
+
+
+class _Crash(Exception):
+    pass
+
+
+class CrashAt(keras.callbacks.Callback):
+    """Raises at the end of one batch of one epoch (after the backup callback has run)."""
+
+    def __init__(self, epoch: int, batch: int):
+        super().__init__()
+        self.epoch, self.batch, self._current = epoch, batch, -1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self._current, batch) == (self.epoch, self.batch):
+            raise _Crash()
+
+
+class CountBatches(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+def _backup_record(run) -> dict:
+    return json.loads((run / "backup" / "training_metadata.json").read_text())
+
+
+def test_the_rest_of_an_epoch_is_its_batches_from_a_batch_on_and_keras_epoch_ends_do_not_move_it():
+    x = np.arange(10).reshape(10, 1).astype("float32")
+    ds = ArrayDataset(x, np.arange(10), batch_size=3, seed=4, drop_remainder=True, augmenter=lambda b, rng: b + rng.random(b.shape))
+    ds.set_epoch(2)
+    whole = [ds[i] for i in range(len(ds))]
+    ds.set_epoch(0)
+    rest = EpochRemainder(ds, epoch=2, first=1)
+    assert len(rest) == 2
+    for i in range(2):  # same examples, same augmentation
+        np.testing.assert_array_equal(rest[i][0], whole[i + 1][0])
+        np.testing.assert_array_equal(rest[i][1], whole[i + 1][1])
+    rest.on_epoch_end()
+    assert len(rest) == 2 and ds.epoch == 0
+    np.testing.assert_array_equal(rest[0][1], whole[1][1])
+    with pytest.raises(IndexError):
+        rest[2]
+    for bad in (3, -1, 1.5, True):
+        with pytest.raises(ValueError, match=rf"`first` must be an int in \[0, 3\).*Received: first={bad!r}"):
+            EpochRemainder(ds, epoch=0, first=bad)
+    with pytest.raises(ValueError, match="Received: epoch=-1"):
+        EpochRemainder(ds, epoch=-1, first=0)
+
+
+@pytest.mark.parametrize("bad", [-1, "10", True, float("nan")])
+def test_a_bad_backup_interval_is_refused(bad):
+    with pytest.raises(ValueError, match=r"`backup_minutes` must be None .* Received: backup_minutes="):
+        check_backup_minutes(bad)
+    with pytest.raises(ValueError, match=r"`interval_s` must be None or a number of seconds >= 0"):
+        ResumableBackup("unused", interval_s=bad)
+
+
+@pytest.mark.pipeline
+@needs_data
+def test_a_run_killed_inside_an_epoch_resumes_at_that_batch_and_ends_at_the_uninterrupted_weights(tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    train("cnn", output_dir=full, backup_minutes=None, **RUN)
+    steps = read_folder(full).metadata["training"]["optimizer_steps"] // RUN["epochs"]
+    assert steps >= 6
+
+    with pytest.raises(_Crash):  # killed after batch 4 of the second epoch (0-based: epoch 1, batch 3)
+        train("cnn", output_dir=killed, backup_minutes=0, callbacks=[CrashAt(epoch=1, batch=3)], **RUN)
+    assert {k: v for k, v in _backup_record(killed).items() if k != "slot"} == {"epoch": 1, "batch": 4}
+
+    counter = CountBatches()
+    train("cnn", output_dir=killed, backup_minutes=0, resume=True, callbacks=[counter], **RUN)
+    assert counter.batches == (steps - 4) + steps  # the rest of epoch 1, then epoch 2: nothing trained twice
+    assert read_folder(killed).metadata["training"]["resumed_from_epoch"] == 1
+    assert_same_run_weights(full, killed)
+    history = [line.split(",")[0] for line in (killed / "history.csv").read_text().splitlines()[1:]]
+    assert history == ["0", "1", "2"]
+    timing = json.loads((killed / "timing.json").read_text())["epochs"]
+    assert timing["1"]["images"] == (steps - 4) * RUN["batch_size"] and timing["2"]["images"] == steps * RUN["batch_size"]
+
+
+@pytest.mark.pipeline
+@needs_data
+def test_without_backups_inside_epochs_a_killed_epoch_is_trained_again_from_its_start(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(_Crash):
+        train("cnn", output_dir=run, backup_minutes=None, callbacks=[CrashAt(epoch=1, batch=3)], **RUN)
+    assert _backup_record(run)["epoch"] == 1 and _backup_record(run)["batch"] == 0
+    counter = CountBatches()
+    train("cnn", output_dir=run, resume=True, callbacks=[counter], **RUN)
+    steps = read_folder(run).metadata["training"]["optimizer_steps"] // RUN["epochs"]
+    assert counter.batches == 2 * steps
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="argument parsing: TensorFlow suite only")
+def test_the_command_line_refuses_a_negative_interval_and_backup_minutes_with_data(tmp_path):
+    for extra, message in (
+        (["--backup-minutes", "-1"], "Received: backup_minutes=-1"),
+        (["--data", str(tmp_path), "--backup-minutes", "5"], "--backup-minutes is for Fashion-MNIST runs"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "scripts/train.py", "cnn", "--output", str(tmp_path / "run"), *extra],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )
+        assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+        assert not (tmp_path / "run").exists()
