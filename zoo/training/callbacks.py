@@ -41,7 +41,8 @@ class EpochTimer(keras.callbacks.Callback):
 
     The file survives a killed run and grows across sessions, so a run trained over several
     sessions still knows its total time and throughput (:func:`summarize_timing`). Set
-    ``image_size`` before each phase of a progressive-resizing run.
+    ``image_size`` before each phase of a progressive-resizing run, and ``carried_seconds`` (the
+    time an epoch took before a kill, from its backup) before a ``fit`` that continues it.
 
     Example:
         >>> timer = EpochTimer("runs/cnn-0/timing.json", images_per_epoch=55000)
@@ -52,6 +53,7 @@ class EpochTimer(keras.callbacks.Callback):
         self.path = Path(path)
         self.images_per_epoch = int(images_per_epoch)
         self.image_size = image_size
+        self.carried_seconds = 0.0
         self._started = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -60,7 +62,7 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         record = json.loads(self.path.read_text()) if self.path.exists() else {"epochs": {}}
         record["epochs"][str(epoch)] = {
-            "seconds": round(time.perf_counter() - self._started, 2),
+            "seconds": round(self.carried_seconds + time.perf_counter() - self._started, 2),
             "images": self.images_per_epoch,
             "image_size": self.image_size,
         }
@@ -164,7 +166,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     Keras' callback overwrites ``latest.weights.h5`` and then ``training_metadata.json`` in
     place: a kill during the write leaves a corrupt file or a pair of different epochs. It also
     leaves out the seed generators' state, so after a resume dropout draws the masks of epoch 0
-    again and the run ends elsewhere than an uninterrupted one. Here each epoch's state goes to
+    again and the run ends elsewhere than an uninterrupted one. Here each backup goes to
     the slot (``a``/``b``) that ``training_metadata.json`` does not name: model and optimizer in
     ``slot-<s>.weights.h5``, every other variable of the model (seed generators) in
     ``slot-<s>.state.safetensors`` (with torch's global generator, which its unseeded dropout
@@ -177,8 +179,11 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     120}``), and a resumed run continues at that batch (``zoo.training.fit.fit_run`` trains the
     rest of the epoch, :class:`zoo.data.pipeline.EpochRemainder`), so a kill loses at most about
     ``interval_s`` seconds of work instead of the epoch in progress. The time only decides
-    when a save happens, never what is trained. ``batch_offset`` is the number of batches the
-    running ``fit`` skipped (its batch 0 is the epoch's batch ``batch_offset``).
+    when a save happens, never what is trained. Such a backup also records ``seconds``, the
+    epoch's training time so far. ``batch_offset`` and ``carried_seconds`` describe a ``fit``
+    that continues an epoch: the batches it skips (its batch 0 is the epoch's batch
+    ``batch_offset``) and the seconds the epoch took before. For single-process runs: each
+    process decides on its own clock.
 
     Example:
         >>> backup = ResumableBackup("runs/cnn-0/backup", interval_s=600)
@@ -195,7 +200,9 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             raise ValueError(f"`interval_s` must be None or a number of seconds >= 0. Received: interval_s={interval_s!r}")
         self.interval_s = None if interval_s is None else float(interval_s)
         self.batch_offset = 0
+        self.carried_seconds = 0.0
         self._epoch = 0
+        self._epoch_started = time.monotonic()
         self._pending_rng: dict[str, np.ndarray] | None = None
         self._last_save = time.monotonic()
 
@@ -227,10 +234,12 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self._last_save = time.monotonic()
 
     def restore_state(self) -> bool:
-        """Set the seed generators and the global generators (not the weights) to the last backed-up
-        epoch's; returns whether the backup had a state. A run of several ``fit`` calls (the
-        fine-tuning phases) resumed between two calls restores the previous call's this way.
+        """Set the seed generators and the global generators (not the weights) to the last backup's;
+        returns whether the backup had a state. A run of several ``fit`` calls (the fine-tuning
+        phases) resumed between two calls restores the previous call's this way. After a backup
+        inside an epoch, the global generators are set at the next ``fit``'s first batch.
         """
+        self._pending_rng = None
         slot = self._slot()
         state_path = self.folder / f"slot-{slot}.state.safetensors"
         if slot is None or not state_path.exists():
@@ -257,6 +266,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
+        self._epoch_started = time.monotonic()
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self._pending_rng is not None:
@@ -269,16 +279,28 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         steps = (self.params or {}).get("steps")
         if steps is not None and batch + 1 >= steps:
             return  # the epoch's end saves it
-        self._save(epoch=self._epoch, batch=self.batch_offset + batch + 1)
+        seconds = self.carried_seconds + time.monotonic() - self._epoch_started
+        self._save(epoch=self._epoch, batch=self.batch_offset + batch + 1, seconds=seconds)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._current_epoch = epoch + 1
         self._last_batch_seen = 0
         self._save(epoch=epoch + 1, batch=0)
 
-    def _save(self, *, epoch: int, batch: int) -> None:
+    def load_into(self, model: keras.Model) -> bool:
+        """Load the last backup's weights and optimizer state into ``model`` (as a ``fit`` with
+        this callback does when it starts); returns whether there was a backup."""
+        slot = self._slot()
+        if slot is None:
+            return False
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(str(self.folder / f"slot-{slot}.weights.h5"))
+        return True
+
+    def _save(self, *, epoch: int, batch: int, seconds: float | None = None) -> None:
         """Write the training state to the free slot, then name it: ``epoch`` epochs done and
-        ``batch`` batches of the next."""
+        ``batch`` batches of the next (trained in ``seconds``)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         slot = "b" if self._slot() == "a" else "a"
         # The slot that the metadata does not name: a kill while writing it costs nothing.
@@ -290,7 +312,9 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         state_path = self.folder / f"slot-{slot}.state.safetensors"
         save_file(state, str(state_path))
         fsync_file(state_path)
-        record = {"epoch": epoch, "batch": batch, "slot": slot}
+        record: dict = {"epoch": epoch, "batch": batch, "slot": slot}
+        if seconds is not None:
+            record["seconds"] = round(seconds, 2)
         atomic_write_text(self.metadata_path, json.dumps(record))
         self._weights_path = str(weights)
         self._last_save = time.monotonic()

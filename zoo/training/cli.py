@@ -107,7 +107,8 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of initialisation, split, shuffling, augmentation (default: 0)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue an unfinished run folder from its last finished epoch")
+                        help="continue an unfinished run folder from its last backup (the end of an epoch, or a batch "
+                        "inside one: see --backup-minutes)")
     parser.add_argument("--backup-minutes", type=float, metavar="MINUTES",
                         help="also back up the training state in the middle of an epoch every MINUTES minutes, so that "
                         f"--resume continues at the batch where a killed run stopped (default: {DEFAULT_BACKUP_MINUTES:g}; "

@@ -259,6 +259,7 @@ class TrainingPlan(RunPlan):
     weight: WeightSpec | None
     model_overrides: dict[str, Any]
     initial_epoch: int
+    initial_batch: int = 0
     limit: int | None = None
     data_dir: str | os.PathLike | None = None
     backup_minutes: float | None = DEFAULT_BACKUP_MINUTES
@@ -341,10 +342,28 @@ def prepare_run(
     )
     return TrainingPlan(
         name=name, recipe=recipe, weight=spec.weight(tag), model_config=model_config, model_overrides=overrides,
-        run=run, command=command, precision_reason=precision_reason, initial_epoch=initial_epoch, seed=seed,
+        run=run, command=command, precision_reason=precision_reason, initial_epoch=initial_epoch,
+        initial_batch=run.backed_up_batches() if resume else 0, seed=seed,
         limit=limit, data_dir=data_dir, distribute=distribute, verbose=verbose, callbacks=tuple(callbacks),
         backup_minutes=backup_minutes,
     )
+
+
+def backup_interval_s(recipe: Recipe, backup_minutes: float | None) -> float | None:
+    """Seconds between backups inside an epoch (``None``: at epoch ends only).
+
+    A resumed epoch's training metrics average its remaining batches only, so a recipe that
+    picks its best epoch by a training figure (``monitor`` without ``val_``) gets no backups
+    inside epochs: they would change which epoch is picked.
+
+    Example:
+        >>> backup_interval_s(get_recipe("cnn"), 10), backup_interval_s(get_recipe("cnn", monitor="loss"), 10)
+        (600.0, None)
+    """
+    check_backup_minutes(backup_minutes)
+    if backup_minutes is None or not recipe.monitor.startswith("val_"):
+        return None
+    return 60.0 * float(backup_minutes)
 
 
 def fit_run(plan: TrainingPlan) -> FitResult:
@@ -356,7 +375,8 @@ def fit_run(plan: TrainingPlan) -> FitResult:
     the middle of an epoch (``plan.backup_minutes``) is continued by a ``fit`` of that epoch's
     remaining batches, the same batches an uninterrupted run trains on, so the weights come out
     the same; that epoch's row of ``history.csv`` then averages the training metrics over the
-    remaining batches only.
+    remaining batches only (hence no backups inside epochs when the recipe monitors a training
+    figure, see :func:`backup_interval_s`).
 
     Example:
         >>> fitted = fit_run(plan)                       # doctest: +SKIP
@@ -376,10 +396,8 @@ def fit_run(plan: TrainingPlan) -> FitResult:
                 plan.name, recipe, plan.model_config, plan.model_overrides, steps_per_epoch=len(data.train)
             )
         best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
-        images_per_epoch = len(data.train) * recipe.batch_size
-        timer = EpochTimer(run.timing, images_per_epoch=images_per_epoch)
-        interval = None if plan.backup_minutes is None else 60.0 * plan.backup_minutes
-        backup = ResumableBackup(run.backup, interval_s=interval)
+        timer = EpochTimer(run.timing, images_per_epoch=len(data.train) * recipe.batch_size)
+        backup = ResumableBackup(run.backup, interval_s=backup_interval_s(recipe, plan.backup_minutes))
         truncate_history(run.history, plan.initial_epoch)
         all_callbacks = [
             LogLearningRate(),
@@ -389,7 +407,7 @@ def fit_run(plan: TrainingPlan) -> FitResult:
             backup,
             *plan.callbacks,
         ]
-        started = time.perf_counter()
+        started, fitted_here = time.perf_counter(), False
         for first, end, size in training_phases(recipe):
             done = run.backed_up_epochs()
             if done >= end:
@@ -397,7 +415,9 @@ def fit_run(plan: TrainingPlan) -> FitResult:
             data.train.set_image_size(size)
             timer.image_size = size or int(plan.model_config["input_shape"][0])
             start = max(first, done)
-            batches_done = run.backed_up_batches() if done >= first else 0
+            record = run.backup_record()
+            batches_done = int(record.get("batch") or 0) if done >= first else 0
+            fitted_here = True
             # shuffle=False: the dataset shuffles itself, keyed by (seed, epoch). Keras' own batch
             # shuffling draws from Python's global `random`, whose state a resumed process lacks.
             fit = dict(validation_data=data.val, callbacks=all_callbacks, verbose=plan.verbose, shuffle=False)
@@ -405,16 +425,20 @@ def fit_run(plan: TrainingPlan) -> FitResult:
                 rest = EpochRemainder(data.train, epoch=start + FIT_EPOCH_SHIFT, first=batches_done)
                 print(f"[zoo] epoch {start + 1} continues at batch {batches_done + 1} of {len(data.train)} "
                       "(backed up in the middle of the epoch)", flush=True)
-                backup.batch_offset, timer.images_per_epoch = batches_done, len(rest) * recipe.batch_size
+                # The epoch's record (timing.json) covers it whole: the seconds before the kill come from the backup.
+                backup.batch_offset = batches_done
+                backup.carried_seconds = timer.carried_seconds = float(record.get("seconds") or 0.0)
                 try:
                     model.fit(rest, initial_epoch=start, epochs=start + 1, **fit)
                 finally:
-                    backup.batch_offset, timer.images_per_epoch = 0, images_per_epoch
+                    backup.batch_offset, backup.carried_seconds, timer.carried_seconds = 0, 0.0, 0.0
                 start += 1
                 if start >= end:
                     continue
             data.train.set_epoch(start)  # Keras' fit moves it on by FIT_EPOCH_SHIFT before the first epoch
             model.fit(data.train, initial_epoch=start, epochs=end, **fit)
+        if not fitted_here:  # killed after the last epoch's backup, before the results: take its state
+            backup.load_into(model)
         seconds = time.perf_counter() - started
         optimizer_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         save_weights(model, run.last, overwrite=True)
@@ -445,7 +469,8 @@ def finalize_run(plan: TrainingPlan, fitted: FitResult, *, push: str | None = No
     best = fitted.best
     monitored = {"monitor": recipe.monitor, "value": best.best, "epoch": None if best.best_epoch is None else best.best_epoch + 1}
     training = {
-        "epochs": recipe.epochs, "resumed_from_epoch": plan.initial_epoch or None, "best": monitored,
+        "epochs": recipe.epochs, "resumed_from_epoch": plan.initial_epoch if plan.initial_epoch or plan.initial_batch else None,
+        "resumed_from_batch": plan.initial_batch or None, "best": monitored,
         "examples": data.counts, "limit": plan.limit, "seconds_this_session": round(fitted.seconds, 1),
         "optimizer_steps": fitted.optimizer_steps, "distribute": fitted.distribution,
         "mixed_precision": recipe.mixed_precision, "precision": plan.precision_reason,

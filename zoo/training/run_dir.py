@@ -210,10 +210,14 @@ class RunDir:
     def backed_up_batches(self) -> int:
         """Batches done of the epoch after :meth:`backed_up_epochs`, according to a backup made in
         the middle of that epoch (0 when the backup is at an epoch's end, or none)."""
+        return int(self.backup_record().get("batch") or 0)
+
+    def backup_record(self) -> dict[str, Any]:
+        """The backup's ``training_metadata.json`` (empty when none): ``epoch`` (epochs done),
+        ``batch`` (batches done of the next), ``slot``; a backup inside an epoch adds ``seconds``
+        (training time of that epoch so far)."""
         path = self.backup / "training_metadata.json"
-        if not path.exists():
-            return 0
-        return int(json.loads(path.read_text()).get("batch") or 0)
+        return json.loads(path.read_text()) if path.exists() else {}
 
 
 def default_run_dir(arch: str, seed: int = 0, root: str | os.PathLike = "runs") -> Path:
@@ -279,7 +283,7 @@ def prepare_run_dir(path: str | os.PathLike, *, resume: bool, overwrite: bool) -
                 state = "a complete run" if run.is_complete else "an unfinished run"
                 raise RunExistsError(
                     f"{str(run.path)!r} already holds {state}. Pass resume=True (--resume) to "
-                    "continue an unfinished run from its last epoch, overwrite=True (--overwrite) "
+                    "continue an unfinished run from its last backup, overwrite=True (--overwrite) "
                     "to replace it, or choose another output folder."
                 )
     except BaseException:
