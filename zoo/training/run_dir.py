@@ -202,10 +202,7 @@ class RunDir:
 
     def backed_up_epochs(self) -> int:
         """Epochs completed according to the BackupAndRestore state (0 when none)."""
-        path = self.backup / "training_metadata.json"
-        if not path.exists():
-            return 0
-        return int(json.loads(path.read_text()).get("epoch", 0))
+        return int(self.backup_record().get("epoch", 0))
 
     def backed_up_batches(self) -> int:
         """Batches done of the epoch after :meth:`backed_up_epochs`, according to a backup made in
