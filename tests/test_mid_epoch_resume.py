@@ -93,7 +93,7 @@ def test_a_bad_backup_interval_is_refused(bad):
 def test_backups_inside_epochs_only_when_the_best_epoch_is_picked_by_a_validation_figure():
     assert backup_interval_s(get_recipe("cnn"), 2) == 120.0
     assert backup_interval_s(get_recipe("cnn"), None) is None
-    # A resumed epoch's training metrics cover its remaining batches: they must not pick the best epoch.
+    # A resumed epoch's training figures are merged from two parts (equal up to rounding): they must not pick the best epoch.
     assert backup_interval_s(get_recipe("cnn", monitor="loss"), 2) is None
 
 
@@ -118,18 +118,40 @@ def test_a_run_killed_inside_an_epoch_resumes_at_that_batch_and_ends_at_the_unin
         train("cnn", output_dir=killed, backup_minutes=0, callbacks=[CrashAt(epoch=1, batch=3)], **RUN)
     record = _backup_record(killed)
     assert (record["epoch"], record["batch"]) == (1, 4) and record["seconds"] > 0
+    assert set(record["logs"]) == {"loss", "accuracy"}  # the epoch's figures over its first 4 batches
+    with pytest.raises(_Crash):  # resumed, and killed again in the same epoch, after its batch 5
+        train("cnn", output_dir=killed, backup_minutes=0, resume=True, callbacks=[CrashAt(epoch=1, batch=0)], **RUN)
+    assert (_backup_record(killed)["epoch"], _backup_record(killed)["batch"]) == (1, 5)
 
     counter = CountBatches()
     train("cnn", output_dir=killed, backup_minutes=0, resume=True, callbacks=[counter], **RUN)
-    assert counter.batches == (steps - 4) + steps  # the rest of epoch 1, then epoch 2: nothing trained twice
+    assert counter.batches == (steps - 5) + steps  # the rest of epoch 1, then epoch 2: nothing trained twice
     training = read_folder(killed).metadata["training"]
-    assert (training["resumed_from_epoch"], training["resumed_from_batch"]) == (1, 4)
+    assert (training["resumed_from_epoch"], training["resumed_from_batch"]) == (1, 5)
     assert_same_run_weights(uninterrupted, killed)
-    history = [line.split(",")[0] for line in (killed / "history.csv").read_text().splitlines()[1:]]
-    assert history == ["0", "1", "2"]
+    # history.csv as the uninterrupted run's: epoch 1's training figures cover its batches before both kills too.
+    expected, actual = (np.genfromtxt(run / "history.csv", delimiter=",", names=True) for run in (uninterrupted, killed))
+    assert actual.dtype.names == expected.dtype.names and "accuracy" in expected.dtype.names
+    for column in expected.dtype.names:
+        np.testing.assert_allclose(actual[column], expected[column], rtol=1e-5, atol=1e-7, err_msg=column)
     timing = json.loads((killed / "timing.json").read_text())["epochs"]
     assert {timing[e]["images"] for e in "012"} == {steps * RUN["batch_size"]}  # epoch 1 whole: before and after the kill
     assert timing["1"]["seconds"] >= record["seconds"]
+
+
+@pytest.mark.parametrize("metric, carried", [("accuracy", True), ("auc", False)])
+def test_a_backup_inside_an_epoch_carries_the_figures_so_far_when_they_are_means(metric, carried, tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy", metrics=[keras.metrics.AUC(name="auc") if metric == "auc" else "accuracy"])
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 3)).astype("float32"), rng.integers(0, 2, (64, 1)).astype("float32")
+    backup = ResumableBackup(tmp_path / "backup", interval_s=0)
+    with pytest.raises(_Crash):
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[backup, CrashAt(epoch=0, batch=2)])
+    record = _backup_record(tmp_path)
+    assert (record["epoch"], record["batch"]) == (0, 3)
+    # An AUC of two parts of an epoch is not their weighted mean: such figures are not carried.
+    assert (set(record.get("logs", {})) == {"loss", metric}) is carried
 
 
 def test_without_an_interval_nothing_is_saved_inside_an_epoch(tmp_path):

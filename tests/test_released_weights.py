@@ -7,6 +7,7 @@ accuracy on the first 1,000 test images compared with the figure recorded at rel
 
 import re
 
+import keras
 import pytest
 
 import zoo
@@ -55,6 +56,10 @@ def test_released_weights_load_and_reproduce_their_numbers(name):
     from zoo.evaluation import evaluate, evaluation_data
 
     arch, tag = split_name(name)
+    if arch == "xception_localizer" and keras.backend.backend() != "tensorflow":
+        # CI time: 1,000 96-px canvases cost 60-70 s per suite on a 2-core AVX2 CPU. The localizer's
+        # layers are Keras' own plus zoo's head, whose outputs test_models checks under every backend.
+        pytest.skip("the localizer's 1,000-canvas check: TensorFlow suite only")
     weight, folder = resolve_weights(name)  # raises on any sha256 mismatch
     config = read_folder(folder)
     spec = zoo.registry.get_spec(arch)

@@ -20,7 +20,7 @@ from safetensors.numpy import load_file, save_file
 from zoo.atomic import atomic_write_text, fsync_file
 from zoo.weights import save_weights
 
-__all__ = ["BestWeights", "EpochTimer", "LogLearningRate", "ResumableBackup", "summarize_timing"]
+__all__ = ["BestWeights", "EpochTimer", "LogLearningRate", "ResumableBackup", "ResumedEpochLogs", "summarize_timing"]
 
 
 class LogLearningRate(keras.callbacks.Callback):
@@ -180,9 +180,12 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     rest of the epoch, :class:`zoo.data.pipeline.EpochRemainder`), so a kill loses at most about
     ``interval_s`` seconds of work instead of the epoch in progress. The time only decides
     when a save happens, never what is trained. Such a backup also records ``seconds``, the
-    epoch's training time so far. ``batch_offset`` and ``carried_seconds`` describe a ``fit``
-    that continues an epoch: the batches it skips (its batch 0 is the epoch's batch
-    ``batch_offset``) and the seconds the epoch took before. For single-process runs: each
+    epoch's training time so far, and ``logs``, the epoch's training figures so far (means over
+    its batches; left out when a compiled metric is not a mean). ``batch_offset``,
+    ``carried_seconds`` and ``carried_logs`` describe a ``fit`` that continues an epoch: the
+    batches it skips (its batch 0 is the epoch's batch ``batch_offset``), the seconds the epoch
+    took before and its figures over those batches (:meth:`epoch_logs` merges them with the
+    ``fit``'s own, :class:`ResumedEpochLogs` at the epoch's end). For single-process runs: each
     process decides on its own clock.
 
     Example:
@@ -201,6 +204,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self.interval_s = None if interval_s is None else float(interval_s)
         self.batch_offset = 0
         self.carried_seconds = 0.0
+        self.carried_logs: dict[str, float] = {}
         self._epoch = 0
         self._epoch_started = time.monotonic()
         self._pending_rng: dict[str, np.ndarray] | None = None
@@ -280,7 +284,28 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         if steps is not None and batch + 1 >= steps:
             return  # the epoch's end saves it
         seconds = self.carried_seconds + time.monotonic() - self._epoch_started
-        self._save(epoch=self._epoch, batch=self.batch_offset + batch + 1, seconds=seconds)
+        so_far = self.epoch_logs(logs or {}, batches=batch + 1) if _metrics_are_means(self.model) else None
+        self._save(epoch=self._epoch, batch=self.batch_offset + batch + 1, seconds=seconds, logs=so_far)
+
+    def epoch_logs(self, logs: dict, batches: int) -> dict[str, float]:
+        """The epoch's training figures over its first ``batch_offset + batches`` batches, from
+        ``logs`` (this ``fit``'s means over its ``batches`` batches) and ``carried_logs`` (the
+        means over the ``batch_offset`` batches before it). The training set drops its remainder,
+        so batches hold equally many examples and the means weigh by batch counts. A figure that
+        ``carried_logs`` lacks (a backup written before they were recorded) keeps this ``fit``'s value.
+
+        Example:
+            >>> backup = ResumableBackup("runs/cnn-0/backup")
+            >>> backup.batch_offset, backup.carried_logs = 3, {"loss": 1.0}
+            >>> backup.epoch_logs({"loss": 2.0, "val_loss": 5.0}, batches=1)
+            {'loss': 1.25}
+        """
+        own = {k: float(v) for k, v in logs.items() if not k.startswith("val_") and _is_number(v)}
+        done = self.batch_offset
+        if not done:
+            return own
+        carried = self.carried_logs
+        return {k: (carried[k] * done + v * batches) / (done + batches) if k in carried else v for k, v in own.items()}
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._current_epoch = epoch + 1
@@ -298,9 +323,9 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         model.load_weights(str(self.folder / f"slot-{slot}.weights.h5"))
         return True
 
-    def _save(self, *, epoch: int, batch: int, seconds: float | None = None) -> None:
+    def _save(self, *, epoch: int, batch: int, seconds: float | None = None, logs: dict | None = None) -> None:
         """Write the training state to the free slot, then name it: ``epoch`` epochs done and
-        ``batch`` batches of the next (trained in ``seconds``)."""
+        ``batch`` batches of the next (trained in ``seconds``, with the training figures ``logs``)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         slot = "b" if self._slot() == "a" else "a"
         # The slot that the metadata does not name: a kill while writing it costs nothing.
@@ -315,9 +340,53 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         record: dict = {"epoch": epoch, "batch": batch, "slot": slot}
         if seconds is not None:
             record["seconds"] = round(seconds, 2)
+        if logs:
+            record["logs"] = logs
         atomic_write_text(self.metadata_path, json.dumps(record))
         self._weights_path = str(weights)
         self._last_save = time.monotonic()
+
+
+class ResumedEpochLogs(keras.callbacks.Callback):
+    """Makes the logs of an epoch continued after a kill cover the whole epoch.
+
+    A ``fit`` that trains the rest of an epoch (``backup.batch_offset > 0``) logs means over the
+    remaining batches only; at its epoch's end this merges them with the backup's figures for
+    the batches before the kill (:meth:`ResumableBackup.epoch_logs`), so history.csv's row is the
+    one an uninterrupted run writes. Put it before the callbacks that read epoch logs
+    (``CSVLogger``, ``BestWeights``); Keras' ``History`` and progress bar come after them all.
+
+    Example:
+        >>> backup = ResumableBackup("runs/cnn-0/backup")
+        >>> callbacks = [ResumedEpochLogs(backup), keras.callbacks.CSVLogger("history.csv"), backup]
+    """
+
+    def __init__(self, backup: ResumableBackup):
+        super().__init__()
+        self.backup = backup
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        steps = (self.params or {}).get("steps")
+        if logs is None or not steps or not self.backup.batch_offset or not self.backup.carried_logs:
+            return
+        logs.update(self.backup.epoch_logs(logs, batches=steps))
+
+
+def _is_number(value: object) -> bool:
+    """A scalar figure of the logs (a Python or numpy number, or a 0-d array or tensor)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float, np.number)) or tuple(getattr(value, "shape", (None,))) == ()
+
+
+def _metrics_are_means(model: keras.Model) -> bool:
+    """Whether every figure that ``fit`` logs is a mean over examples (the loss trackers,
+    accuracy, box IoU): only such figures of two parts of an epoch can be merged."""
+    for metric in model.metrics:
+        inner = [metric] if isinstance(metric, keras.metrics.Mean) else list(getattr(metric, "metrics", None) or [metric])
+        if not all(isinstance(m, keras.metrics.Mean) for m in inner):
+            return False
+    return True
 
 
 _RNG_PREFIX = "rng/"

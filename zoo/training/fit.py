@@ -30,7 +30,9 @@ from zoo.evaluation import predict
 from zoo.hub import check_repo_id
 from zoo.registry import WeightSpec, get_spec, split_name
 from zoo.tasks import task_of
-from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, ResumableBackup, summarize_timing
+from zoo.training.callbacks import (
+    BestWeights, EpochTimer, LogLearningRate, ResumableBackup, ResumedEpochLogs, summarize_timing,
+)
 from zoo.training.data import TrainingData, load_training_data
 from zoo.training.distribute import data_parallel
 from zoo.training.recipes import Recipe, get_recipe
@@ -352,9 +354,10 @@ def prepare_run(
 def backup_interval_s(recipe: Recipe, backup_minutes: float | None) -> float | None:
     """Seconds between backups inside an epoch (``None``: at epoch ends only).
 
-    A resumed epoch's training metrics average its remaining batches only, so a recipe that
-    picks its best epoch by a training figure (``monitor`` without ``val_``) gets no backups
-    inside epochs: they would change which epoch is picked.
+    A resumed epoch's training figures are merged from two parts (equal to an uninterrupted
+    run's up to float rounding, and only when every metric is a mean), so a recipe that picks
+    its best epoch by a training figure (``monitor`` without ``val_``) gets no backups inside
+    epochs: a rounding difference could change which epoch is picked.
 
     Example:
         >>> backup_interval_s(get_recipe("cnn"), 10), backup_interval_s(get_recipe("cnn", monitor="loss"), 10)
@@ -374,9 +377,9 @@ def fit_run(plan: TrainingPlan) -> FitResult:
     BackupAndRestore's epoch count skips the phases (and epochs) already done. A backup made in
     the middle of an epoch (``plan.backup_minutes``) is continued by a ``fit`` of that epoch's
     remaining batches, the same batches an uninterrupted run trains on, so the weights come out
-    the same; that epoch's row of ``history.csv`` then averages the training metrics over the
-    remaining batches only (hence no backups inside epochs when the recipe monitors a training
-    figure, see :func:`backup_interval_s`).
+    the same; that epoch's row of ``history.csv`` merges the backup's training figures for the
+    batches before the kill with the remaining batches' (:class:`ResumedEpochLogs`), so it is
+    the uninterrupted run's row up to float rounding.
 
     Example:
         >>> fitted = fit_run(plan)                       # doctest: +SKIP
@@ -400,6 +403,7 @@ def fit_run(plan: TrainingPlan) -> FitResult:
         backup = ResumableBackup(run.backup, interval_s=backup_interval_s(recipe, plan.backup_minutes))
         truncate_history(run.history, plan.initial_epoch)
         all_callbacks = [
+            ResumedEpochLogs(backup),  # first: the callbacks after it record a continued epoch's figures whole
             LogLearningRate(),
             timer,
             best,
@@ -428,10 +432,12 @@ def fit_run(plan: TrainingPlan) -> FitResult:
                 # The epoch's record (timing.json) covers it whole: the seconds before the kill come from the backup.
                 backup.batch_offset = batches_done
                 backup.carried_seconds = timer.carried_seconds = float(record.get("seconds") or 0.0)
+                backup.carried_logs = dict(record.get("logs") or {})  # history.csv's row too
                 try:
                     model.fit(rest, initial_epoch=start, epochs=start + 1, **fit)
                 finally:
                     backup.batch_offset, backup.carried_seconds, timer.carried_seconds = 0, 0.0, 0.0
+                    backup.carried_logs = {}
                 start += 1
                 if start >= end:
                     continue
