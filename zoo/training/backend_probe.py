@@ -2,7 +2,8 @@
 
 Which backend trains fastest depends on the machine and the model (measured: ResNet-34 at 16 px
 in mixed_bfloat16 on a 2-core avx512_bf16 Xeon, torch 124 img/s and TensorFlow 75; in float32 on
-an AVX2-only EPYC, torch 12.7, TensorFlow and JAX 5.2; the Xception localizer at 72 px on the
+an AVX2-only EPYC, torch 12.7, TensorFlow and JAX 5.2; in float32 on an AVX-512 Xeon without
+bfloat16, TensorFlow 103, torch 95, JAX 14; the Xception localizer at 72 px on the avx512_bf16
 Xeon, TensorFlow 37.2 and torch 35.3). Keras reads ``KERAS_BACKEND`` once, when it is imported, so each installed backend is
 measured in its own process (``python -m zoo.training.backend_probe ARCH``): the model the run
 would train (:func:`zoo.training.fit.build_training_model`: the recipe's precision, optimizer and
