@@ -18,9 +18,10 @@ from zoo.data.pipeline import EpochRemainder
 from zoo.data.fashion_mnist import find_data_dir
 from zoo.format import read_folder
 from zoo.training import train
-from zoo.training.callbacks import ResumableBackup
-from zoo.training.fit import backup_interval_s
+from zoo.training.callbacks import ResumableBackup, ResumedEpochLogs, carried_figures
+from zoo.training.fit import _carried_logs, backup_interval_s
 from zoo.training.recipes import get_recipe
+from zoo.training.run_dir import prepare_run_dir
 from zoo.training.run_setup import check_backup_minutes
 
 needs_data = pytest.mark.skipif(find_data_dir() is None, reason="needs Fashion-MNIST ($FASHION_MNIST_DIR or dataset-fashion-mnist)")
@@ -152,6 +153,68 @@ def test_a_backup_inside_an_epoch_carries_the_figures_so_far_when_they_are_means
     assert (record["epoch"], record["batch"]) == (0, 3)
     # An AUC of two parts of an epoch is not their weighted mean: such figures are not carried.
     assert (set(record.get("logs", {})) == {"loss", metric}) is carried
+
+
+def test_the_figures_of_an_epoch_killed_twice_are_those_of_the_uninterrupted_epoch(tmp_path):
+    # lr 0: every batch's figures are the same whichever fit computes them, so the merged epoch
+    # means must equal one uninterrupted fit's.
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(keras.optimizers.SGD(0.0), "binary_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x, y = rng.random((80, 3)).astype("float32"), rng.integers(0, 2, (80, 1)).astype("float32")
+    fit = dict(batch_size=8, epochs=1, shuffle=False, verbose=0)
+    whole = model.fit(x, y, **fit).history
+
+    def part(first: int, crash_at: int | None) -> dict:
+        """Train batches ``first``.. of the epoch, resuming from the backup when ``first`` > 0."""
+        backup = ResumableBackup(tmp_path / "backup", interval_s=0)
+        if first:
+            record = _backup_record(tmp_path)
+            assert record["batch"] == first
+            backup.batch_offset, backup.carried_logs = first, record["logs"]
+        callbacks = [ResumedEpochLogs(backup), backup] + ([CrashAt(epoch=0, batch=crash_at)] if crash_at is not None else [])
+        history = keras.callbacks.History()
+        try:
+            model.fit(x[first * 8:], y[first * 8:], callbacks=[*callbacks, history], **fit)
+        except _Crash:
+            pass
+        return history.history
+
+    part(0, crash_at=2)  # killed after 3 of 10 batches
+    part(3, crash_at=3)  # again after 4 more: the backup carries the means of the first 7
+    assert _backup_record(tmp_path)["batch"] == 7
+    resumed = part(7, crash_at=None)
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(resumed[key], whole[key], rtol=1e-6, err_msg=key)
+
+
+def test_figures_a_backup_did_not_keep_are_not_passed_off_as_the_whole_epochs():
+    backup = ResumableBackup("unused", interval_s=0)
+    backup.batch_offset, backup.carried_logs = 3, {"loss": 1.0}
+    assert backup.epoch_logs({"loss": 2.0, "accuracy": 0.5, "val_loss": 5.0}, batches=1) == {"loss": 1.25}
+    backup.carried_logs = {}
+    assert backup.epoch_logs({"loss": 2.0}, batches=1) == {}  # so a later backup records none
+
+
+@pytest.mark.parametrize("logs", [["loss", 0.5], {"loss": "0.5"}, {"loss": None}, {"loss": True}, {1: 0.5}])
+def test_a_damaged_backup_figure_record_is_refused_with_what_was_received(logs):
+    with pytest.raises(ValueError, match=r"map figure names to numbers.*Received: logs="):
+        carried_figures(logs)
+    assert carried_figures({"loss": np.float32(0.5), "accuracy": 1}) == {"loss": 0.5, "accuracy": 1.0}
+
+
+@pytest.mark.parametrize("record, note", [
+    ({"epoch": 2, "batch": 40}, "keeps no training figures of epoch 3's first 40 batches"),
+    ({"epoch": 2, "batch": 40, "logs": {"loss": "nan?"}}, "ignored the training figures of"),
+])
+def test_a_resume_says_when_the_continued_epochs_row_covers_only_the_batches_after_the_kill(record, note, tmp_path, capsys):
+    run = prepare_run_dir(tmp_path / "run", resume=False, overwrite=False)
+    try:
+        assert _carried_logs(record, run, epoch=3, batches=40) == {}
+    finally:
+        run.release()
+    out = capsys.readouterr().out
+    assert note in out and "covers the batches trained from now on" in out
 
 
 def test_without_an_interval_nothing_is_saved_inside_an_epoch(tmp_path):

@@ -20,7 +20,10 @@ from safetensors.numpy import load_file, save_file
 from zoo.atomic import atomic_write_text, fsync_file
 from zoo.weights import save_weights
 
-__all__ = ["BestWeights", "EpochTimer", "LogLearningRate", "ResumableBackup", "ResumedEpochLogs", "summarize_timing"]
+__all__ = [
+    "BestWeights", "EpochTimer", "LogLearningRate", "ResumableBackup", "ResumedEpochLogs", "carried_figures",
+    "summarize_timing",
+]
 
 
 class LogLearningRate(keras.callbacks.Callback):
@@ -292,7 +295,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         ``logs`` (this ``fit``'s means over its ``batches`` batches) and ``carried_logs`` (the
         means over the ``batch_offset`` batches before it). The training set drops its remainder,
         so batches hold equally many examples and the means weigh by batch counts. A figure that
-        ``carried_logs`` lacks (a backup written before they were recorded) keeps this ``fit``'s value.
+        ``carried_logs`` lacks (a backup written before they were recorded) is left out: this
+        ``fit``'s value alone covers only part of the epoch.
 
         Example:
             >>> backup = ResumableBackup("runs/cnn-0/backup")
@@ -300,12 +304,12 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             >>> backup.epoch_logs({"loss": 2.0, "val_loss": 5.0}, batches=1)
             {'loss': 1.25}
         """
-        own = {k: float(v) for k, v in logs.items() if not k.startswith("val_") and _is_number(v)}
+        own = {k: float(v) for k, v in logs.items() if not k.startswith("val_") and _is_real(v)}
         done = self.batch_offset
         if not done:
             return own
         carried = self.carried_logs
-        return {k: (carried[k] * done + v * batches) / (done + batches) if k in carried else v for k, v in own.items()}
+        return {k: (carried[k] * done + v * batches) / (done + batches) for k, v in own.items() if k in carried}
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._current_epoch = epoch + 1
@@ -364,19 +368,43 @@ class ResumedEpochLogs(keras.callbacks.Callback):
     def __init__(self, backup: ResumableBackup):
         super().__init__()
         self.backup = backup
+        self._batches = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._batches = 0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._batches += 1  # the batches trained, also when a callback stops the epoch early
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        steps = (self.params or {}).get("steps")
-        if logs is None or not steps or not self.backup.batch_offset or not self.backup.carried_logs:
+        if logs is None or not self._batches or not self.backup.batch_offset or not self.backup.carried_logs:
             return
-        logs.update(self.backup.epoch_logs(logs, batches=steps))
+        logs.update(self.backup.epoch_logs(logs, batches=self._batches))
 
 
-def _is_number(value: object) -> bool:
-    """A scalar figure of the logs (a Python or numpy number, or a 0-d array or tensor)."""
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, (int, float, np.number)) or tuple(getattr(value, "shape", (None,))) == ()
+def carried_figures(logs: object) -> dict[str, float]:
+    """The training figures of a backup record's ``"logs"`` (figure name -> real number), checked;
+    raises ``ValueError`` when they are not such a mapping (a record edited or damaged by hand).
+
+    Example:
+        >>> carried_figures({"loss": 0.5, "accuracy": 0.8})
+        {'loss': 0.5, 'accuracy': 0.8}
+        >>> carried_figures(None)
+        {}
+    """
+    if logs is None:
+        return {}
+    if not isinstance(logs, dict) or not all(isinstance(k, str) and _is_real(v) for k, v in logs.items()):
+        raise ValueError(
+            "A backup's training figures must map figure names to numbers, e.g. "
+            f'{{"loss": 0.52, "accuracy": 0.81}}. Received: logs={logs!r}'
+        )
+    return {k: float(v) for k, v in logs.items()}
+
+
+def _is_real(value: object) -> bool:
+    """A real number (Keras hands callbacks their logs as Python floats); not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _metrics_are_means(model: keras.Model) -> bool:

@@ -31,7 +31,7 @@ from zoo.hub import check_repo_id
 from zoo.registry import WeightSpec, get_spec, split_name
 from zoo.tasks import task_of
 from zoo.training.callbacks import (
-    BestWeights, EpochTimer, LogLearningRate, ResumableBackup, ResumedEpochLogs, summarize_timing,
+    BestWeights, EpochTimer, LogLearningRate, ResumableBackup, ResumedEpochLogs, carried_figures, summarize_timing,
 )
 from zoo.training.data import TrainingData, load_training_data
 from zoo.training.distribute import data_parallel
@@ -369,6 +369,20 @@ def backup_interval_s(recipe: Recipe, backup_minutes: float | None) -> float | N
     return 60.0 * float(backup_minutes)
 
 
+def _carried_logs(record: Mapping[str, Any], run: RunDir, *, epoch: int, batches: int) -> dict[str, float]:
+    """The training figures of epoch ``epoch``'s first ``batches`` batches that a backup inside it
+    kept, so that its history.csv row covers it whole; ``{}``, with a note, when it kept none."""
+    try:
+        figures = carried_figures(record.get("logs"))
+    except ValueError as error:
+        print(f"[zoo] ignored the training figures of {run.backup / 'training_metadata.json'}: {error}", flush=True)
+        figures = {}
+    if not figures:
+        print(f"[zoo] the backup keeps no training figures of epoch {epoch}'s first {batches} batches: its row "
+              "in history.csv covers the batches trained from now on", flush=True)
+    return figures
+
+
 def fit_run(plan: TrainingPlan) -> FitResult:
     """Load the data, build and compile the model, and train every phase of the plan's recipe.
 
@@ -432,7 +446,7 @@ def fit_run(plan: TrainingPlan) -> FitResult:
                 # The epoch's record (timing.json) covers it whole: the seconds before the kill come from the backup.
                 backup.batch_offset = batches_done
                 backup.carried_seconds = timer.carried_seconds = float(record.get("seconds") or 0.0)
-                backup.carried_logs = dict(record.get("logs") or {})  # history.csv's row too
+                backup.carried_logs = _carried_logs(record, run, epoch=start + 1, batches=batches_done)
                 try:
                     model.fit(rest, initial_epoch=start, epochs=start + 1, **fit)
                 finally:

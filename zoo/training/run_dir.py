@@ -212,7 +212,8 @@ class RunDir:
     def backup_record(self) -> dict[str, Any]:
         """The backup's ``training_metadata.json`` (empty when none): ``epoch`` (epochs done),
         ``batch`` (batches done of the next), ``slot``; a backup inside an epoch adds ``seconds``
-        (training time of that epoch so far)."""
+        (training time of that epoch so far) and, when they are means, ``logs`` (its training
+        figures so far)."""
         path = self.backup / "training_metadata.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
