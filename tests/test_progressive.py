@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, assert_same_run_weights
 
 #: Training at each size runs in every suite (the GPU release trains this way under JAX); the
 #: resume bookkeeping is pipeline plumbing (`pipeline` marker: TensorFlow and PyTorch suites); the
@@ -26,6 +26,7 @@ from zoo.format import read_folder
 from zoo.training import Recipe, get_recipe, train
 from zoo.training.fit import scaled_lr, training_phases
 from zoo.training.run_setup import check_resume
+from zoo.recipe import changes_before
 from zoo.training.recipes import stretch_resolutions
 from zoo.training.run_dir import prepare_run_dir
 
@@ -127,6 +128,46 @@ def test_resume_accepts_recipe_fields_added_later_at_their_default_but_not_anoth
     check_resume(run, settings)
 
 
+def test_epochs_given_with_resolutions_or_restarts_keep_them_and_fine_tuning_has_no_restart():
+    from zoo.training.run_setup import apply_flags
+    from zoo.training.transfer import finetune_recipe
+
+    recipe = get_recipe("resnet34")  # 52 epochs, restart at 40, 28 px from epoch 30
+    given, _ = apply_flags(recipe, epochs=64, batch_size=None, lr=None, mixed_precision=False,
+                           overrides={"restarts": [[40, 0.2]], "resolutions": [[0, 16], [18, 22], [30, 28]]})
+    assert given.epochs == 64 and given.restarts == ((40, 0.2),) and given.resolutions == recipe.resolutions
+    stretched, _ = apply_flags(recipe, epochs=104, batch_size=None, lr=None, mixed_precision=False)
+    assert stretched.restarts == ((80, 0.2),) and stretched.resolutions == ((0, 16), (36, 22), (60, 28))
+    assert finetune_recipe("resnet34").restarts == () and finetune_recipe("resnet34", epochs=30).restarts == ()
+
+
+def test_a_resumed_run_may_change_only_the_schedule_after_the_epochs_it_has_begun(tmp_path):
+    recipe = get_recipe("resnet34")  # 52 epochs: 16 px, 22 px from epoch 18, 28 px from 30, warm restart at 40
+    longer = recipe.replace(epochs=64, resolutions=recipe.resolutions, restarts=recipe.restarts, notes="longer")
+    assert changes_before(recipe, longer, 40) == []  # the first cycle ends at the restart: its rates stay
+    assert changes_before(recipe, longer, 41) == ["learning-rate cycles begun: epochs 41-52 from lr 0.02 -> epochs 41-64 from lr 0.02"]
+    assert changes_before(recipe, recipe.replace(epochs=64), 20)  # --epochs alone moves the resolutions and restarts
+    later_size = recipe.replace(resolutions=((0, 16), (18, 22), (34, 28)))
+    assert changes_before(recipe, later_size, 30) == []
+    assert changes_before(recipe, later_size, 31) == ["image size of epoch 31: 28 -> 22"]
+    assert changes_before(recipe, recipe.replace(lr=0.05), 1)[0] == "lr: 0.1 -> 0.05"  # not a schedule field
+    assert "not more than the 40 epochs begun" in changes_before(recipe, recipe.replace(epochs=40, restarts=()), 40)[-1]
+
+    run = prepare_run_dir(tmp_path / "run", resume=False, overwrite=False)
+    settings = {"name": "resnet34", "recipe": recipe.to_dict(), "model_overrides": {}, "seed": 0, "limit": None}
+    run.write_marker(settings=settings, backend=BACKEND)
+    lengthened = {**settings, "recipe": longer.to_dict()}
+    with pytest.raises(ValueError, match="different settings"):  # without epochs_begun (fine-tuning runs): refused
+        check_resume(run, lengthened)
+    assert check_resume(run, lengthened, epochs_begun=40) == {
+        "epochs_begun": 40, "from": {"epochs": 52, "notes": recipe.notes}, "to": {"epochs": 64, "notes": "longer"},
+    }
+    with pytest.raises(ValueError, match=r"would train the 41 epochs it has begun otherwise \(learning-rate cycles"):
+        check_resume(run, lengthened, epochs_begun=41)
+    with pytest.raises(ValueError, match="different settings"):  # another seed is not a schedule
+        check_resume(run, {**lengthened, "seed": 1}, epochs_begun=1)
+
+
 # --- training --------------------------------------------------------------------------------
 
 
@@ -193,6 +234,44 @@ def test_backend_flag_reexecutes_the_script_under_that_backend(tmp_path):
 
 class _Crash(Exception):
     pass
+
+
+class _CrashAfter(keras.callbacks.Callback):
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Crash()
+
+
+@pytest.mark.pipeline
+@needs_data
+def test_a_run_lengthened_on_resume_ends_at_the_weights_of_the_longer_run_from_scratch(tmp_path):
+    # 3 epochs, the first cycle ending at a warm restart at epoch 2: killed after 2 epochs, then
+    # resumed as a 5-epoch run whose first 2 epochs train the same (the image sizes of the begun
+    # epochs are compared like the rates, above; this model takes one size).
+    restart = {"restarts": [[2, 0.5]]}
+    straight = train("cnn", epochs=5, batch_size=32, recipe_overrides=restart, output_dir=tmp_path / "straight",
+                     limit=96, verbose=0)
+    folder = tmp_path / "run"
+    with pytest.raises(_Crash):
+        train("cnn", epochs=3, batch_size=32, recipe_overrides=restart, output_dir=folder, limit=96, verbose=0,
+              callbacks=[_CrashAfter(1)])
+    with pytest.raises(ValueError, match="learning-rate cycles begun"):  # a plain cosine would change its rates
+        train("cnn", epochs=5, batch_size=32, output_dir=folder, limit=96, verbose=0, resume=True)
+    train("cnn", epochs=5, batch_size=32, recipe_overrides=restart, output_dir=folder, limit=96, verbose=0, resume=True)
+
+    assert_same_run_weights(straight, folder)
+    marker = json.loads((folder / "run.json").read_text())
+    assert marker["status"] == "complete" and marker["settings"]["recipe"]["epochs"] == 5
+    change, = marker["schedule_changes"]
+    assert change["epochs_begun"] == 2 and change["from"]["epochs"] == 3 and change["to"]["epochs"] == 5
+    assert "--epochs 3" in change["command_was"] and "--epochs 5" in marker["command"]
+    epochs = [int(line.split(",")[0]) for line in (folder / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == [0, 1, 2, 3, 4]
+    assert read_folder(folder).metadata["train_command"] == read_folder(straight).metadata["train_command"]
 
 
 @pytest.mark.pipeline

@@ -21,7 +21,10 @@ from typing import Any, Iterable, Mapping
 from zoo.data.augment import Augmenter
 from zoo.data.resize import check_resolutions
 
-__all__ = ["AUTO", "Recipe", "monitor_mode", "parse_recipe_settings", "stretch_resolutions", "stretch_restarts"]
+__all__ = [
+    "AUTO", "SCHEDULE_FIELDS", "Recipe", "changes_before", "monitor_mode", "parse_recipe_settings",
+    "stretch_resolutions", "stretch_restarts",
+]
 
 #: ``mixed_precision="auto"``: bfloat16 where the device runs it natively (zoo.training.precision).
 AUTO = "auto"
@@ -203,6 +206,79 @@ class Recipe:
         if not (self.pad_crop or self.flip or self.erasing_p):
             return None
         return Augmenter(pad=self.pad_crop, flip=self.flip, erasing_p=self.erasing_p, pad_mode="constant")
+
+
+#: The recipe fields that a resumed run may change -- its length, its warm restarts, its
+#: progressive resolutions (and the notes) -- as long as the epochs it has begun train as before
+#: (:func:`changes_before`): the new recipe then reproduces the whole run from scratch.
+SCHEDULE_FIELDS = ("epochs", "restarts", "resolutions", "notes")
+
+
+def changes_before(old: Recipe, new: Recipe, epochs_begun: int) -> list[str]:
+    """How ``new`` would train the first ``epochs_begun`` epochs otherwise than ``old`` did.
+
+    Empty when those epochs train the same under both: every field outside
+    :data:`SCHEDULE_FIELDS` is equal, each learning-rate cycle begun so far (the first one from
+    epoch 0, then one per warm restart) starts, peaks and ends at the same epochs (a cosine's
+    length sets the rate of each of its steps; a constant schedule's length caps its warm-up,
+    so it counts too), each begun epoch trains at the same image size, and ``new`` is longer
+    than ``epochs_begun``. So a 52-epoch run whose first cycle ends at a restart at epoch 40
+    may become a 64-epoch one until it has begun epoch 41.
+
+    Example:
+        >>> old = Recipe(arch="r", epochs=52, restarts=((40, 0.2),))
+        >>> changes_before(old, old.replace(epochs=64, restarts=((40, 0.2),)), 40)
+        []
+        >>> changes_before(old, old.replace(epochs=64, restarts=((40, 0.2),)), 41)
+        ['learning-rate cycles begun: epochs 41-52 from lr 0.02 -> epochs 41-64 from lr 0.02']
+    """
+    before, after = old.to_dict(), new.to_dict()
+    changes = [
+        f"{name}: {before[name]!r} -> {after[name]!r}"
+        for name in before
+        if name not in SCHEDULE_FIELDS and _canonical(before[name]) != _canonical(after[name])
+    ]
+    begun_old = [cycle for cycle in _lr_cycles(old) if cycle[0] < epochs_begun]
+    begun_new = [cycle for cycle in _lr_cycles(new) if cycle[0] < epochs_begun]
+    if begun_old != begun_new:
+        same = 0  # the cycles both share from the start are left out of the description
+        while same < min(len(begun_old), len(begun_new)) and begun_old[same] == begun_new[same]:
+            same += 1
+        changes.append(
+            f"learning-rate cycles begun: {_describe_cycles(begun_old[same:])} -> {_describe_cycles(begun_new[same:])}"
+        )
+    for epoch in range(epochs_begun):
+        size_before, size_after = _image_size(old, epoch), _image_size(new, epoch)
+        if size_before != size_after:
+            changes.append(
+                f"image size of epoch {epoch + 1}: {size_before or 'the input size'} -> {size_after or 'the input size'}"
+            )
+            break
+    if new.epochs <= epochs_begun:
+        changes.append(f"epochs: {new.epochs} is not more than the {epochs_begun} epochs begun")
+    return changes
+
+
+def _lr_cycles(recipe: Recipe) -> list[tuple[int, int, float]]:
+    """``(first_epoch, end_epoch, peak_lr)`` of each learning-rate cycle (the first one, then
+    one per warm restart), as ``zoo.training.fit.make_schedule`` builds them."""
+    starts = [0, *(first for first, _ in recipe.restarts)]
+    peaks = [recipe.lr, *(recipe.lr * ratio for _, ratio in recipe.restarts)]
+    return list(zip(starts, [*starts[1:], recipe.epochs], peaks))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _describe_cycles(cycles: list[tuple[int, int, float]]) -> str:
+    return ", ".join(f"epochs {first + 1}-{end} from lr {peak:g}" for first, end, peak in cycles) or "none"
+
+
+def _image_size(recipe: Recipe, epoch: int) -> int | None:
+    """The training image size of ``epoch`` (0-based); ``None``: the model's input size."""
+    sizes = [size for first, size in recipe.resolutions if first <= epoch]
+    return sizes[-1] if sizes else None
 
 
 def parse_recipe_settings(items: Iterable[str], refused: Mapping[str, str] | None = None) -> dict[str, Any]:

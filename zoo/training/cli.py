@@ -108,7 +108,9 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
                         help="seed of initialisation, split, shuffling, augmentation (default: 0)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an unfinished run folder from its last backup (the end of an epoch, or a batch "
-                        "inside one: see --backup-minutes)")
+                        "inside one: see --backup-minutes); with another --epochs (and the run's resolutions and "
+                        "restarts given by --set) it lengthens or shortens the run when the epochs begun train "
+                        "the same")
     parser.add_argument("--backup-minutes", type=float, metavar="MINUTES",
                         help="also back up the training state in the middle of an epoch every MINUTES minutes, so that "
                         f"--resume continues at the batch where a killed run stopped (default: {DEFAULT_BACKUP_MINUTES:g}; "

@@ -236,9 +236,9 @@ def prepare_finetune(
     folder = load_image_folder(data, input_shape, preprocessing=preprocessing, val_fraction=val_fraction, seed=seed)
     config["num_classes"] = len(folder.class_names)
 
-    recipe = finetune_recipe(name, from_weights=resolved is not None, **dict(recipe_overrides or {}))
     recipe, precision_reason = apply_flags(
-        recipe, epochs=epochs, batch_size=batch_size, lr=lr, mixed_precision=mixed_precision
+        finetune_recipe(name, from_weights=resolved is not None), epochs=epochs, batch_size=batch_size, lr=lr,
+        mixed_precision=mixed_precision, overrides=recipe_overrides,
     )
     recipe = recipe.replace(batch_size=min(recipe.batch_size, len(folder.y_train)), val_size=len(folder.y_val))
     use_mixed = recipe.mixed_precision

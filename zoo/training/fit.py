@@ -324,9 +324,8 @@ def prepare_run(
     check_run_arguments(limit=limit, seed=seed, distribute=distribute)
     check_backup_minutes(backup_minutes)
     seed = int(seed)  # a numpy integer too: Keras seeds with a plain int
-    recipe = recipe.replace(**recipe_overrides) if recipe_overrides else recipe
     recipe, precision_reason = apply_flags(
-        recipe, epochs=epochs, batch_size=batch_size, lr=lr, mixed_precision=mixed_precision
+        recipe, epochs=epochs, batch_size=batch_size, lr=lr, mixed_precision=mixed_precision, overrides=recipe_overrides
     )
     use_mixed = recipe.mixed_precision
     overrides = {**recipe.model_overrides, **dict(model_overrides or {})}
@@ -341,6 +340,7 @@ def prepare_run(
     run, initial_epoch = open_run(  # locked until finalize_run
         output_dir, resume=resume, overwrite=overwrite, architecture=name, command=command,
         settings=run_settings(name, recipe, overrides, seed=seed, limit=limit), epochs_done=RunDir.backed_up_epochs,
+        schedule_may_change=True,
     )
     return TrainingPlan(
         name=name, recipe=recipe, weight=spec.weight(tag), model_config=model_config, model_overrides=overrides,

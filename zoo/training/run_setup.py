@@ -29,6 +29,7 @@ import numpy as np
 
 from zoo.atomic import atomic_write_text
 from zoo.data.fashion_mnist import check_limit
+from zoo.recipe import changes_before
 from zoo.registry import get_spec
 from zoo.training.callbacks import BestWeights
 from zoo.training.distribute import check_distribute
@@ -111,21 +112,31 @@ def apply_flags(
     batch_size: int | None,
     lr: float | None,
     mixed_precision: bool | str | None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> tuple[Recipe, str]:
-    """``recipe`` with the command's flags (``None``: the recipe's) and the precision decided.
+    """``recipe`` with field ``overrides`` and the command's flags (``None``: the recipe's) and
+    the precision decided.
 
-    A new batch size scales the learning rate unless ``lr`` is given (:func:`scaled_lr`);
-    ``mixed_precision`` ``None`` keeps the recipe's (``"auto"`` by default). Returns the recipe
-    and why its precision was chosen (:func:`zoo.training.precision.resolve_mixed_precision`).
+    ``epochs`` and the overrides are applied together, so a new length moves the progressive
+    resolutions and the warm restarts to the same share of the run only when the overrides do
+    not give them (``Recipe.replace``). A new batch size scales the learning rate unless ``lr``
+    is given (:func:`scaled_lr`); ``mixed_precision`` ``None`` keeps the recipe's (``"auto"``
+    by default). Returns the recipe and why its precision was chosen
+    (:func:`zoo.training.precision.resolve_mixed_precision`).
 
     Example:
         >>> from zoo.training.recipes import get_recipe
         >>> recipe, reason = apply_flags(get_recipe("cnn"), epochs=3, batch_size=None, lr=None, mixed_precision=False)
         >>> recipe.epochs, recipe.mixed_precision
         (3, False)
+        >>> apply_flags(get_recipe("resnet34"), epochs=64, batch_size=None, lr=None, mixed_precision=False,
+        ...             overrides={"restarts": [[40, 0.2]]})[0].restarts
+        ((40, 0.2),)
     """
-    # Epochs and batch size are checked first: a bad batch size is reported as such, not as the lr scaled from it.
-    sized = recipe.replace(**{k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items() if v is not None})
+    given = {**dict(overrides or {}), **({"epochs": epochs} if epochs is not None else {})}
+    recipe = recipe.replace(**given) if given else recipe
+    # The batch size is checked before the lr scaled from it, so a bad one is reported as such.
+    sized = recipe.replace(batch_size=batch_size) if batch_size is not None else recipe
     peak_lr = scaled_lr(recipe, batch_size, lr)
     recipe = sized.replace(lr=peak_lr) if peak_lr is not None else sized
     use_mixed, reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
@@ -181,12 +192,20 @@ def run_settings(name: str, recipe: Recipe, model_overrides: Mapping[str, Any], 
     return {"name": name, "recipe": recipe.to_dict(), "model_overrides": overrides, **extra}
 
 
-def check_resume(run: RunDir, settings: Mapping[str, Any]) -> None:
+def check_resume(
+    run: RunDir, settings: Mapping[str, Any], *, epochs_begun: int | None = None
+) -> dict[str, Any] | None:
     """Refuse to resume ``run`` with settings other than those it was started with.
 
     Recipe fields added to zoo after the run started are compatible while they hold their
-    default. The backend must be the run's too: its record and card name one backend. Raises
-    ``ValueError`` naming what differs.
+    default. The backend must be the run's too: its record and card name one backend. With
+    ``epochs_begun`` (the epochs the run has finished or started), the recipe's schedule
+    fields (``zoo.recipe.SCHEDULE_FIELDS``: its length, warm restarts and progressive
+    resolutions) may change when those epochs train the same under the new recipe
+    (``zoo.recipe.changes_before``), e.g. a run lengthened before its last learning-rate cycle
+    begins; the new settings then reproduce the whole run from scratch. Returns that change
+    (``{"epochs_begun": ..., "from": {...}, "to": {...}}``) or ``None``; raises ``ValueError``
+    naming what differs otherwise.
 
     Example:
         >>> check_resume(run, run_settings("cnn", recipe, {}))   # doctest: +SKIP
@@ -206,12 +225,38 @@ def check_resume(run: RunDir, settings: Mapping[str, Any]) -> None:
             if json.dumps(current[key]) == json.dumps(defaults.get(key)):
                 del current[key]
         settings = {**settings, "recipe": current}
-    if stored is not None and json.loads(json.dumps(stored)) != json.loads(json.dumps(settings)):
-        changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+    if stored is None or json.loads(json.dumps(stored)) == json.loads(json.dumps(settings)):
+        return None
+    changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+    if changed != ["recipe"] or epochs_begun is None:
         raise ValueError(
             f"Cannot resume {str(run.path)!r} with different settings ({changed}). Rerun with "
             "the original arguments, or pass overwrite=True to start again."
         )
+    old_fields, new_fields = stored["recipe"], settings["recipe"]
+    fields = sorted(k for k in set(old_fields) | set(new_fields) if old_fields.get(k) != new_fields.get(k))
+    try:
+        old = Recipe(**{**Recipe(arch=old_fields["arch"]).to_dict(), **old_fields})
+        new = Recipe(**new_fields)
+    except (TypeError, ValueError, KeyError) as error:  # a recipe field removed since the run started
+        raise ValueError(
+            f"Cannot resume {str(run.path)!r}: its recorded recipe does not fit this version of zoo ({error}). "
+            "Rerun with the original arguments and version, or pass overwrite=True to start again."
+        ) from None
+    changes = changes_before(old, new, epochs_begun)
+    if changes:
+        raise ValueError(
+            f"Cannot resume {str(run.path)!r} with different settings: the recipe would train the {epochs_begun} "
+            f"epochs it has begun otherwise ({'; '.join(changes)}). A resumed run may change only its schedule "
+            "after them: its length, later warm restarts and later resolutions (`--epochs` also moves the "
+            "resolutions and the restarts unless `--set resolutions=...` and `--set restarts=...` give them). "
+            "Rerun with the original arguments, or pass overwrite=True to start again."
+        )
+    return {
+        "epochs_begun": epochs_begun,
+        "from": {k: old_fields.get(k) for k in fields},
+        "to": {k: new_fields.get(k) for k in fields},
+    }
 
 
 def open_run(
@@ -223,11 +268,15 @@ def open_run(
     settings: Mapping[str, Any],
     command: str,
     epochs_done: Callable[[RunDir], int],
+    schedule_may_change: bool = False,
 ) -> tuple[RunDir, int]:
     """Open and lock the run folder, check a resumed run, and mark the folder as training.
 
     Returns the folder (locked until ``run.release()``) and the epochs already done
     (``epochs_done(run)`` when resuming, else 0). Nothing stays locked when a check fails.
+    ``schedule_may_change``: a resumed run may get a new length, later warm restarts and
+    later resolutions (:func:`check_resume`); the change is noted and kept in ``run.json``
+    (``schedule_changes``), and the new settings and command replace the old ones.
 
     Example:
         >>> run, done = open_run("runs/x", resume=False, overwrite=False, architecture="cnn",
@@ -235,11 +284,19 @@ def open_run(
     """
     run = prepare_run_dir(output_dir, resume=resume, overwrite=overwrite)
     try:
-        if resume:
-            check_resume(run, settings)
         done = epochs_done(run) if resume else 0
+        fields: dict[str, Any] = {}
+        if resume:
+            begun = done + (1 if run.backed_up_batches() else 0) if schedule_may_change else None
+            change = check_resume(run, settings, epochs_begun=begun)
+            if change is not None:
+                previous = run.read_marker()
+                change["command_was"] = previous.get("command")
+                fields["schedule_changes"] = [*previous.get("schedule_changes", []), change]
+                print(f"[zoo] the run in {run.path} changes its schedule after the {begun} epochs it has begun, "
+                      f"which train the same: {change['from']} -> {change['to']}", flush=True)
         run.write_marker(status="training", architecture=architecture, settings=dict(settings), command=command,
-                         backend=keras.backend.backend())
+                         backend=keras.backend.backend(), **fields)
     except BaseException:
         run.release()
         raise

@@ -134,19 +134,20 @@ def phases_of(recipe: Recipe, settings: FineTune) -> list[Phase]:
 def finetune_recipe(name: str, *, from_weights: bool = True, **overrides: Any) -> Recipe:
     """The recipe of ``name`` made for fine-tuning on a small folder of pictures.
 
-    :data:`FINETUNE_EPOCHS` epochs, warm-up of at most one epoch, no progressive resizing; from
+    :data:`FINETUNE_EPOCHS` epochs, warm-up of at most one epoch, no progressive resizing and
+    one cosine (no warm restarts: those of a long recipe are not moved into the short run); from
     weights the learning rate is :data:`FINETUNE_LR_FACTOR` of the recipe's. Optimizer, weight
     decay, label smoothing and augmentation stay the recipe's. ``overrides`` set any field.
 
     Example:
-        >>> recipe = finetune_recipe("cnn")
-        >>> recipe.epochs, round(recipe.lr, 6), recipe.resolutions
-        (10, 0.005, ())
+        >>> recipe = finetune_recipe("resnet34")
+        >>> recipe.epochs, round(recipe.lr, 6), recipe.resolutions, recipe.restarts
+        (10, 0.01, (), ())
     """
     base = get_recipe(name)
     lr = round(base.lr * FINETUNE_LR_FACTOR, 12) if from_weights else base.lr
     tuned = base.replace(
-        epochs=FINETUNE_EPOCHS, lr=lr, warmup_epochs=min(base.warmup_epochs, 1.0), resolutions=(),
+        epochs=FINETUNE_EPOCHS, lr=lr, warmup_epochs=min(base.warmup_epochs, 1.0), resolutions=(), restarts=(),
         notes=f"Fine-tuning recipe derived from {base.arch}'s (zoo.training.finetune.finetune_recipe).",
     )
     return tuned.replace(**overrides) if overrides else tuned
