@@ -117,7 +117,7 @@ def test_resume_accepts_recipe_fields_added_later_at_their_default_but_not_anoth
     run.write_marker(settings=old)
     check_resume(run, settings)  # a field that did not exist then, at its default: fine
     changed = {**settings, "recipe": {**settings["recipe"], "resolutions": [[0, 16], [1, 28]]}}
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(ValueError, match=r"different settings \(recipe.resolutions: None -> \[\[0, 16\], \[1, 28\]\]\)"):
         check_resume(run, changed)
     other = "torch" if BACKEND != "torch" else "jax"
     run.write_marker(settings=settings, backend=other)  # started on another backend
@@ -126,6 +126,29 @@ def test_resume_accepts_recipe_fields_added_later_at_their_default_but_not_anoth
         check_resume(run, settings)
     run.write_marker(backend=BACKEND)
     check_resume(run, settings)
+
+
+@pytest.mark.parametrize("old, new, begun", [
+    (dict(epochs=6, restarts=((4, 0.2),)), dict(epochs=9, restarts=((4, 0.2),)), 4),
+    (dict(epochs=6, restarts=((4, 0.2),)), dict(epochs=9, restarts=((4, 0.2),)), 5),
+    (dict(epochs=6), dict(epochs=9), 3),
+    (dict(epochs=6), dict(epochs=9, restarts=((6, 0.5),)), 5),  # a plain cosine, then a restart where it ended
+    (dict(epochs=6, restarts=((3, 0.5),)), dict(epochs=6, restarts=((3, 0.5), (5, 0.1))), 5),
+    (dict(epochs=6, restarts=((3, 0.5),)), dict(epochs=6, restarts=((3, 0.5), (4, 0.1))), 5),
+    (dict(epochs=6, warmup_epochs=4), dict(epochs=12, restarts=((6, 0.5),)), 3),
+    (dict(epochs=9, schedule="constant", warmup_epochs=1), dict(epochs=20, schedule="constant", warmup_epochs=1), 9),
+    (dict(epochs=6, min_lr_ratio=1.0, warmup_epochs=2), dict(epochs=7, min_lr_ratio=1.0, warmup_epochs=2), 5),
+])
+def test_changes_before_finds_a_change_exactly_when_a_begun_steps_rate_differs(old, new, begun):
+    # ... at some number of steps per epoch: with one step, a cycle's first step is its peak at any length.
+    from zoo.training.fit import make_schedule
+
+    old, new = Recipe(arch="cnn", **old), Recipe(arch="cnn", **new)
+    same = []
+    for steps in (1, 3, 7):  # steps per epoch
+        schedules = [make_schedule(r, steps) for r in (old, new)]
+        same.append(all(float(schedules[0](step)) == float(schedules[1](step)) for step in range(begun * steps)))
+    assert all(same) == (changes_before(old, new, begun) == []), (same, changes_before(old, new, begun))
 
 
 def test_epochs_given_with_resolutions_or_restarts_keep_them_and_fine_tuning_has_no_restart():
@@ -139,6 +162,9 @@ def test_epochs_given_with_resolutions_or_restarts_keep_them_and_fine_tuning_has
     stretched, _ = apply_flags(recipe, epochs=104, batch_size=None, lr=None, mixed_precision=False)
     assert stretched.restarts == ((80, 0.2),) and stretched.resolutions == ((0, 16), (36, 22), (60, 28))
     assert finetune_recipe("resnet34").restarts == () and finetune_recipe("resnet34", epochs=30).restarts == ()
+    constant, _ = apply_flags(recipe, epochs=10, batch_size=None, lr=None, mixed_precision=False,
+                              overrides={"schedule": "constant"})  # restarts belong to the cosine
+    assert constant.restarts == () and constant.resolutions == ((0, 16), (3, 22), (6, 28))
 
 
 def test_a_resumed_run_may_change_only_the_schedule_after_the_epochs_it_has_begun(tmp_path):
@@ -151,7 +177,12 @@ def test_a_resumed_run_may_change_only_the_schedule_after_the_epochs_it_has_begu
     assert changes_before(recipe, later_size, 30) == []
     assert changes_before(recipe, later_size, 31) == ["image size of epoch 31: 28 -> 22"]
     assert changes_before(recipe, recipe.replace(lr=0.05), 1)[0] == "lr: 0.1 -> 0.05"  # not a schedule field
-    assert "not more than the 40 epochs begun" in changes_before(recipe, recipe.replace(epochs=40, restarts=()), 40)[-1]
+    stop = recipe.replace(epochs=40, restarts=(), resolutions=recipe.resolutions)
+    assert changes_before(recipe, stop, 40) == []  # stop where the first cycle ends
+    assert changes_before(recipe, stop.replace(epochs=39), 40)[-1] == "epochs: 39 is fewer than the 40 epochs begun"
+    flat = Recipe(arch="cnn", schedule="constant", warmup_epochs=1, epochs=10)  # the length sets no rate
+    assert changes_before(flat, flat.replace(epochs=20), 10) == []
+    assert changes_before(flat, flat.replace(epochs=3), 1)  # there the warm-up cap could bind
 
     run = prepare_run_dir(tmp_path / "run", resume=False, overwrite=False)
     settings = {"name": "resnet34", "recipe": recipe.to_dict(), "model_overrides": {}, "seed": 0, "limit": None}
@@ -164,7 +195,7 @@ def test_a_resumed_run_may_change_only_the_schedule_after_the_epochs_it_has_begu
     }
     with pytest.raises(ValueError, match=r"would train the 41 epochs it has begun otherwise \(learning-rate cycles"):
         check_resume(run, lengthened, epochs_begun=41)
-    with pytest.raises(ValueError, match="different settings"):  # another seed is not a schedule
+    with pytest.raises(ValueError, match=r"different settings \(recipe.epochs: 52 -> 64; .*; seed: 0 -> 1\)"):  # a seed: not a schedule
         check_resume(run, {**lengthened, "seed": 1}, epochs_begun=1)
 
 

@@ -212,8 +212,8 @@ def test_train_command_records_recipe_settings_so_they_parse_back():
     from zoo.recipe import parse_recipe_settings
 
     settings = {"resolutions": (), "restarts": ((40, 0.2),), "monitor": "val_loss", "weight_decay": 1e-4, "flip": False}
-    command = train_command("resnet34", epochs=3, recipe_settings=settings)
-    assert command.startswith("python scripts/train.py resnet34 --epochs 3 --set 'resolutions=[]' --set 'restarts=[[40,0.2]]'")
+    command = train_command("resnet34", epochs=64, recipe_settings=settings)
+    assert command.startswith("python scripts/train.py resnet34 --epochs 64 --set 'resolutions=[]' --set 'restarts=[[40,0.2]]'")
     argv = shlex.split(command)
     parsed = parse_recipe_settings(argv[i + 1] for i, part in enumerate(argv) if part == "--set")
     assert parsed == {"resolutions": [], "restarts": [[40, 0.2]], "monitor": "val_loss", "weight_decay": 1e-4, "flip": False}

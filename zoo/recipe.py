@@ -176,10 +176,11 @@ class Recipe:
         stretched = epochs != self.epochs and _integer(epochs) and epochs >= 1
         if stretched and self.resolutions and "resolutions" not in overrides:
             overrides = {**overrides, "resolutions": stretch_resolutions(self.resolutions, self.epochs, epochs)}
-        if stretched and self.restarts and "restarts" not in overrides:
-            overrides = {**overrides, "restarts": stretch_restarts(self.restarts, self.epochs, epochs)}
-        if self.restarts and "restarts" not in overrides and overrides.get("schedule", "cosine") != "cosine":
-            overrides = {**overrides, "restarts": ()}  # restarts belong to the cosine they restart
+        if self.restarts and "restarts" not in overrides:
+            if overrides.get("schedule", self.schedule) != "cosine":
+                overrides = {**overrides, "restarts": ()}  # restarts belong to the cosine they restart
+            elif stretched:
+                overrides = {**overrides, "restarts": stretch_restarts(self.restarts, self.epochs, epochs)}
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,10 +221,10 @@ def changes_before(old: Recipe, new: Recipe, epochs_begun: int) -> list[str]:
     Empty when those epochs train the same under both: every field outside
     :data:`SCHEDULE_FIELDS` is equal, each learning-rate cycle begun so far (the first one from
     epoch 0, then one per warm restart) starts, peaks and ends at the same epochs (a cosine's
-    length sets the rate of each of its steps; a constant schedule's length caps its warm-up,
-    so it counts too), each begun epoch trains at the same image size, and ``new`` is longer
-    than ``epochs_begun``. So a 52-epoch run whose first cycle ends at a restart at epoch 40
-    may become a 64-epoch one until it has begun epoch 41.
+    length sets the rate of each of its steps; a flat schedule's length counts only where it
+    caps the warm-up), each begun epoch trains at the same image size, and ``new`` has at least
+    ``epochs_begun`` epochs. So a 52-epoch run whose first cycle ends at a restart at epoch 40
+    may become a 64-epoch one (or a 40-epoch one without the restart) until it has begun epoch 41.
 
     Example:
         >>> old = Recipe(arch="r", epochs=52, restarts=((40, 0.2),))
@@ -254,25 +255,36 @@ def changes_before(old: Recipe, new: Recipe, epochs_begun: int) -> list[str]:
                 f"image size of epoch {epoch + 1}: {size_before or 'the input size'} -> {size_after or 'the input size'}"
             )
             break
-    if new.epochs <= epochs_begun:
-        changes.append(f"epochs: {new.epochs} is not more than the {epochs_begun} epochs begun")
+    if new.epochs < epochs_begun:
+        changes.append(f"epochs: {new.epochs} is fewer than the {epochs_begun} epochs begun")
     return changes
 
 
-def _lr_cycles(recipe: Recipe) -> list[tuple[int, int, float]]:
+def _lr_cycles(recipe: Recipe) -> list[tuple[int, int | None, float]]:
     """``(first_epoch, end_epoch, peak_lr)`` of each learning-rate cycle (the first one, then
-    one per warm restart), as ``zoo.training.fit.make_schedule`` builds them."""
+    one per warm restart), as ``zoo.training.fit.make_schedule`` builds them.
+
+    The end is ``None`` where it sets no step's rate: a flat schedule (``"constant"``, or
+    ``min_lr_ratio == 1``) whose warm-up stays below half of the cycle at any number of steps
+    per epoch (``round(warmup * steps) <= (end * steps) // 2`` holds when ``2 * warmup + 2 <= end``).
+    """
     starts = [0, *(first for first, _ in recipe.restarts)]
     peaks = [recipe.lr, *(recipe.lr * ratio for _, ratio in recipe.restarts)]
-    return list(zip(starts, [*starts[1:], recipe.epochs], peaks))
+    ends: list[int | None] = [*starts[1:], recipe.epochs]
+    flat = recipe.schedule == "constant" or recipe.min_lr_ratio == 1
+    if flat and 2 * recipe.warmup_epochs + 2 <= ends[0]:
+        ends = [None] * len(ends)
+    return list(zip(starts, ends, peaks))
 
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _describe_cycles(cycles: list[tuple[int, int, float]]) -> str:
-    return ", ".join(f"epochs {first + 1}-{end} from lr {peak:g}" for first, end, peak in cycles) or "none"
+def _describe_cycles(cycles: list[tuple[int, int | None, float]]) -> str:
+    return ", ".join(
+        f"epochs {first + 1}-{end if end is not None else 'end'} from lr {peak:g}" for first, end, peak in cycles
+    ) or "none"
 
 
 def _image_size(recipe: Recipe, epoch: int) -> int | None:

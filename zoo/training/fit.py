@@ -542,11 +542,13 @@ def train(
     :func:`prepare_run` -> :func:`fit_run` -> :func:`finalize_run`, returning the run folder.
     ``epochs``, ``batch_size`` and ``lr`` override the recipe (so does ``recipe_overrides``,
     any field; a new batch size scales the learning rate unless ``lr`` is given, and a new
-    ``epochs`` stretches a progressive-resizing schedule); ``model_overrides`` go to
-    ``zoo.create`` (e.g. a smaller localizer ``{"input_shape": (71, 71, 1)}``). ``limit`` keeps
-    the first ``limit`` images of each split. An existing run folder is refused unless
-    ``resume`` (continue from the last finished epoch, with the optimizer state) or
-    ``overwrite``. ``mixed_precision`` (True / False; None: the recipe's, ``"auto"`` by default:
+    ``epochs`` moves the progressive resolutions and the warm restarts to the same share of the
+    run unless ``recipe_overrides`` give them); ``model_overrides`` go to ``zoo.create`` (e.g. a
+    smaller localizer ``{"input_shape": (71, 71, 1)}``). ``limit`` keeps the first ``limit``
+    images of each split. An existing run folder is refused unless ``resume`` (continue from
+    the last backup, at an epoch's end or inside one, with the optimizer state; the settings
+    must be the run's, but for a schedule that trains the epochs begun the same, see
+    ``zoo.training.run_setup.check_resume``) or ``overwrite``. ``mixed_precision`` (True / False; None: the recipe's, ``"auto"`` by default:
     ``mixed_bfloat16`` where the device runs bfloat16 natively, see :mod:`zoo.training.precision`)
     trains with ``mixed_bfloat16``; ``distribute`` trains data-parallel over all local devices
     (:mod:`zoo.training.distribute`); ``push`` uploads the finished folder with ``zoo.push``

@@ -225,13 +225,17 @@ def check_resume(
             if json.dumps(current[key]) == json.dumps(defaults.get(key)):
                 del current[key]
         settings = {**settings, "recipe": current}
-    if stored is None or json.loads(json.dumps(stored)) == json.loads(json.dumps(settings)):
+    if stored is None:
+        return None
+    stored, settings = json.loads(json.dumps(stored)), json.loads(json.dumps(settings))
+    if stored == settings:
         return None
     changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
     if changed != ["recipe"] or epochs_begun is None:
         raise ValueError(
-            f"Cannot resume {str(run.path)!r} with different settings ({changed}). Rerun with "
-            "the original arguments, or pass overwrite=True to start again."
+            f"Cannot resume {str(run.path)!r} with different settings "
+            f"({'; '.join(_setting_changes(stored, settings))}). Rerun with the original arguments, or pass "
+            "overwrite=True to start again."
         )
     old_fields, new_fields = stored["recipe"], settings["recipe"]
     fields = sorted(k for k in set(old_fields) | set(new_fields) if old_fields.get(k) != new_fields.get(k))
@@ -257,6 +261,23 @@ def check_resume(
         "from": {k: old_fields.get(k) for k in fields},
         "to": {k: new_fields.get(k) for k in fields},
     }
+
+
+def _setting_changes(stored: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
+    """``"name: stored -> given"`` for each setting that differs, recipe fields one by one."""
+    changes = []
+    for key in sorted(set(stored) | set(settings)):
+        before, after = stored.get(key), settings.get(key)
+        if before == after:
+            continue
+        if key == "recipe" and isinstance(before, dict) and isinstance(after, dict):
+            changes += [
+                f"recipe.{field}: {before.get(field)!r} -> {after.get(field)!r}"
+                for field in sorted(set(before) | set(after)) if before.get(field) != after.get(field)
+            ]
+        else:
+            changes.append(f"{key}: {before!r} -> {after!r}")
+    return changes
 
 
 def open_run(
