@@ -155,27 +155,28 @@ def test_epochs_given_with_resolutions_or_restarts_keep_them_and_fine_tuning_has
     from zoo.training.run_setup import apply_flags
     from zoo.training.transfer import finetune_recipe
 
-    recipe = get_recipe("resnet34")  # 52 epochs, restart at 40, 28 px from epoch 30
+    recipe = get_recipe("resnet34")  # 52 epochs, restart at 40, 28 px from epoch 24
     given, _ = apply_flags(recipe, epochs=64, batch_size=None, lr=None, mixed_precision=False,
-                           overrides={"restarts": [[40, 0.2]], "resolutions": [[0, 16], [18, 22], [30, 28]]})
+                           overrides={"restarts": [[40, 0.2]], "resolutions": [[0, 16], [18, 22], [24, 28]]})
     assert given.epochs == 64 and given.restarts == ((40, 0.2),) and given.resolutions == recipe.resolutions
     stretched, _ = apply_flags(recipe, epochs=104, batch_size=None, lr=None, mixed_precision=False)
-    assert stretched.restarts == ((80, 0.2),) and stretched.resolutions == ((0, 16), (36, 22), (60, 28))
+    assert stretched.restarts == ((80, 0.2),) and stretched.resolutions == ((0, 16), (36, 22), (48, 28))
     assert finetune_recipe("resnet34").restarts == () and finetune_recipe("resnet34", epochs=30).restarts == ()
     constant, _ = apply_flags(recipe, epochs=10, batch_size=None, lr=None, mixed_precision=False,
                               overrides={"schedule": "constant"})  # restarts belong to the cosine
-    assert constant.restarts == () and constant.resolutions == ((0, 16), (3, 22), (6, 28))
+    assert constant.restarts == () and constant.resolutions == ((0, 16), (3, 22), (5, 28))
 
 
 def test_a_resumed_run_may_change_only_the_schedule_after_the_epochs_it_has_begun(tmp_path):
-    recipe = get_recipe("resnet34")  # 52 epochs: 16 px, 22 px from epoch 18, 28 px from 30, warm restart at 40
+    recipe = get_recipe("resnet34")  # 52 epochs: 16 px, 22 px from epoch 18, 28 px from 24, warm restart at 40
+    assert recipe.resolutions == ((0, 16), (18, 22), (24, 28)) and recipe.restarts == ((40, 0.2),)
     longer = recipe.replace(epochs=64, resolutions=recipe.resolutions, restarts=recipe.restarts, notes="longer")
     assert changes_before(recipe, longer, 40) == []  # the first cycle ends at the restart: its rates stay
     assert changes_before(recipe, longer, 41) == ["learning-rate cycles begun: epochs 41-52 from lr 0.02 -> epochs 41-64 from lr 0.02"]
     assert changes_before(recipe, recipe.replace(epochs=64), 20)  # --epochs alone moves the resolutions and restarts
-    later_size = recipe.replace(resolutions=((0, 16), (18, 22), (34, 28)))
-    assert changes_before(recipe, later_size, 30) == []
-    assert changes_before(recipe, later_size, 31) == ["image size of epoch 31: 28 -> 22"]
+    later_size = recipe.replace(resolutions=((0, 16), (18, 22), (28, 28)))
+    assert changes_before(recipe, later_size, 24) == []
+    assert changes_before(recipe, later_size, 25) == ["image size of epoch 25: 28 -> 22"]
     assert changes_before(recipe, recipe.replace(lr=0.05), 1)[0] == "lr: 0.1 -> 0.05"  # not a schedule field
     stop = recipe.replace(epochs=40, restarts=(), resolutions=recipe.resolutions)
     assert changes_before(recipe, stop, 40) == []  # stop where the first cycle ends

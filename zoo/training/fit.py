@@ -201,7 +201,7 @@ def training_phases(recipe: Recipe) -> list[tuple[int, int, int | None]]:
 
     Example:
         >>> training_phases(get_recipe("resnet34"))
-        [(0, 18, 16), (18, 30, 22), (30, 52, 28)]
+        [(0, 18, 16), (18, 24, 22), (24, 52, 28)]
         >>> training_phases(get_recipe("cnn", epochs=5))
         [(0, 5, None)]
     """
