@@ -64,8 +64,8 @@ _FMNIST = {"input_shape": (28, 28, 1), "num_classes": 10, "stem": "small"}
 # zoo.recipe.changes_before): the 40-epoch run above measured validation accuracy rising through
 # all ten 28 px epochs of its first cycle (0.937 -> 0.946 at lr 0.013 -> 0.0015) and its test
 # accuracy short of the floor, while its 22 px epochs cost 0.70-0.75 of a 28 px one; six more
-# full-size epochs at lr ~0.035 -> 0.013 cost about 40 minutes on the AVX-512 Xeon (1.9 % of
-# the run's images at 28 instead of 22 px). Not measured apart from the rest of the run.
+# full-size epochs (lr 0.038 -> 0.016; 12% of the run's images at 28 instead of 22 px) cost
+# about 40 minutes on the AVX-512 Xeon. Their effect is not measured apart from the rest of the run.
 
 
 # BN momentum 0.9 (PyTorch's default), not Keras' 0.99: in the first CPU run (2026-11-29, epoch 2
