@@ -128,6 +128,7 @@ def test_resume_accepts_recipe_fields_added_later_at_their_default_but_not_anoth
     check_resume(run, settings)
 
 
+@pytest.mark.slow  # Keras' schedule arithmetic, the same under every backend (JAX dispatches each call: ~150 s): TF suite only
 @pytest.mark.parametrize("old, new, begun", [
     (dict(epochs=6, restarts=((4, 0.2),)), dict(epochs=9, restarts=((4, 0.2),)), 4),
     (dict(epochs=6, restarts=((4, 0.2),)), dict(epochs=9, restarts=((4, 0.2),)), 5),
