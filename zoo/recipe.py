@@ -183,6 +183,18 @@ class Recipe:
                 overrides = {**overrides, "restarts": stretch_restarts(self.restarts, self.epochs, epochs)}
         return dataclasses.replace(self, **overrides)
 
+    def lr_cycles(self) -> list[tuple[int, int, float]]:
+        """``(first_epoch, end_epoch, peak_lr)`` of each learning-rate cycle: the first one from
+        epoch 0, then one per warm restart (``zoo.training.fit.make_schedule`` builds them).
+
+        Example:
+            >>> Recipe(arch="r", lr=0.1, epochs=52, restarts=((40, 0.5),)).lr_cycles()
+            [(0, 40, 0.1), (40, 52, 0.05)]
+        """
+        starts = [0, *(first for first, _ in self.restarts)]
+        peaks = [self.lr, *(self.lr * ratio for _, ratio in self.restarts)]
+        return list(zip(starts, [*starts[1:], self.epochs], peaks))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field.
 
@@ -261,20 +273,15 @@ def changes_before(old: Recipe, new: Recipe, epochs_begun: int) -> list[str]:
 
 
 def _lr_cycles(recipe: Recipe) -> list[tuple[int, int | None, float]]:
-    """``(first_epoch, end_epoch, peak_lr)`` of each learning-rate cycle (the first one, then
-    one per warm restart), as ``zoo.training.fit.make_schedule`` builds them.
-
-    The end is ``None`` where it sets no step's rate: a flat schedule (``"constant"``, or
-    ``min_lr_ratio == 1``) whose warm-up stays below half of the cycle at any number of steps
-    per epoch (``round(warmup * steps) <= (end * steps) // 2`` holds when ``2 * warmup + 2 <= end``).
-    """
-    starts = [0, *(first for first, _ in recipe.restarts)]
-    peaks = [recipe.lr, *(recipe.lr * ratio for _, ratio in recipe.restarts)]
-    ends: list[int | None] = [*starts[1:], recipe.epochs]
+    """:meth:`Recipe.lr_cycles`, with the end ``None`` where it sets no step's rate: a flat
+    schedule (``"constant"``, or ``min_lr_ratio == 1``) whose warm-up stays below half of the
+    cycle at any number of steps per epoch (``round(warmup * steps) <= (end * steps) // 2``
+    holds when ``2 * warmup + 2 <= end``)."""
+    cycles = recipe.lr_cycles()
     flat = recipe.schedule == "constant" or recipe.min_lr_ratio == 1
-    if flat and 2 * recipe.warmup_epochs + 2 <= ends[0]:
-        ends = [None] * len(ends)
-    return list(zip(starts, ends, peaks))
+    if flat and 2 * recipe.warmup_epochs + 2 <= cycles[0][1]:
+        return [(first, None, peak) for first, _, peak in cycles]
+    return list(cycles)
 
 
 def _canonical(value: Any) -> str:

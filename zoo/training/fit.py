@@ -84,9 +84,8 @@ def make_schedule(recipe: Recipe, steps_per_epoch: int) -> Any:
         >>> round(float(schedule(10)), 6), float(schedule(40))
         (0.05, 0.0)
     """
-    total = max(1, recipe.epochs * steps_per_epoch)
-    starts = [first * steps_per_epoch for first, _ in recipe.restarts]
-    first_cycle = starts[0] if starts else total
+    (_, first_end, _), *later = recipe.lr_cycles()
+    first_cycle = max(1, first_end * steps_per_epoch)
     warmup = min(int(round(recipe.warmup_epochs * steps_per_epoch)), first_cycle // 2)
     alpha = 1.0 if recipe.schedule == "constant" else recipe.min_lr_ratio
     decay_steps = max(1, first_cycle - warmup)
@@ -96,15 +95,14 @@ def make_schedule(recipe: Recipe, steps_per_epoch: int) -> Any:
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, decay_steps, alpha=alpha, warmup_target=recipe.lr, warmup_steps=warmup
         )
-    if not starts:
+    if not later:
         return schedule
     # Warm restarts (SGDR): each later cycle decays from its own peak until the next one starts.
-    ends = [*starts[1:], total]
     cycles = [
-        keras.optimizers.schedules.CosineDecay(recipe.lr * ratio, max(1, end - start), alpha=alpha)
-        for (_, ratio), start, end in zip(recipe.restarts, starts, ends)
+        keras.optimizers.schedules.CosineDecay(peak, max(1, (end - start) * steps_per_epoch), alpha=alpha)
+        for start, end, peak in later
     ]
-    return Piecewise([schedule, *cycles], boundaries=starts)
+    return Piecewise([schedule, *cycles], boundaries=[start * steps_per_epoch for start, _, _ in later])
 
 
 def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
