@@ -304,7 +304,11 @@ def test_a_run_lengthened_on_resume_ends_at_the_weights_of_the_longer_run_from_s
     assert "--epochs 3" in change["command_was"] and "--epochs 5" in marker["command"]
     epochs = [int(line.split(",")[0]) for line in (folder / "history.csv").read_text().splitlines()[1:]]
     assert epochs == [0, 1, 2, 3, 4]
-    assert read_folder(folder).metadata["train_command"] == read_folder(straight).metadata["train_command"]
+    metadata = read_folder(folder).metadata
+    assert metadata["train_command"] == read_folder(straight).metadata["train_command"]
+    assert metadata["training"]["schedule_changes"] == marker["schedule_changes"]  # kept with the weights
+    assert "after 2 epochs had begun" in (folder / "README.md").read_text()
+    assert "schedule_changes" not in read_folder(straight).metadata["training"]
 
 
 @pytest.mark.pipeline

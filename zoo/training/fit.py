@@ -494,6 +494,9 @@ def finalize_run(plan: TrainingPlan, fitted: FitResult, *, push: str | None = No
         "mixed_precision": recipe.mixed_precision, "precision": plan.precision_reason,
         "timing": summarize_timing(run.timing, recipe.epochs),
     }
+    changes = run.read_marker().get("schedule_changes")
+    if changes:  # kept with the weights: the card says how the run's schedule changed on resume
+        training["schedule_changes"] = changes
     metadata = {
         "dataset": weight.dataset if weight else "fashion_mnist",
         "label_names": list(weight.label_names if weight and weight.label_names else LABEL_NAMES),

@@ -13,14 +13,14 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import keras
 import numpy as np
 
 from zoo import plots
 from zoo.atomic import atomic_write_text
-from zoo.cards import render_card
+from zoo.cards import public_command, render_card
 from zoo.format import read_folder, save_folder
 from zoo.hub import push
 from zoo.tasks import task_of
@@ -134,7 +134,8 @@ def training_text(metadata: Mapping[str, Any]) -> str:
     return (
         f"Trained with:\n\n```bash\n{metadata['train_command']}\n```\n\n"
         f"Trained on: {metadata.get('trained_on', 'unknown')}; precision {precision}. "
-        f"{_timing_text(training.get('timing'))}{_storage_text(metadata)}\n\n"
+        f"{_timing_text(training.get('timing'))}{_storage_text(metadata)}"
+        f"{_schedule_changes_text(training.get('schedule_changes'))}\n\n"
         f"Backend: {metadata['backend']}, seed {metadata['seed']}, {training['distribute']}. "
         f"{images} Best epoch by {best['monitor']}: "
         f"{best['epoch']} of {training['epochs']} ({_four_digits(best['value'])}). {recipe.get('notes', '')}\n\n"
@@ -160,6 +161,29 @@ def _storage_text(metadata: Mapping[str, Any]) -> str:
     where = f", measured with {backend}" if backend else ""
     detail = f" ({before_dtype} before the conversion: {figures}{where})" if figures else ""
     return f" Weights stored as {dtype} (loaded into float32); the metrics above were measured on the stored weights{detail}."
+
+
+def _schedule_changes_text(changes: Sequence[Mapping[str, Any]] | None) -> str:
+    """The card's sentences on schedule fields changed when the run was resumed (``""`` when none).
+
+    Example:
+        >>> print(_schedule_changes_text([{"epochs_begun": 18, "from": {"resolutions": [[0, 16], [30, 28]]},
+        ...     "to": {"resolutions": [[0, 16], [24, 28]]}, "command_was": "python scripts/train.py resnet34"}]))
+         The schedule changed when the run was resumed after 18 epochs had begun (which train the same under both): resolutions [[0, 16], [30, 28]] -> [[0, 16], [24, 28]]; started as `python scripts/train.py resnet34`. The command above trains the whole run under the final schedule.
+    """
+    if not changes:
+        return ""
+    sentences = []
+    for change in changes:
+        fields = "; ".join(
+            f"{name} {json.dumps(change['from'].get(name))} -> {json.dumps(value)}" for name, value in change["to"].items()
+        )
+        started = f"; started as `{public_command(change['command_was'])}`" if change.get("command_was") else ""
+        sentences.append(
+            f" The schedule changed when the run was resumed after {change['epochs_begun']} epochs had begun "
+            f"(which train the same under both): {fields}{started}."
+        )
+    return "".join(sentences) + " The command above trains the whole run under the final schedule."
 
 
 def _four_digits(value: float | None) -> str:
