@@ -169,7 +169,7 @@ def _schedule_changes_text(changes: Sequence[Mapping[str, Any]] | None) -> str:
     Example:
         >>> print(_schedule_changes_text([{"epochs_begun": 18, "from": {"resolutions": [[0, 16], [30, 28]]},
         ...     "to": {"resolutions": [[0, 16], [24, 28]]}, "command_was": "python scripts/train.py resnet34"}]))
-         The schedule changed when the run was resumed after 18 epochs had begun (which train the same under both): resolutions [[0, 16], [30, 28]] -> [[0, 16], [24, 28]]; started as `python scripts/train.py resnet34`. The command above trains the whole run under the final schedule.
+         The schedule changed when the run was resumed after 18 epochs had begun (which train the same under both): resolutions [[0, 16], [30, 28]] -> [[0, 16], [24, 28]]; the command had been `python scripts/train.py resnet34`. The command above trains the whole run under the final schedule.
     """
     if not changes:
         return ""
@@ -178,7 +178,7 @@ def _schedule_changes_text(changes: Sequence[Mapping[str, Any]] | None) -> str:
         fields = "; ".join(
             f"{name} {json.dumps(change['from'].get(name))} -> {json.dumps(value)}" for name, value in change["to"].items()
         )
-        started = f"; started as `{public_command(change['command_was'])}`" if change.get("command_was") else ""
+        started = f"; the command had been `{public_command(change['command_was'])}`" if change.get("command_was") else ""
         sentences.append(
             f" The schedule changed when the run was resumed after {change['epochs_begun']} epochs had begun "
             f"(which train the same under both): {fields}{started}."
