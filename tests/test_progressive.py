@@ -307,7 +307,8 @@ def test_a_run_lengthened_on_resume_ends_at_the_weights_of_the_longer_run_from_s
     metadata = read_folder(folder).metadata
     assert metadata["train_command"] == read_folder(straight).metadata["train_command"]
     assert metadata["training"]["schedule_changes"] == marker["schedule_changes"]  # kept with the weights
-    assert "after 2 epochs had begun" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    assert "after 2 epochs had begun" in card and "--epochs 3" in card.split("had begun")[1]  # the command before
     assert "schedule_changes" not in read_folder(straight).metadata["training"]
 
 

@@ -135,7 +135,7 @@ def training_text(metadata: Mapping[str, Any]) -> str:
         f"Trained with:\n\n```bash\n{metadata['train_command']}\n```\n\n"
         f"Trained on: {metadata.get('trained_on', 'unknown')}; precision {precision}. "
         f"{_timing_text(training.get('timing'))}{_storage_text(metadata)}"
-        f"{_schedule_changes_text(training.get('schedule_changes'))}\n\n"
+        f"{_schedule_changes_text(training.get('schedule_changes'), metadata['train_command'])}\n\n"
         f"Backend: {metadata['backend']}, seed {metadata['seed']}, {training['distribute']}. "
         f"{images} Best epoch by {best['monitor']}: "
         f"{best['epoch']} of {training['epochs']} ({_four_digits(best['value'])}). {recipe.get('notes', '')}\n\n"
@@ -163,25 +163,34 @@ def _storage_text(metadata: Mapping[str, Any]) -> str:
     return f" Weights stored as {dtype} (loaded into float32); the metrics above were measured on the stored weights{detail}."
 
 
-def _schedule_changes_text(changes: Sequence[Mapping[str, Any]] | None) -> str:
+def _schedule_changes_text(changes: Sequence[Mapping[str, Any]] | None, command: str) -> str:
     """The card's sentences on schedule fields changed when the run was resumed (``""`` when none).
+
+    ``command`` is the run's final recorded command; a change made without another command was
+    a change of the recipe's defaults.
 
     Example:
         >>> print(_schedule_changes_text([{"epochs_begun": 18, "from": {"resolutions": [[0, 16], [30, 28]]},
-        ...     "to": {"resolutions": [[0, 16], [24, 28]]}, "command_was": "python scripts/train.py resnet34"}]))
-         The schedule changed when the run was resumed after 18 epochs had begun (which train the same under both): resolutions [[0, 16], [30, 28]] -> [[0, 16], [24, 28]]; the command had been `python scripts/train.py resnet34`. The command above trains the whole run under the final schedule.
+        ...     "to": {"resolutions": [[0, 16], [24, 28]]}, "command_was": "python scripts/train.py resnet34"}],
+        ...     "python scripts/train.py resnet34"))
+         The schedule changed when the run was resumed after 18 epochs had begun (which train the same under both): resolutions [[0, 16], [30, 28]] -> [[0, 16], [24, 28]], by the recipe's defaults under the same command. The command above trains the whole run under the final schedule.
     """
     if not changes:
         return ""
     sentences = []
-    for change in changes:
+    following = [change.get("command_was") for change in changes[1:]] + [command]
+    for change, command_after in zip(changes, following):
         fields = "; ".join(
             f"{name} {json.dumps(change['from'].get(name))} -> {json.dumps(value)}" for name, value in change["to"].items()
         )
-        started = f"; the command had been `{public_command(change['command_was'])}`" if change.get("command_was") else ""
+        before = change.get("command_was")
+        if before and before != command_after:
+            how = f", with the command `{public_command(before)}` before"
+        else:
+            how = ", by the recipe's defaults under the same command" if before else ""
         sentences.append(
             f" The schedule changed when the run was resumed after {change['epochs_begun']} epochs had begun "
-            f"(which train the same under both): {fields}{started}."
+            f"(which train the same under both): {fields}{how}."
         )
     return "".join(sentences) + " The command above trains the whole run under the final schedule."
 
