@@ -379,6 +379,13 @@ def test_unknown_names_and_tags_suggest_close_matches(call, name, pieces):
         assert piece in str(error.value), (piece, str(error.value))
 
 
+@pytest.mark.parametrize("handle", ["runs/typo", "./cnn-0", "missing.safetensors", "~/no-such-zoo-folder", Path("nowhere")])
+def test_a_handle_that_names_a_missing_path_says_so(handle):
+    with pytest.raises(FileNotFoundError, match=r"No folder or file at .* Received: handle=") as error:
+        zoo.load(handle)
+    assert "Unknown model" not in str(error.value) and "~" not in str(error.value).split(". A model")[0]
+
+
 def test_a_shard_size_that_is_not_a_positive_int_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"positive int \(bytes\). Received: 0"):
         zoo.save_weights(seeded_cnn(1), tmp_path / "w", max_shard_size=0)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,9 @@ def test_list_models_with_wildcards_is_naturally_sorted():
     assert zoo.list_models("resnet*") == ["resnet18", "resnet34"]
     assert zoo.list_models(["cnn", "x*"]) == ["cnn", "xception_localizer"]
     assert zoo.list_models("nothing*") == []
+    for bad in (None, 5, ["cnn", None]):
+        with pytest.raises(ValueError, match=rf"fnmatch wildcards .* Received: pattern={re.escape(repr(bad))}"):
+            zoo.list_models(bad)
 
 
 def test_pretrained_listing_shows_only_weights_that_exist():

@@ -39,6 +39,7 @@ from zoo.training import (
     train,
     train_command,
 )
+from zoo.recipe import Recipe
 from zoo.training.precision import resolve_mixed_precision
 from zoo.training.run_dir import LOCK_NAME, RunInUseError
 
@@ -171,6 +172,16 @@ def test_schedule_restarts_warm_at_each_restart_epoch_and_scales_with_lr():
     assert get_recipe("resnet34", schedule="constant").restarts == ()  # another schedule drops the recipe's
 
 
+@pytest.mark.parametrize("field, value", [
+    ("flip", "False"), ("nesterov", 1), ("fresh_canvases", None), ("monitor", ""), ("notes", 3),
+    ("loss_weights", 5), ("loss_weights", {"class": "1"}), ("loss_weights", {"box": -1.0}),
+    ("model_overrides", [("stem", "small")]), ("lr", float("inf")), ("lr", float("nan")), ("arch", None),
+])
+def test_recipe_fields_of_the_wrong_kind_are_refused_by_name(field, value):
+    with pytest.raises(ValueError, match=f"Recipe field `{field}` must be .* Received: {field}="):
+        Recipe(**{"arch": "cnn", field: value})
+
+
 def test_run_dir_rules(tmp_path):
     assert default_run_dir("resnet34", seed=3) == Path("runs/resnet34-3")
     foreign = tmp_path / "foreign"
@@ -227,6 +238,10 @@ def test_train_command_records_recipe_settings_so_they_parse_back():
     ("model_overrides={}", "changes the model"),
     ("weight_decay=-1", "weight_decay"),  # parsed, then refused by the recipe's own check
     ("resolutions=[[0,16],[99,28]]", "The last resolution must start before the last epoch"),
+    ("flip=False", "Received: flip='False'"),  # not JSON: a string, which would count as true
+    ("nesterov=no", "Received: nesterov='no'"),
+    ("monitor=3", "Received: monitor=3"),
+    ("weight_decay=Infinity", "Received: weight_decay=inf"),
 ])
 def test_bad_recipe_settings_end_with_one_error_line_and_write_nothing(tmp_path, capsys, item, words):
     from zoo.training.cli import main as train_main

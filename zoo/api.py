@@ -165,7 +165,12 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
         repo_id, revision = hub.parse_handle(handle)
         folder = read_folder(hub.pull(repo_id, revision=revision, weights=own))
         return _from_folder(folder, folder.path if own else explicit)
-    path = Path(handle) if isinstance(handle, (str, os.PathLike)) else None
+    path = Path(handle).expanduser() if isinstance(handle, (str, os.PathLike)) else None
+    if path is not None and not path.exists() and _names_a_path(handle):
+        raise FileNotFoundError(
+            f"No folder or file at {str(path)!r}. A model handle is a registered name (zoo.list_models()), "
+            f"'hf://namespace/name[@revision]', a zoo folder or a safetensors file in one. Received: handle={handle!r}"
+        )
     if path is not None and path.is_dir():
         folder = read_folder(path)
         if own:
@@ -187,6 +192,20 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
     weight = spec.weight(tag)
     metadata = _weight_metadata(weight) if weight is not None else {}
     return Resolved(handle, config, resolve_weights(handle)[1] if own else explicit, metadata=metadata)
+
+
+def _names_a_path(handle: str | os.PathLike) -> bool:
+    """Whether ``handle`` can only be a path: a path object, or a string with a folder separator,
+    a leading ``.`` or ``~``, or a file suffix (a registered name is ``arch`` or ``arch.tag``).
+
+    Example:
+        >>> [_names_a_path(h) for h in ("runs/cnn-0", "~/m", "model.safetensors", "cnn.fmnist", "resnet34")]
+        [True, True, True, False, False]
+    """
+    if not isinstance(handle, str):
+        return True
+    suffixes = (".safetensors", ".json", ".keras", ".h5")
+    return any(sep in handle for sep in ("/", os.sep)) or handle.startswith((".", "~")) or handle.endswith(suffixes)
 
 
 def _weight_metadata(weight: WeightSpec) -> dict[str, Any]:

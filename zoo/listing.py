@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-__all__ = ["ModelRow", "catalog_models", "format_info", "format_table", "headline_metric", "model_rows"]
+__all__ = ["ModelRow", "catalog_models", "format_info", "format_table", "headline_metric", "model_rows", "name_patterns"]
 
 ENTRY_POINT_GROUP = "zoo.models"
 
@@ -86,7 +86,7 @@ def model_rows(pattern: str | Iterable[str] = "*", pretrained: bool = False) -> 
         >>> [row.name for row in model_rows(pretrained=True)][:1]
         ['cnn.fmnist']
     """
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    patterns = name_patterns(pattern)
     rows = []
     for arch, entry in catalog_models().items():
         tags = entry.get("weights") or {}
@@ -109,6 +109,22 @@ def model_rows(pattern: str | Iterable[str] = "*", pretrained: bool = False) -> 
         rows.append(ModelRow(arch, entry["parameters"], _input_text(entry, {}), entry.get("task", "classification"),
                              headline_metric(metrics), weights))
     return sorted(rows, key=lambda row: _natural_key(row.name))
+
+
+def name_patterns(pattern: str | Iterable[str]) -> list[str]:
+    """``pattern`` (one fnmatch pattern or several) as a list, checked to be strings.
+
+    Example:
+        >>> name_patterns("resnet*"), name_patterns(["cnn", "res*"])
+        (['resnet*'], ['cnn', 'res*'])
+    """
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern) if isinstance(pattern, Iterable) else None
+    if patterns is None or not all(isinstance(p, str) for p in patterns):
+        raise ValueError(
+            "A model name pattern is a string with fnmatch wildcards (e.g. 'resnet*') or a list of them. "
+            f"Received: pattern={pattern!r}"
+        )
+    return patterns
 
 
 def _matches(name: str, patterns: list[str]) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -22,7 +23,7 @@ from zoo.data.augment import Augmenter
 from zoo.data.resize import check_resolutions
 
 __all__ = [
-    "AUTO", "SCHEDULE_FIELDS", "Recipe", "changes_before", "monitor_mode", "parse_recipe_settings",
+    "AUTO", "DESCRIPTIVE_FIELDS", "SCHEDULE_FIELDS", "Recipe", "changes_before", "monitor_mode", "parse_recipe_settings",
     "stretch_resolutions", "stretch_restarts",
 ]
 
@@ -105,11 +106,24 @@ class Recipe:
     notes: str = ""
 
     def __post_init__(self) -> None:
+        _check(isinstance(self.arch, str) and bool(self.arch), "arch", self.arch, "a registered architecture name")
         _check(self.task in TASKS, "task", self.task, f"one of {TASKS}")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {OPTIMIZERS}")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {SCHEDULES}")
         _check(_number(self.lr) and self.lr > 0, "lr", self.lr, "a number > 0")
         _check(_number(self.momentum) and 0 <= self.momentum < 1, "momentum", self.momentum, "in [0, 1)")
+        for name in ("nesterov", "flip", "fresh_canvases"):  # a string such as "False" would count as true
+            _check(getattr(self, name) is True or getattr(self, name) is False, name, getattr(self, name), "true or false")
+        _check(isinstance(self.monitor, str) and bool(self.monitor), "monitor", self.monitor,
+               "the name of a logged figure (e.g. 'val_accuracy', 'val_loss')")
+        _check(isinstance(self.notes, str), "notes", self.notes, "a string")
+        _check(
+            isinstance(self.loss_weights, Mapping)
+            and all(isinstance(k, str) and _number(v) and v >= 0 for k, v in self.loss_weights.items()),
+            "loss_weights", self.loss_weights, "a mapping of output names to numbers >= 0",
+        )
+        _check(isinstance(self.model_overrides, Mapping), "model_overrides", self.model_overrides,
+               "a mapping of model arguments")
         _check(_number(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, ">= 0")
         _check(_number(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1, "min_lr_ratio", self.min_lr_ratio, "in [0, 1]")
         _check(_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
@@ -141,7 +155,6 @@ class Recipe:
         object.__setattr__(self, "restarts", _check_restarts(self.restarts, self.epochs))
         if self.restarts and self.schedule != "cosine":
             raise ValueError(f"Warm `restarts` need schedule='cosine'. Received: schedule={self.schedule!r}")
-        _check(self.fresh_canvases is True or self.fresh_canvases is False, "fresh_canvases", self.fresh_canvases, "true or false")
         if self.fresh_canvases and self.task != "localization":
             raise ValueError(f"`fresh_canvases` is for localization recipes. Received: task={self.task!r}")
         if self.task == "localization" and (self.pad_crop or self.erasing_p):
@@ -222,16 +235,18 @@ class Recipe:
 
 
 #: The recipe fields that a resumed run may change -- its length, its warm restarts, its
-#: progressive resolutions (and the notes) -- as long as the epochs it has begun train as before
+#: progressive resolutions -- as long as the epochs it has begun train as before
 #: (:func:`changes_before`): the new recipe then reproduces the whole run from scratch.
-SCHEDULE_FIELDS = ("epochs", "restarts", "resolutions", "notes")
+SCHEDULE_FIELDS = ("epochs", "restarts", "resolutions")
+#: Recipe fields that describe a run and train nothing: never compared when a run resumes.
+DESCRIPTIVE_FIELDS = ("notes",)
 
 
 def changes_before(old: Recipe, new: Recipe, epochs_begun: int) -> list[str]:
     """How ``new`` would train the first ``epochs_begun`` epochs otherwise than ``old`` did.
 
     Empty when those epochs train the same under both: every field outside
-    :data:`SCHEDULE_FIELDS` is equal, each learning-rate cycle begun so far (the first one from
+    :data:`SCHEDULE_FIELDS` (and the notes, :data:`DESCRIPTIVE_FIELDS`) is equal, each learning-rate cycle begun so far (the first one from
     epoch 0, then one per warm restart) starts, peaks and ends at the same epochs (a cosine's
     length sets the rate of each of its steps; a flat schedule's length counts only where it
     caps the warm-up), each begun epoch trains at the same image size, and ``new`` has at least
@@ -249,7 +264,7 @@ def changes_before(old: Recipe, new: Recipe, epochs_begun: int) -> list[str]:
     changes = [
         f"{name}: {before[name]!r} -> {after[name]!r}"
         for name in before
-        if name not in SCHEDULE_FIELDS and _canonical(before[name]) != _canonical(after[name])
+        if name not in SCHEDULE_FIELDS + DESCRIPTIVE_FIELDS and _canonical(before[name]) != _canonical(after[name])
     ]
     begun_old = [cycle for cycle in _lr_cycles(old) if cycle[0] < epochs_begun]
     begun_new = [cycle for cycle in _lr_cycles(new) if cycle[0] < epochs_begun]
@@ -390,7 +405,8 @@ def _check_restarts(restarts: Any, epochs: int) -> tuple[tuple[int, float], ...]
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _integer(value: Any) -> bool:

@@ -23,6 +23,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
+from zoo.listing import name_patterns
 from zoo.recipe import TASKS, Recipe
 
 ENTRY_POINT_GROUP = "zoo.models"
@@ -362,8 +363,8 @@ def list_models(pattern: str | Iterable[str] = "*", pretrained: bool = False) ->
         >>> list_models("resnet*")
         ['resnet18', 'resnet34']
     """
+    patterns = name_patterns(pattern)
     _load_plugins()
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     if pretrained:
         names = [
             f"{arch}.{tag}"

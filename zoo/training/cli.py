@@ -37,7 +37,6 @@ __all__ = ["BACKENDS", "build_parser", "main", "reexec_with_backend"]
 BACKENDS = backend_probe.BACKENDS
 #: ``--backend auto``: the fastest installed backend, by a short probe (zoo.training.backend_probe).
 AUTO_BACKEND = "auto"
-#: Flags that only mean something with ``--data`` (an image folder).
 #: Recipe fields that ``--set`` leaves to their own flags (or that are not a run's to change).
 SETTINGS_WITH_FLAGS = {
     "epochs": "use --epochs", "batch_size": "use --batch-size (it scales the learning rate)", "lr": "use --lr",
@@ -45,6 +44,7 @@ SETTINGS_WITH_FLAGS = {
     "task": "the architecture decides it", "model_overrides": "it changes the model, not the training",
     "notes": "it is the recipe's own description",
 }
+#: Flags that only mean something with ``--data`` (an image folder).
 _FOLDER_FLAGS = ("init_from", "freeze_backbone", "probe_epochs", "probe_lr", "val_fraction", "polarity")
 
 

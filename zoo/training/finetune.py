@@ -363,7 +363,7 @@ def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
                 if not end_weights.exists():
                     raise ValueError(
                         f"Cannot resume {str(run.path)!r}: its {previous.name!r} phase is done but its last "
-                        f"weights ({end_weights.name}) are missing. Pass overwrite=True to start again."
+                        f"weights ({end_weights.name}) are missing. Pass overwrite=True (--overwrite) to start again."
                     )
                 load_weights(model, end_weights)
                 prior = ResumableBackup(_phase_backup(run, previous))

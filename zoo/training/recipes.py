@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from zoo.recipe import Recipe, stretch_resolutions
+from zoo.recipe import Recipe
 from zoo.registry import all_specs, get_spec, split_name
 
-__all__ = ["Recipe", "RECIPES", "get_recipe", "list_recipes", "register_recipe", "stretch_resolutions"]
+__all__ = ["Recipe", "RECIPES", "get_recipe", "list_recipes", "register_recipe"]
 
 #: Recipes registered explicitly, by architecture or ``arch.tag`` (they win over a tag's own).
 RECIPES: dict[str, Recipe] = {}

@@ -29,7 +29,7 @@ import numpy as np
 
 from zoo.atomic import atomic_write_text
 from zoo.data.fashion_mnist import check_limit
-from zoo.recipe import changes_before
+from zoo.recipe import DESCRIPTIVE_FIELDS, changes_before
 from zoo.registry import get_spec
 from zoo.training.callbacks import BestWeights
 from zoo.training.distribute import check_distribute
@@ -198,7 +198,8 @@ def check_resume(
     """Refuse to resume ``run`` with settings other than those it was started with.
 
     Recipe fields added to zoo after the run started are compatible while they hold their
-    default. The backend must be the run's too: its record and card name one backend. With
+    default, and the recipe's notes are not compared (``zoo.recipe.DESCRIPTIVE_FIELDS``: the
+    given ones are recorded). The backend must be the run's too: its record and card name one backend. With
     ``epochs_begun`` (the epochs the run has finished or started), the recipe's schedule
     fields (``zoo.recipe.SCHEDULE_FIELDS``: its length, warm restarts and progressive
     resolutions) may change when those epochs train the same under the new recipe
@@ -228,6 +229,10 @@ def check_resume(
     if stored is None:
         return None
     stored, settings = json.loads(json.dumps(stored)), json.loads(json.dumps(settings))
+    for side in (stored, settings):  # a recipe's notes describe it; they train nothing (zoo.recipe.DESCRIPTIVE_FIELDS)
+        if isinstance(side.get("recipe"), dict):
+            for name in DESCRIPTIVE_FIELDS:
+                side["recipe"].pop(name, None)
     if stored == settings:
         return None
     changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
@@ -235,7 +240,7 @@ def check_resume(
         raise ValueError(
             f"Cannot resume {str(run.path)!r} with different settings "
             f"({'; '.join(_setting_changes(stored, settings))}). Rerun with the original arguments, or pass "
-            "overwrite=True to start again."
+            "overwrite=True (--overwrite) to start again."
         )
     old_fields, new_fields = stored["recipe"], settings["recipe"]
     fields = sorted(k for k in set(old_fields) | set(new_fields) if old_fields.get(k) != new_fields.get(k))
@@ -245,7 +250,7 @@ def check_resume(
     except (TypeError, ValueError, KeyError) as error:  # a recipe field removed since the run started
         raise ValueError(
             f"Cannot resume {str(run.path)!r}: its recorded recipe does not fit this version of zoo ({error}). "
-            "Rerun with the original arguments and version, or pass overwrite=True to start again."
+            "Rerun with the original arguments and version, or pass overwrite=True (--overwrite) to start again."
         ) from None
     changes = changes_before(old, new, epochs_begun)
     if changes:
@@ -254,7 +259,7 @@ def check_resume(
             f"epochs it has begun otherwise ({'; '.join(changes)}). A resumed run may change only its schedule "
             "after them: its length, later warm restarts and later resolutions (`--epochs` also moves the "
             "resolutions and the restarts unless `--set resolutions=...` and `--set restarts=...` give them). "
-            "Rerun with the original arguments, or pass overwrite=True to start again."
+            "Rerun with the original arguments, or pass overwrite=True (--overwrite) to start again."
         )
     return {
         "epochs_begun": epochs_begun,
