@@ -232,10 +232,19 @@ def test_predict_refuses_two_pictures_that_would_write_the_same_file(tmp_path, c
     (tmp_path / "a").mkdir()
     shutil.copy(EXAMPLES / "sneaker.png", tmp_path / "a" / "item.png")
     shutil.copy(EXAMPLES / "bag-wide.png", tmp_path / "item.png")
-    status, _, err = zoo_in_process(capsys, "predict", "cnn", str(tmp_path / "a" / "item.png"),
+    status, _, err = zoo_in_process(capsys, "predict", "xception_localizer", str(tmp_path / "a" / "item.png"),
                                     str(tmp_path / "item.png"), "--out", str(tmp_path / "boxes"))
     assert status == 2 and "same name would write the same file" in err and "item.box.png" in err
     assert not (tmp_path / "boxes").exists()
+
+
+@console
+def test_predict_refuses_out_for_a_model_that_draws_no_boxes(tmp_path, capsys):
+    (tmp_path / "boxes").mkdir()
+    (tmp_path / "boxes" / "sneaker.box.png").write_bytes(b"a user's file")
+    status, out, err = zoo_in_process(capsys, "predict", "cnn", str(EXAMPLES / "sneaker.png"), "--out", str(tmp_path / "boxes"))
+    assert status == 2 and "is a classification model and draws none. Received: --out" in err and not out
+    assert (tmp_path / "boxes" / "sneaker.box.png").read_bytes() == b"a user's file"
 
 
 @console

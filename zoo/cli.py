@@ -113,8 +113,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     _import_keras(args.verbose)
+    from zoo.api import load
     from zoo.prediction import draw_box, predict
+    from zoo.tasks import task_of
 
+    model = load(args.model)
+    if args.out and task_of(model).name != "localization":
+        raise ValueError(
+            f"--out is where a localizer's boxes are drawn; {args.model!r} is a {task_of(model).name} model "
+            f"and draws none. Received: --out {args.out!r}"
+        )
     targets = [Path(args.out) / f"{Path(image).stem}.box.png" for image in args.images] if args.out else []
     clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
     if clashes:
@@ -122,7 +130,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     existing = [str(t) for t in targets if t.exists()]
     if existing and not args.overwrite:
         raise FileExistsError(f"{existing} exist; pass --overwrite to replace them. Received: --out {args.out!r}")
-    predictions = predict(args.model, args.images, top_k=args.top_k)
+    predictions = predict(model, args.images, top_k=args.top_k)
     written = []
     for prediction, image, out in zip(predictions, args.images, targets or [None] * len(args.images)):
         if prediction.box is not None and out is not None:
