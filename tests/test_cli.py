@@ -95,6 +95,25 @@ def test_list_prints_the_registry_without_importing_keras():
 
 
 @console
+def test_list_shows_that_a_plugin_failed_to_load():
+    # The catalog of an installation with plugins is built while the frameworks' logs are hidden;
+    # zoo's own warning about a broken plugin must still reach the user.
+    code = (
+        "import importlib.metadata, sys\n"
+        "class Broken:\n"
+        "    name = 'broken-import'\n"
+        "    def load(self):\n"
+        "        raise ImportError('no module named tensorflow_addons')\n"
+        "importlib.metadata.entry_points = lambda group=None: [Broken()]\n"
+        "from zoo.cli import main\n"
+        "sys.exit(main(['list', 'cnn']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stdout.splitlines()[1].startswith("cnn"), result.stderr[-2000:]
+    assert "zoo plugin 'broken-import' failed to load" in result.stderr, result.stderr[-2000:]
+
+
+@console
 def test_list_pattern_without_match_fails_clearly():
     result = run_zoo("list", "nothing*")
     assert result.returncode == 1

@@ -23,11 +23,15 @@ import json
 import os
 import sys
 import tempfile
+import warnings
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from zoo.listing import catalog_models, format_info, format_table, model_rows
 
 __all__ = ["build_parser", "main", "report_user_errors"]
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 @contextlib.contextmanager
@@ -35,7 +39,8 @@ def quiet_native_logs(enabled: bool = True) -> Iterator[None]:
     """Hide what TensorFlow, XLA and CUDA stubs print to the process' stderr while Keras and its
     backend are imported (those C++ logs ignore ``TF_CPP_MIN_LOG_LEVEL`` before absl starts).
 
-    What was hidden is printed after all if the import fails.
+    What was hidden is printed after all if the import fails. Python warnings issued by zoo's own
+    code in the meantime (e.g. a plugin that failed to load) are shown once stderr is back.
 
     Example:
         >>> with quiet_native_logs():
@@ -48,20 +53,26 @@ def quiet_native_logs(enabled: bool = True) -> Iterator[None]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # for the import only: children keep the user's
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            if previous is None:
-                os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings(record=True) as caught:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            except BaseException:
+                os.dup2(saved, 2)
+                sink.seek(0)
+                sys.stderr.write(sink.read().decode(errors="replace"))
+                raise
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                if previous is None:
+                    os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    finally:  # recorded under the filters then in force; the frameworks' own warnings stay hidden
+        for warning in caught:
+            if Path(warning.filename).resolve().is_relative_to(_PACKAGE_DIR):
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _import_keras(verbose: bool) -> None:
@@ -110,8 +121,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     _import_keras(args.verbose)
     from zoo.api import load
     from zoo.prediction import draw_box, predict
