@@ -242,6 +242,7 @@ def test_train_command_records_recipe_settings_so_they_parse_back():
     ("nesterov=no", "Received: nesterov='no'"),
     ("monitor=3", "Received: monitor=3"),
     ("weight_decay=Infinity", "Received: weight_decay=inf"),
+    ("resolutions=[[0,16],[2,20]]", "must equal the model's input size 28x28"),  # found before the folder is made
 ])
 def test_bad_recipe_settings_end_with_one_error_line_and_write_nothing(tmp_path, capsys, item, words):
     from zoo.training.cli import main as train_main

@@ -330,6 +330,10 @@ def prepare_run(
     spec = get_spec(name)
     tag = split_name(name)[1]
     model_config = spec.config_for(tag, overrides)  # validates the overrides early
+    # What fit_run will build, checked before the run folder is touched: the last resolution must
+    # be the input size, and mixed precision needs a builder with a `dtype` argument.
+    _training_overrides(recipe, overrides, model_config)
+    training_dtype(name, use_mixed)
     # The recorded command leaves out --output and --data-dir: paths of this machine.
     command = command or train_command(
         name, backend=keras.backend.backend(), epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
