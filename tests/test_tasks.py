@@ -67,3 +67,22 @@ def test_bad_tasks_are_refused(monkeypatch):
     wrong = WeightSpec(tag="x", dataset="d", description="d", recipe=Recipe(arch="tasktest_b", task="localization", pad_crop=0))
     with pytest.raises(ValueError, match="recipe of tasktest_b.x is for task 'localization'"):
         register_model(lambda input_shape=(4,): None, name="tasktest_b", weights=[wrong], overwrite=True)
+
+
+@pytest.mark.parametrize("task", ["classification", "localization"])
+def test_logged_figures_are_what_a_compiled_model_of_the_task_logs(task):
+    # zoo.training.run_setup.check_monitor refuses a monitor outside them before a run starts.
+    inputs = keras.Input((8, 8, 1))
+    features = keras.layers.Flatten()(inputs)
+    probs = keras.layers.Dense(3, activation="softmax", name="class")(features)
+    x = np.random.default_rng(0).random((8, 8, 8, 1)).astype("float32")
+    labels = np.arange(8) % 3
+    if task == "localization":
+        model = keras.Model(inputs, {"class": probs, "box": keras.layers.Dense(4, activation="sigmoid", name="box")(features)})
+        y = {"class": labels, "box": np.full((8, 4), 0.5, "float32")}
+    else:
+        model, y = keras.Model(inputs, probs), labels
+    get_task(task).compile(model)
+    history = model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=4, verbose=0).history
+    figures = get_task(task).logged_figures
+    assert sorted(history) == sorted([*figures, *(f"val_{name}" for name in figures)])

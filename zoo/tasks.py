@@ -67,6 +67,8 @@ class Task:
     """The behaviour shared by every task; subclasses fill in the task-specific parts."""
 
     name: str = ""
+    #: The training figures :meth:`compile` makes Keras log (each also as ``val_<name>``).
+    logged_figures: tuple[str, ...] = ()
 
     @property
     def pipeline_tag(self) -> str:
@@ -109,6 +111,7 @@ class ClassificationTask(Task):
     """
 
     name: str = "classification"
+    logged_figures: tuple[str, ...] = ("loss", "accuracy")
 
     def compile(self, model, optimizer="auto", *, label_smoothing=0.0, loss_weights=None):
         loss, accuracy = _class_loss_and_accuracy(label_smoothing)
@@ -139,6 +142,7 @@ class LocalizationTask(Task):
     """
 
     name: str = "localization"
+    logged_figures: tuple[str, ...] = ("loss", "class_loss", "box_loss", "class_accuracy", "box_box_iou", "box_iou_50")
     #: The tutorial's weights of the class and box losses, used unless a recipe gives its own.
     loss_weights: tuple[tuple[str, float], ...] = (("class", 0.8), ("box", 0.2))
 

@@ -45,6 +45,7 @@ from zoo.training.run_setup import (
     apply_flags,
     check_backup_minutes,
     check_batch_divisible,
+    check_monitor,
     check_run_arguments,
     close_run,
     open_run,
@@ -334,6 +335,7 @@ def prepare_run(
     # be the input size, and mixed precision needs a builder with a `dtype` argument.
     _training_overrides(recipe, overrides, model_config)
     training_dtype(name, use_mixed)
+    check_monitor(recipe)
     # The recorded command leaves out --output and --data-dir: paths of this machine.
     command = command or train_command(
         name, backend=keras.backend.backend(), epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,

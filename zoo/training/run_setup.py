@@ -31,6 +31,7 @@ from zoo.atomic import atomic_write_text
 from zoo.data.fashion_mnist import check_limit
 from zoo.recipe import DESCRIPTIVE_FIELDS, changes_before
 from zoo.registry import get_spec
+from zoo.tasks import get_task
 from zoo.training.callbacks import BestWeights
 from zoo.training.distribute import check_distribute
 from zoo.training.precision import resolve_mixed_precision
@@ -45,6 +46,7 @@ __all__ = [
     "apply_flags",
     "check_backup_minutes",
     "check_batch_divisible",
+    "check_monitor",
     "check_resume",
     "check_run_arguments",
     "close_run",
@@ -159,6 +161,24 @@ def check_run_arguments(*, limit: int | None, seed: int, distribute: bool) -> No
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"`seed` must be an int from 0 to 2**32 - 1. Received: seed={seed!r}")
     check_distribute(distribute)
+
+
+def check_monitor(recipe: Recipe) -> None:
+    """Refuse a ``monitor`` that the run will not log (it would fail after the first epoch).
+
+    Example:
+        >>> check_monitor(Recipe(arch="cnn", monitor="val_loss"))
+        >>> check_monitor(Recipe(arch="cnn", monitor="val_acc"))
+        Traceback (most recent call last):
+        ...
+        ValueError: `monitor` must be a figure that a classification run logs: one of ['accuracy', 'loss', 'val_accuracy', 'val_loss']. Received: monitor='val_acc'
+    """
+    figures = get_task(recipe.task).logged_figures
+    known = sorted([*figures, *(f"val_{name}" for name in figures)])
+    if recipe.monitor not in known:
+        raise ValueError(
+            f"`monitor` must be a figure that a {recipe.task} run logs: one of {known}. Received: monitor={recipe.monitor!r}"
+        )
 
 
 def check_backup_minutes(minutes: float | None) -> None:
