@@ -113,6 +113,28 @@ def test_list_shows_that_a_plugin_failed_to_load():
     assert "zoo plugin 'broken-import' failed to load" in result.stderr, result.stderr[-2000:]
 
 
+def test_quiet_native_logs_passes_on_zoo_warnings_and_every_warning_when_it_fails():
+    import warnings
+
+    import zoo.registry
+    from zoo.cli import quiet_native_logs
+
+    def warn_twice():
+        warnings.warn_explicit("from a framework", UserWarning, "/elsewhere/framework.py", 1)
+        warnings.warn_explicit("from zoo", UserWarning, zoo.registry.__file__, 1)
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with quiet_native_logs():
+            warn_twice()
+        assert [str(w.message) for w in shown] == ["from zoo"]
+        shown.clear()
+        with pytest.raises(ImportError), quiet_native_logs():
+            warn_twice()
+            raise ImportError("the backend did not import")
+        assert sorted(str(w.message) for w in shown) == ["from a framework", "from zoo"]
+
+
 @console
 def test_list_pattern_without_match_fails_clearly():
     result = run_zoo("list", "nothing*")

@@ -243,7 +243,7 @@ def test_train_command_records_recipe_settings_so_they_parse_back():
     ("monitor=3", "Received: monitor=3"),
     ("weight_decay=Infinity", "Received: weight_decay=inf"),
     ("resolutions=[[0,16],[2,20]]", "must equal the model's input size 28x28"),  # found before the folder is made
-    ("monitor=val_acc", "a classification run logs: one of ['accuracy', 'loss', 'val_accuracy', 'val_loss']"),
+    ("monitor=val_acc", "its best epoch: one of ['accuracy', 'loss', 'val_accuracy', 'val_loss']"),
 ])
 def test_bad_recipe_settings_end_with_one_error_line_and_write_nothing(tmp_path, capsys, item, words):
     from zoo.training.cli import main as train_main

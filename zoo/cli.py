@@ -39,8 +39,9 @@ def quiet_native_logs(enabled: bool = True) -> Iterator[None]:
     """Hide what TensorFlow, XLA and CUDA stubs print to the process' stderr while Keras and its
     backend are imported (those C++ logs ignore ``TF_CPP_MIN_LOG_LEVEL`` before absl starts).
 
-    What was hidden is printed after all if the import fails. Python warnings issued by zoo's own
-    code in the meantime (e.g. a plugin that failed to load) are shown once stderr is back.
+    What was hidden is printed after all if the import fails, with every Python warning issued
+    meanwhile; otherwise only zoo's own warnings (e.g. a plugin that failed to load) are shown,
+    once stderr is back.
 
     Example:
         >>> with quiet_native_logs():
@@ -54,12 +55,14 @@ def quiet_native_logs(enabled: bool = True) -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     caught: list[warnings.WarningMessage] = []
+    failed = False
     try:
         with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings(record=True) as caught:
             os.dup2(sink.fileno(), 2)
             try:
                 yield
             except BaseException:
+                failed = True
                 os.dup2(saved, 2)
                 sink.seek(0)
                 sys.stderr.write(sink.read().decode(errors="replace"))
@@ -69,9 +72,9 @@ def quiet_native_logs(enabled: bool = True) -> Iterator[None]:
                 os.close(saved)
                 if previous is None:
                     os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    finally:  # recorded under the filters then in force; the frameworks' own warnings stay hidden
+    finally:  # recorded under the filters then in force; the frameworks' own stay hidden unless it failed
         for warning in caught:
-            if Path(warning.filename).resolve().is_relative_to(_PACKAGE_DIR):
+            if failed or Path(warning.filename).resolve().is_relative_to(_PACKAGE_DIR):
                 warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 

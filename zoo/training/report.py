@@ -23,6 +23,7 @@ from zoo.atomic import atomic_write_text
 from zoo.cards import public_command, render_card
 from zoo.format import read_folder, save_folder
 from zoo.hub import push
+from zoo.recipe import DESCRIPTIVE_FIELDS
 from zoo.tasks import task_of
 from zoo.training.precision import accelerator_description
 from zoo.training.run_dir import RunDir
@@ -170,19 +171,22 @@ def _schedule_changes_text(changes: Sequence[Mapping[str, Any]] | None, command:
     a change of the recipe's defaults.
 
     Example:
+        >>> _schedule_changes_text([{"epochs_begun": 3, "from": {"notes": "a"}, "to": {"notes": "b"}}], "c")
+        ''
         >>> print(_schedule_changes_text([{"epochs_begun": 18, "from": {"resolutions": [[0, 16], [30, 28]]},
         ...     "to": {"resolutions": [[0, 16], [24, 28]]}, "command_was": "python scripts/train.py resnet34"}],
         ...     "python scripts/train.py resnet34"))
          The schedule changed when the run was resumed after 18 epochs had begun (which train the same under both): resolutions [[0, 16], [30, 28]] -> [[0, 16], [24, 28]], by the recipe's defaults under the same command. The command above trains the whole run under the final schedule.
     """
-    if not changes:
-        return ""
-    sentences = []
+    changes, sentences = list(changes or ()), []
     following = [change.get("command_was") for change in changes[1:]] + [command]
     for change, command_after in zip(changes, following):
-        fields = "; ".join(
-            f"{name} {json.dumps(change['from'].get(name))} -> {json.dumps(value)}" for name, value in change["to"].items()
+        fields = "; ".join(  # older zoo versions also noted edits of the notes, which train nothing
+            f"{name} {json.dumps(change['from'].get(name))} -> {json.dumps(value)}"
+            for name, value in change["to"].items() if name not in DESCRIPTIVE_FIELDS
         )
+        if not fields:
+            continue
         before = change.get("command_was")
         if before and before != command_after:
             how = f", with the command `{public_command(before)}` before"
@@ -192,6 +196,8 @@ def _schedule_changes_text(changes: Sequence[Mapping[str, Any]] | None, command:
             f" The schedule changed when the run was resumed after {change['epochs_begun']} epochs had begun "
             f"(which train the same under both): {fields}{how}."
         )
+    if not sentences:
+        return ""
     return "".join(sentences) + " The command above trains the whole run under the final schedule."
 
 

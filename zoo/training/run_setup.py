@@ -171,13 +171,14 @@ def check_monitor(recipe: Recipe) -> None:
         >>> check_monitor(Recipe(arch="cnn", monitor="val_acc"))
         Traceback (most recent call last):
         ...
-        ValueError: `monitor` must be a figure that a classification run logs: one of ['accuracy', 'loss', 'val_accuracy', 'val_loss']. Received: monitor='val_acc'
+        ValueError: `monitor` must be a figure by which a classification run can pick its best epoch: one of ['accuracy', 'loss', 'val_accuracy', 'val_loss']. Received: monitor='val_acc'
     """
     figures = get_task(recipe.task).logged_figures
     known = sorted([*figures, *(f"val_{name}" for name in figures)])
     if recipe.monitor not in known:
         raise ValueError(
-            f"`monitor` must be a figure that a {recipe.task} run logs: one of {known}. Received: monitor={recipe.monitor!r}"
+            f"`monitor` must be a figure by which a {recipe.task} run can pick its best epoch: one of {known}. "
+            f"Received: monitor={recipe.monitor!r}"
         )
 
 
