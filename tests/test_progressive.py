@@ -118,6 +118,10 @@ def test_resume_accepts_recipe_fields_added_later_at_their_default_but_not_anoth
     changed = {**settings, "recipe": {**settings["recipe"], "resolutions": [[0, 16], [1, 28]]}}
     with pytest.raises(ValueError, match=r"different settings \(recipe.resolutions: None -> \[\[0, 16\], \[1, 28\]\]\)"):
         check_resume(run, changed)
+    at_input_size = {**settings, "recipe": {**settings["recipe"], "resolutions": [[0, 28]]}}  # cnn takes 28x28
+    assert check_resume(run, at_input_size, epochs_begun=2)["to"] == {"resolutions": [[0, 28]]}
+    with pytest.raises(ValueError, match="image size of epoch 1: 28 -> 16"):
+        check_resume(run, changed, epochs_begun=2)
     other = "torch" if BACKEND != "torch" else "jax"
     run.write_marker(settings=settings, backend=other)  # started on another backend
     with pytest.raises(ValueError, match=rf"trains on the {other} backend; resume it with `--backend {other}`.*"
@@ -177,6 +181,10 @@ def test_a_resumed_run_may_change_only_the_schedule_after_the_epochs_it_has_begu
     later_size = recipe.replace(resolutions=((0, 16), (18, 22), (28, 28)))
     assert changes_before(recipe, later_size, 24) == []
     assert changes_before(recipe, later_size, 25) == ["image size of epoch 25: 28 -> 22"]
+    plain = Recipe(arch="cnn", epochs=6)  # no resolutions: every epoch at the input size
+    assert changes_before(plain, plain.replace(resolutions=((0, 28),)), 3, input_size=28) == []
+    assert changes_before(plain, plain.replace(resolutions=((0, 16), (2, 28))), 3, input_size=28) == [
+        "image size of epoch 1: 28 -> 16"]
     assert changes_before(recipe, recipe.replace(lr=0.05), 1)[0] == "lr: 0.1 -> 0.05"  # not a schedule field
     stop = recipe.replace(epochs=40, restarts=(), resolutions=recipe.resolutions)
     assert changes_before(recipe, stop, 40) == []  # stop where the first cycle ends

@@ -242,7 +242,7 @@ SCHEDULE_FIELDS = ("epochs", "restarts", "resolutions")
 DESCRIPTIVE_FIELDS = ("notes",)
 
 
-def changes_before(old: Recipe, new: Recipe, epochs_begun: int) -> list[str]:
+def changes_before(old: Recipe, new: Recipe, epochs_begun: int, *, input_size: int | None = None) -> list[str]:
     """How ``new`` would train the first ``epochs_begun`` epochs otherwise than ``old`` did.
 
     Empty when those epochs train the same under both: every field outside
@@ -252,6 +252,8 @@ def changes_before(old: Recipe, new: Recipe, epochs_begun: int) -> list[str]:
     caps the warm-up), each begun epoch trains at the same image size, and ``new`` has at least
     ``epochs_begun`` epochs. So a 52-epoch run whose first cycle ends at a restart at epoch 40
     may become a 64-epoch one (or a 40-epoch one without the restart) until it has begun epoch 41.
+    ``input_size`` (the model's) is the size of epochs outside any progressive resolution, so
+    that no resolutions and a single one at the input size compare as the same.
 
     Example:
         >>> old = Recipe(arch="r", epochs=52, restarts=((40, 0.2),))
@@ -276,7 +278,7 @@ def changes_before(old: Recipe, new: Recipe, epochs_begun: int) -> list[str]:
             f"learning-rate cycles begun: {_describe_cycles(begun_old[same:])} -> {_describe_cycles(begun_new[same:])}"
         )
     for epoch in range(epochs_begun):
-        size_before, size_after = _image_size(old, epoch), _image_size(new, epoch)
+        size_before, size_after = _image_size(old, epoch, input_size), _image_size(new, epoch, input_size)
         if size_before != size_after:
             changes.append(
                 f"image size of epoch {epoch + 1}: {size_before or 'the input size'} -> {size_after or 'the input size'}"
@@ -309,10 +311,11 @@ def _describe_cycles(cycles: list[tuple[int, int | None, float]]) -> str:
     ) or "none"
 
 
-def _image_size(recipe: Recipe, epoch: int) -> int | None:
-    """The training image size of ``epoch`` (0-based); ``None``: the model's input size."""
+def _image_size(recipe: Recipe, epoch: int, input_size: int | None) -> int | None:
+    """The training image size of ``epoch`` (0-based); ``input_size`` (``None``: unknown) outside
+    the progressive resolutions."""
     sizes = [size for first, size in recipe.resolutions if first <= epoch]
-    return sizes[-1] if sizes else None
+    return sizes[-1] if sizes else input_size
 
 
 def parse_recipe_settings(items: Iterable[str], refused: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import numpy as np
 from zoo.atomic import atomic_write_text
 from zoo.data.fashion_mnist import check_limit
 from zoo.recipe import DESCRIPTIVE_FIELDS, changes_before
-from zoo.registry import get_spec
+from zoo.registry import get_spec, split_name
 from zoo.tasks import get_task
 from zoo.training.callbacks import BestWeights
 from zoo.training.distribute import check_distribute
@@ -273,7 +273,7 @@ def check_resume(
             f"Cannot resume {str(run.path)!r}: its recorded recipe does not fit this version of zoo ({error}). "
             "Rerun with the original arguments and version, or pass overwrite=True (--overwrite) to start again."
         ) from None
-    changes = changes_before(old, new, epochs_begun)
+    changes = changes_before(old, new, epochs_begun, input_size=_input_size(settings))
     if changes:
         raise ValueError(
             f"Cannot resume {str(run.path)!r} with different settings: the recipe would train the {epochs_begun} "
@@ -287,6 +287,16 @@ def check_resume(
         "from": {k: old_fields.get(k) for k in fields},
         "to": {k: new_fields.get(k) for k in fields},
     }
+
+
+def _input_size(settings: Mapping[str, Any]) -> int | None:
+    """The input height of the model a run's ``settings`` describe (``None`` when they name none)."""
+    name = settings.get("name")
+    if not isinstance(name, str):
+        return None
+    config = get_spec(name).config_for(split_name(name)[1], dict(settings.get("model_overrides") or {}))
+    shape = config.get("input_shape")
+    return int(shape[0]) if shape and shape[0] is not None else None
 
 
 def _setting_changes(stored: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
