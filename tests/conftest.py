@@ -43,11 +43,12 @@ def rng():
 def unreleased(monkeypatch):
     """``unreleased("resnet34.fmnist")`` hides that tag's release for one test, so that tests of what a user
     sees before a release keep testing it once the checkout holds the weights."""
-    from zoo.registry import _REGISTRY, set_release, split_name
+    from zoo.registry import _REGISTRY, get_spec, set_release, split_name
 
     def hide(name: str) -> None:
         arch, _ = split_name(name)
-        monkeypatch.setitem(_REGISTRY, arch, _REGISTRY[arch])  # the real spec comes back after the test
+        # get_spec loads the registry when no test has yet; the real spec comes back after the test
+        monkeypatch.setitem(_REGISTRY, arch, get_spec(arch))
         set_release(name, None)
 
     return hide
