@@ -130,9 +130,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from zoo.tasks import task_of
 
     model = load(args.model)
-    if args.out and task_of(model).name != "localization":
+    task = task_of(model).name
+    if args.out and task != "localization":
         raise ValueError(
-            f"--out is where a localizer's boxes are drawn; {args.model!r} is a {task_of(model).name} model "
+            f"--out is where a localizer's boxes are drawn; {args.model!r} is a {task} model "
             f"and draws none. Received: --out {args.out!r}"
         )
     targets = [Path(args.out) / f"{Path(image).stem}.box.png" for image in args.images] if args.out else []

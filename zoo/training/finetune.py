@@ -63,7 +63,6 @@ from zoo.training.run_setup import (
     RunPlan,
     apply_flags,
     check_batch_divisible,
-    check_monitor,
     check_run_arguments,
     close_run,
     open_run,
@@ -243,7 +242,6 @@ def prepare_finetune(
     )
     recipe = recipe.replace(batch_size=min(recipe.batch_size, len(folder.y_train)), val_size=len(folder.y_val))
     use_mixed = recipe.mixed_precision
-    check_monitor(recipe)
     phases = phases_of(recipe, settings)
     base = _base_model(init_from, resolved) if resolved is not None else {"base_model": None, "base_model_repo": None}
     command = command or train_command(

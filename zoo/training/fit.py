@@ -45,7 +45,6 @@ from zoo.training.run_setup import (
     apply_flags,
     check_backup_minutes,
     check_batch_divisible,
-    check_monitor,
     check_run_arguments,
     close_run,
     open_run,
@@ -332,10 +331,10 @@ def prepare_run(
     tag = split_name(name)[1]
     model_config = spec.config_for(tag, overrides)  # validates the overrides early
     # What fit_run will build, checked before the run folder is touched: the last resolution must
-    # be the input size, and mixed precision needs a builder with a `dtype` argument.
+    # be the input size, and mixed precision needs a builder with a `dtype` argument (apply_flags
+    # checked the monitor).
     _training_overrides(recipe, overrides, model_config)
     training_dtype(name, use_mixed)
-    check_monitor(recipe)
     # The recorded command leaves out --output and --data-dir: paths of this machine.
     command = command or train_command(
         name, backend=keras.backend.backend(), epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,

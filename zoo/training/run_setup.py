@@ -123,7 +123,8 @@ def apply_flags(
     resolutions and the warm restarts to the same share of the run only when the overrides do
     not give them (``Recipe.replace``). A new batch size scales the learning rate unless ``lr``
     is given (:func:`scaled_lr`); ``mixed_precision`` ``None`` keeps the recipe's (``"auto"``
-    by default). Returns the recipe and why its precision was chosen
+    by default). The recipe's ``monitor`` must be a figure the run logs (:func:`check_monitor`).
+    Returns the recipe and why its precision was chosen
     (:func:`zoo.training.precision.resolve_mixed_precision`).
 
     Example:
@@ -141,6 +142,7 @@ def apply_flags(
     sized = recipe.replace(batch_size=batch_size) if batch_size is not None else recipe
     peak_lr = scaled_lr(recipe, batch_size, lr)
     recipe = sized.replace(lr=peak_lr) if peak_lr is not None else sized
+    check_monitor(recipe)
     use_mixed, reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
     return recipe.replace(mixed_precision=use_mixed), reason
 
