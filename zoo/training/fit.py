@@ -198,7 +198,7 @@ def training_phases(recipe: Recipe) -> list[tuple[int, int, int | None]]:
     A recipe without progressive resizing has one phase at the model's own size (``None``).
 
     Example:
-        >>> training_phases(get_recipe("resnet34"))
+        >>> training_phases(Recipe(arch="r", epochs=52, resolutions=((0, 16), (18, 22), (24, 28))))
         [(0, 18, 16), (18, 24, 22), (24, 52, 28)]
         >>> training_phases(get_recipe("cnn", epochs=5))
         [(0, 5, None)]
