@@ -1,6 +1,7 @@
 """Data-parallel training over two simulated devices (TensorFlow's MirroredStrategy, JAX's
-DataParallel): every replica holds the same weights after training, and the run records how it
-was distributed. Runs in the TensorFlow and JAX suites (PyTorch has no data-parallel path here)."""
+DataParallel): every replica holds the same weights after training, the run records how it was
+distributed, and a batch size the devices cannot share equally is refused. Runs in the
+TensorFlow and JAX suites (PyTorch has no data-parallel path here)."""
 
 import keras
 import pytest
@@ -41,6 +42,10 @@ run = train("cnn", output_dir=sys.argv[1], epochs=1, batch_size=32, limit=160, d
             callbacks=[CheckReplicas()], verbose=0)
 print("METRICS", json.loads((run / "metrics.json").read_text()))
 print("CONFIG", json.loads((run / "metadata.json").read_text())["training"]["distribute"])
+try:
+    train("cnn", output_dir=sys.argv[1] + "-odd", epochs=1, batch_size=31, limit=160, distribute=True, verbose=0)
+except ValueError as error:
+    print("REFUSED", error)
 """
 
 
@@ -55,3 +60,6 @@ def test_distributed_two_devices(tmp_path):
     assert "REPLICAS 12 STEPS 4" in out, out
     assert "METRICS {'accuracy'" in out
     assert ("DataParallel over 2 device" if BACKEND == "jax" else "MirroredStrategy") in out
+    # A batch the two devices cannot share equally is refused before any training, naming the fix.
+    assert "REFUSED A distributed run splits each batch equally over its 2 devices. Received: batch_size=31." in out, out
+    assert "--batch-size 32" in out

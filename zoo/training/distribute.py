@@ -29,7 +29,7 @@ from typing import Any, Iterator
 
 import keras
 
-__all__ = ["Parallel", "check_distribute", "data_parallel"]
+__all__ = ["Parallel", "check_batch_divisible", "check_distribute", "data_parallel"]
 
 _PARALLEL_BACKENDS = ("jax", "tensorflow")
 
@@ -80,13 +80,15 @@ def _tf_parallel() -> Iterator[Parallel]:
 
 
 @contextlib.contextmanager
-def data_parallel(enabled: bool = True) -> Iterator[Parallel]:
+def data_parallel(enabled: bool = True, batch_size: int | None = None) -> Iterator[Parallel]:
     """Run the enclosed training data-parallel over all local devices (or not, if disabled).
 
-    Raises ``ValueError`` on backends other than JAX and TensorFlow (:func:`check_distribute`).
+    Raises ``ValueError`` on backends other than JAX and TensorFlow (:func:`check_distribute`),
+    and when the global ``batch_size`` cannot be split equally over the devices found
+    (:func:`check_batch_divisible`).
 
     Example:
-        >>> with data_parallel(enabled=False) as parallel:
+        >>> with data_parallel(enabled=False, batch_size=128) as parallel:
         ...     parallel.num_replicas
         1
     """
@@ -94,12 +96,29 @@ def data_parallel(enabled: bool = True) -> Iterator[Parallel]:
         yield Parallel(None, 1)
         return
     check_distribute(enabled)
-    if keras.backend.backend() == "jax":
-        with _jax_parallel() as parallel:
-            yield parallel
-    else:
-        with _tf_parallel() as parallel:
-            yield parallel
+    start = _jax_parallel if keras.backend.backend() == "jax" else _tf_parallel
+    with start() as parallel:
+        if batch_size is not None:
+            check_batch_divisible(batch_size, parallel.num_replicas)
+        yield parallel
+
+
+def check_batch_divisible(batch_size: int, num_replicas: int) -> None:
+    """Refuse a global batch that the devices of a data-parallel run cannot share equally.
+
+    Example:
+        >>> check_batch_divisible(256, 2)
+        >>> check_batch_divisible(255, 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: A distributed run splits each batch equally over its 2 devices. Received: batch_size=255. Use a multiple of 2 (e.g. --batch-size 256).
+    """
+    if num_replicas > 1 and batch_size % num_replicas:
+        suggestion = -(-batch_size // num_replicas) * num_replicas
+        raise ValueError(
+            f"A distributed run splits each batch equally over its {num_replicas} devices. Received: "
+            f"batch_size={batch_size}. Use a multiple of {num_replicas} (e.g. --batch-size {suggestion})."
+        )
 
 
 def check_distribute(enabled: bool) -> None:

@@ -62,7 +62,6 @@ from zoo.training.run_setup import (
     RunFit,
     RunPlan,
     apply_flags,
-    check_batch_divisible,
     check_run_arguments,
     close_run,
     open_run,
@@ -335,8 +334,7 @@ def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
     recipe, run = plan.recipe, plan.run
     spec = get_spec(plan.name)
     keras.utils.set_random_seed(plan.seed)
-    with data_parallel(plan.distribute) as parallel:
-        check_batch_divisible(recipe.batch_size, parallel.num_replicas)
+    with data_parallel(plan.distribute, batch_size=recipe.batch_size) as parallel:
         train, val = _datasets(plan, parallel.num_replicas)
         overrides = {**dict(plan.model_config), **training_dtype(plan.name, recipe.mixed_precision)}
         with parallel.scope():

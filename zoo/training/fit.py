@@ -44,7 +44,6 @@ from zoo.training.run_setup import (
     RunPlan,
     apply_flags,
     check_backup_minutes,
-    check_batch_divisible,
     check_run_arguments,
     close_run,
     open_run,
@@ -405,8 +404,7 @@ def fit_run(plan: TrainingPlan) -> FitResult:
     """
     recipe, run = plan.recipe, plan.run
     keras.utils.set_random_seed(plan.seed)
-    with data_parallel(plan.distribute) as parallel:
-        check_batch_divisible(recipe.batch_size, parallel.num_replicas)
+    with data_parallel(plan.distribute, batch_size=recipe.batch_size) as parallel:
         data = load_training_data(
             recipe, input_shape=plan.model_config["input_shape"], seed=plan.seed, limit=plan.limit,
             data_dir=plan.data_dir, num_replicas=parallel.num_replicas,

@@ -45,7 +45,6 @@ __all__ = [
     "RunPlan",
     "apply_flags",
     "check_backup_minutes",
-    "check_batch_divisible",
     "check_monitor",
     "check_resume",
     "check_run_arguments",
@@ -380,22 +379,6 @@ def training_dtype(name: str, mixed_precision: bool) -> dict[str, Any]:
             "Received: mixed_precision=True"
         )
     return {"dtype": MIXED_POLICY}
-
-
-def check_batch_divisible(batch_size: int, num_replicas: int) -> None:
-    """Refuse a batch that the devices of a data-parallel run cannot share equally.
-
-    Example:
-        >>> check_batch_divisible(256, 2)
-        >>> check_batch_divisible(255, 2)
-        Traceback (most recent call last):
-        ...
-        ValueError: batch_size=255 must be divisible by the 2 devices of a distributed run.
-    """
-    if num_replicas > 1 and batch_size % num_replicas:
-        raise ValueError(
-            f"batch_size={batch_size} must be divisible by the {num_replicas} devices of a distributed run."
-        )
 
 
 def truncate_history(path: Path, epochs: int) -> None:
