@@ -267,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = [(arch, RECIPE_LABEL, []) for arch in archs] + variants
 
     out = Path(args.out).resolve()
+    if out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
+        parser.error(
+            f"--out {args.out} already holds results of an earlier call: pass --resume to continue it, "
+            "--overwrite to replace them, or choose another folder."
+        )
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT / "benchmarks"))

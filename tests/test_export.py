@@ -187,6 +187,18 @@ def test_tolerance_zero_refuses_exactly_a_nonzero_difference(tmp_path):
         assert result.max_abs_diff == 0.0
 
 
+def test_weights_of_another_model_are_refused_with_zoos_own_error(tmp_path):
+    """Under JAX and torch the export runs in a TensorFlow subprocess: its error comes back as the
+    class the caller would have got in process (here ``WeightsMismatchError``, a ``ValueError``)."""
+    _need_export_packages()
+    from zoo.weights import WeightsMismatchError, save_weights
+
+    save_weights(create("resnet18"), tmp_path / "resnet18.safetensors")
+    with pytest.raises(WeightsMismatchError, match="conv1/kernel"):
+        export_model("cnn", "onnx", tmp_path / "m.onnx", weights=tmp_path / "resnet18.safetensors")
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_the_file_does_not_depend_on_the_callers_backend(tmp_path):
     """LiteRT bytes are the same from this backend and another (one of them through the subprocess)."""
     _need_export_packages()

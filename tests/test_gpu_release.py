@@ -49,6 +49,17 @@ def test_variant_flags_are_parsed_and_bad_ones_refused():
         assert repr(text) in str(error.value)
 
 
+def test_an_out_folder_with_earlier_results_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "logs").mkdir(parents=True)
+    (out / "gpu_release.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit_:
+        _script().main(["--dry-run", "--models", "resnet34", "--out", str(out)])
+    assert exit_.value.code == 2
+    assert "already holds results of an earlier call: pass --resume" in capsys.readouterr().err
+    assert (out / "gpu_release.json").read_text() == "{}" and sorted(p.name for p in out.iterdir()) == ["gpu_release.json", "logs"]
+
+
 def test_resume_keeps_runs_finished_in_an_earlier_call(tmp_path):
     import argparse
 

@@ -72,6 +72,7 @@ def test_files_pil_images_and_alpha_are_read(tmp_path):
         (np.full((4, 4), np.inf, np.float32), "NaN or inf"),
         (np.full((4, 4), -1.0, np.float32), "Received: values from -1.0"),
         (np.full((4, 4), 300.0, np.float32), "to 300.0"),
+        (np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4), "looks scaled to"),
         (np.zeros((4, 4, 2), np.uint8), "Received: shape=(4, 4, 2)"),
         (np.zeros((4, 4, 5), np.uint8), "Received: shape=(4, 4, 5)"),
         (np.zeros((2, 4, 4, 1), np.uint8), "Received: shape=(2, 4, 4, 1)"),
@@ -140,3 +141,28 @@ def test_preprocessing_keeps_the_accuracy_of_dataset_pictures():
     names = list(model.zoo_metadata["label_names"])
     via = np.array([names.index(p.top_k[0][0]) for p in zoo.predict(model, list(x), top_k=1)])
     assert float(np.mean(via == y)) >= direct - 0.015
+
+
+def test_draw_box_takes_every_picture_predict_takes(tmp_path):
+    """Float arrays, gray arrays and palette images are drawn (not a Pillow dtype error), the box
+    in red on the picture's own pixels; an existing file is never replaced silently."""
+    from zoo.prediction import Prediction, draw_box
+
+    found = Prediction("x", (("bag", 0.9),), ("bag",), box=(4.0, 4.0, 20.0, 16.0))
+    palette = Image.fromarray(np.full((24, 32), 3, np.uint8)).convert("P")
+    pictures = {
+        "float_rgb": np.full((24, 32, 3), 100.5, np.float32),
+        "gray": np.full((24, 32), 100, np.uint8),
+        "palette": palette,
+    }
+    for name, picture in pictures.items():
+        out = draw_box(picture, found, tmp_path / f"{name}.png")
+        drawn = np.asarray(Image.open(out).convert("RGB"))
+        assert drawn.shape == (24, 32, 3), name
+        assert tuple(drawn[4, 10]) == (255, 40, 40), name  # on the box's top edge
+        assert tuple(drawn[20, 28]) != (255, 40, 40), name  # outside it: the picture
+    assert tuple(np.asarray(Image.open(tmp_path / "gray.png"))[20, 28]) == (100, 100, 100)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        draw_box(pictures["gray"], found, tmp_path / "gray.png")
+    with pytest.raises(ValueError, match="looks scaled to"):
+        draw_box(np.full((4, 4), 0.5, np.float32), found, tmp_path / "scaled.png")

@@ -393,6 +393,24 @@ def test_refuses_to_overwrite_a_run(cnn_run):
     assert (cnn_run / "model.safetensors").stat().st_mtime_ns == before
 
 
+def test_overwrite_replaces_a_complete_run_but_never_a_users_file(cnn_run, tmp_path):
+    """Everything a finished run holds is training's to replace; a file the user added is not."""
+    import shutil
+
+    copy = tmp_path / "cnn"
+    shutil.copytree(cnn_run, copy, ignore=shutil.ignore_patterns(LOCK_NAME))
+    (copy / "my-notes.txt").write_text("mine")
+    (copy / "model.onnx").write_bytes(b"an export")
+    with pytest.raises(RunExistsError, match=r"training did not write: \['model.onnx', 'my-notes.txt'\]"):
+        prepare_run_dir(copy, resume=False, overwrite=True)
+    assert (copy / "my-notes.txt").read_text() == "mine" and (copy / "model.safetensors").is_file()
+    (copy / "my-notes.txt").unlink()
+    (copy / "model.onnx").unlink()
+    emptied = prepare_run_dir(copy, resume=False, overwrite=True)
+    assert [p.name for p in copy.iterdir()] == [LOCK_NAME]
+    emptied.release()
+
+
 def test_resnet_tiny_run(tmp_path):
     # resnet34 (the released one); resnet18 is the same builder with fewer units (tests/test_models.py
     # builds, runs and round-trips it, and test_loss_decreases_on_a_fixed_batch trains it).

@@ -105,6 +105,43 @@ def test_bad_storage_dtype_and_missing_file_are_clear(tmp_path, cnn):
         zoo.load_weights(cnn, tmp_path / "nope.safetensors")
 
 
+def test_a_file_name_of_another_format_is_refused_not_made_a_folder(tmp_path, cnn):
+    with pytest.raises(ValueError, match="Received: path='.*model.weights.h5'"):
+        zoo.save_weights(cnn, tmp_path / "model.weights.h5")
+    assert list(tmp_path.iterdir()) == []
+    # A folder whose name has a dot (a release folder: cnn.fmnist) is still a folder.
+    assert [p.name for p in zoo.save_weights(cnn, tmp_path / "cnn.fmnist")] == ["model.safetensors"]
+
+
+def test_head_is_a_sequence_of_layer_names(tmp_path, cnn):
+    zoo.save_weights(cnn, tmp_path / "w.safetensors")
+    with pytest.raises(TypeError, match="Received: head='predictions'"):
+        zoo.load_weights(cnn, tmp_path / "w.safetensors", head="predictions")
+    with pytest.raises(TypeError, match="Received: head='predictions'"):
+        zoo.register_model(name="headless", head="predictions")
+
+
+def test_a_registered_name_is_not_shadowed_by_a_folder_of_that_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cnn").mkdir()  # e.g. a SavedModel export: no zoo folder
+    (tmp_path / "cnn" / "saved_model.pb").write_bytes(b"")
+    with pytest.warns(UserWarning, match="registered model name and also a folder here.*'./cnn'"):
+        model = zoo.load("cnn")
+    assert model.zoo_metadata["metrics"]["accuracy"] > 0.9  # the released weights, not the folder
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        zoo.load("./cnn")  # the folder, when asked for: it holds no zoo model
+
+
+def test_paths_under_the_home_folder_are_expanded(tmp_path, monkeypatch, cnn):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    zoo.save_weights(cnn, "~/w.safetensors")
+    assert (tmp_path / "w.safetensors").is_file()
+    loaded = zoo.load("cnn", weights="~/w.safetensors")
+    assert np.array_equal(loaded.get_layer("predictions").get_weights()[0], cnn.get_layer("predictions").get_weights()[0])
+    cnn.save(tmp_path / "m.keras")
+    assert zoo.load("~/m.keras").count_params() == cnn.count_params()
+
+
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="crosses backends in subprocesses whatever the suite's backend: TensorFlow suite only")
 def test_weights_saved_under_tensorflow_load_under_jax(tmp_path):
     """Cross-backend: save in a TensorFlow process, load in a JAX process, compare predictions."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +143,9 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
     (``"hf://namespace/name@revision"``), a zoo folder (``config.json`` + safetensors) or a
     safetensors file inside such a folder. ``weights`` means the same for every kind of handle:
     ``"default"`` (the handle's own weights), ``None`` (none: an untrained model) or a path to
-    a safetensors file or folder. Hashes are checked before anything is returned.
+    a safetensors file or folder. Hashes are checked before anything is returned. A registered
+    name always means the registered model, even where a folder of that name exists (with a
+    warning): write ``"./cnn"`` for the folder.
 
     Example:
         >>> resolved = resolve("cnn", weights=None)
@@ -155,7 +158,7 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
             "`weights` is 'default' (the handle's own), None (untrained) or a path to a safetensors file or "
             f"folder. Received: weights={weights!r}"
         )
-    explicit = None if weights is None or own else Path(weights)
+    explicit = None if weights is None or own else Path(weights).expanduser()
     if explicit is not None and not explicit.exists():
         raise FileNotFoundError(
             f"No weights file or folder at {str(weights)!r}. `weights` is 'default' (the handle's own), None "
@@ -166,6 +169,13 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
         folder = read_folder(hub.pull(repo_id, revision=revision, weights=own))
         return _from_folder(folder, folder.path if own else explicit)
     path = Path(handle).expanduser() if isinstance(handle, (str, os.PathLike)) else None
+    if path is not None and path.exists() and _is_registered_name(handle):
+        warnings.warn(
+            f"{handle!r} is a registered model name and also a {'folder' if path.is_dir() else 'file'} here: "
+            f"loading the registered model. Pass './{handle}' to load the {'folder' if path.is_dir() else 'file'}.",
+            stacklevel=3,
+        )
+        path = None
     if path is not None and not path.exists() and _names_a_path(handle):
         raise FileNotFoundError(
             f"No folder or file at {str(path)!r}. A model handle is a registered name (zoo.list_models()), "
@@ -192,6 +202,23 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
     weight = spec.weight(tag)
     metadata = _weight_metadata(weight) if weight is not None else {}
     return Resolved(handle, config, resolve_weights(handle)[1] if own else explicit, metadata=metadata)
+
+
+def _is_registered_name(handle: str | os.PathLike) -> bool:
+    """Whether ``handle`` is written as a registered name (``arch`` or ``arch.tag``), not a path.
+
+    Example:
+        >>> [_is_registered_name(h) for h in ("cnn", "cnn.fmnist", "./cnn", "nonesuch")]
+        [True, True, False, False]
+    """
+    if _names_a_path(handle):
+        return False
+    try:
+        arch, tag = split_name(str(handle))
+        spec = get_spec(arch)
+    except ValueError:
+        return False
+    return tag is None or tag in spec.weights
 
 
 def _names_a_path(handle: str | os.PathLike) -> bool:
@@ -256,8 +283,9 @@ def load(handle: str | os.PathLike, weights: str | os.PathLike | None = "default
         >>> load("cnn", weights=None, num_classes=3).output_shape
         (None, 3)
     """
-    if isinstance(handle, (str, os.PathLike)) and str(handle).endswith(".keras") and Path(handle).is_file():
-        return _load_keras_file(Path(handle), weights, overrides)
+    keras_file = Path(handle).expanduser() if isinstance(handle, (str, os.PathLike)) else None
+    if keras_file is not None and keras_file.suffix == ".keras" and keras_file.is_file():
+        return _load_keras_file(keras_file, weights, overrides)
     resolved = resolve(handle, weights)
     model = build(resolved, **overrides)
     if resolved.weights is not None:

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import json
 import os
@@ -50,7 +51,7 @@ from zoo.export_check import (
     reference_outputs,
 )
 from zoo.atomic import atomic_write_text, fsync_dir, temporary_name
-from zoo.format import IntegrityError, read_folder, sha256_of
+from zoo.format import read_folder, sha256_of
 from zoo.hub import HF_PREFIX
 from zoo.registry import get_spec, split_name
 
@@ -400,11 +401,39 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-#: Errors the subprocess reports that are raised again as they were.
-_ERRORS: dict[str, type[BaseException]] = {
-    cls.__name__: cls
-    for cls in (ExportMismatchError, MissingExportPackageError, FileExistsError, FileNotFoundError, ValueError, IntegrityError)
-}
+def _reported_error(report: Mapping[str, Any]) -> BaseException:
+    """The subprocess's error as the caller would have got it in process.
+
+    ``report["classes"]`` is the error's class and its bases (``module:qualname``, most derived
+    first); the first one that is zoo's own or a builtin and takes the message is used, so a
+    ``WeightsMismatchError`` stays one and a foreign error (TensorFlow's) becomes its nearest
+    builtin base. ``RuntimeError`` when none fits (a bare ``Exception``).
+
+    Example:
+        >>> _reported_error({"classes": ["zoo.weights:WeightsMismatchError", "builtins:ValueError"], "message": "m"})
+        WeightsMismatchError('m')
+        >>> _reported_error({"classes": ["tensorflow.errors:InvalidArgumentError", "builtins:Exception"], "message": "m"})
+        RuntimeError('The TensorFlow export subprocess failed: tensorflow.errors:InvalidArgumentError: m')
+    """
+    message = report["message"]
+    for name in report.get("classes", ()):
+        module_name, _, qualname = name.partition(":")
+        if module_name not in ("builtins", "zoo") and not module_name.startswith("zoo."):
+            continue
+        if module_name == "builtins" and qualname in ("Exception", "BaseException"):
+            break
+        try:
+            cls: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                cls = getattr(cls, part)
+            if isinstance(cls, type) and issubclass(cls, Exception):
+                return cls(message)
+        except (ImportError, AttributeError, TypeError):
+            continue
+    first = (report.get("classes") or ["?"])[0]
+    return RuntimeError(f"The TensorFlow export subprocess failed: {first}: {message}")
+
+
 _WORKER = "import sys; from zoo.export import _worker; sys.exit(_worker(sys.argv[1], sys.argv[2]))"
 
 
@@ -427,11 +456,7 @@ def _export_in_subprocess(request: Mapping[str, Any]) -> ExportResult:
             )
         data = json.loads(answer.read_text())
     if "error" in data:
-        error = _ERRORS.get(data["error"]["type"])
-        message = data["error"]["message"]
-        if error is None:
-            raise RuntimeError(f"The TensorFlow export subprocess failed: {data['error']['type']}: {message}")
-        raise error(message)
+        raise _reported_error(data["error"])
     return ExportResult.from_dict(data["result"])
 
 
@@ -440,6 +465,7 @@ def _worker(request_json: str, answer: str) -> int:
     try:
         data: dict[str, Any] = {"result": _export(json.loads(request_json)).to_dict()}
     except Exception as error:  # noqa: BLE001 - reported to the parent, which raises it again
-        data = {"error": {"type": type(error).__name__, "message": str(error)}}
+        classes = [f"{cls.__module__}:{cls.__qualname__}" for cls in type(error).__mro__]
+        data = {"error": {"classes": classes, "message": str(error)}}
     atomic_write_text(answer, json.dumps(data, default=str))
     return 1 if "error" in data else 0

@@ -26,7 +26,7 @@ import numpy as np
 
 from zoo.api import load
 from zoo.atomic import atomic_path
-from zoo.preprocess import Preprocessed, preprocess_image, preprocessing_of, read_image
+from zoo.preprocess import Preprocessed, as_picture, preprocess_image, preprocessing_of
 
 __all__ = ["Prediction", "draw_box", "predict", "prepare_batch"]
 
@@ -158,9 +158,12 @@ def predict(
 
 
 def draw_box(
-    image: str | os.PathLike | np.ndarray, prediction: Prediction, out: str | os.PathLike, *, overwrite: bool = False
+    image: str | os.PathLike | np.ndarray | Any, prediction: Prediction, out: str | os.PathLike, *, overwrite: bool = False
 ) -> Path:
     """Write ``image`` with ``prediction``'s box and top label drawn, as a PNG at ``out``.
+
+    ``image`` is anything :func:`zoo.predict` takes: a file, a PIL image or an array of pixels
+    in [0, 255] (any numeric dtype).
 
     Refuses an existing ``out`` unless ``overwrite=True``; writes atomically.
 
@@ -178,7 +181,7 @@ def draw_box(
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{str(out)!r} exists; pass overwrite=True (--overwrite) to replace it. Received: out={str(out)!r}")
-    array = read_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
+    array = np.clip(np.rint(as_picture(image)), 0, 255).astype(np.uint8)
     picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).convert("RGB")
     pen = ImageDraw.Draw(picture)
     width = max(1, round(max(picture.size) / 100))

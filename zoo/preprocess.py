@@ -34,6 +34,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "POLARITIES",
     "Preprocessed",
+    "as_picture",
     "border_mean",
     "preprocess_image",
     "preprocessing_of",
@@ -112,7 +113,18 @@ def _from_pil(image: Any) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
-def _as_array(image: Any) -> np.ndarray:
+def as_picture(image: Any) -> np.ndarray:
+    """Any accepted picture as a float32 (height, width, 1 or 3) array of pixels in [0, 255].
+
+    ``image`` is a file path, a PIL image or an array of shape (height, width) or
+    (height, width, 1, 3 or 4); transparency is composited on white. Anything else (another
+    shape or dtype, NaN, values outside [0, 255], floats that look scaled to [0, 1]) is refused
+    with a ``ValueError`` that says what was received.
+
+    Example:
+        >>> as_picture(np.zeros((2, 3), np.uint8)).shape
+        (2, 3, 1)
+    """
     if isinstance(image, (str, os.PathLike)):
         return read_image(image).astype(np.float32)
     if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
@@ -133,6 +145,12 @@ def _as_array(image: Any) -> np.ndarray:
         raise ValueError(
             "Pixels are expected in [0, 255]. "
             f"Received: values from {float(array.min())} to {float(array.max())}"
+        )
+    if np.issubdtype(array.dtype, np.floating) and 0 < array.max() <= 1:
+        raise ValueError(
+            "Pixels are expected in [0, 255]; this float picture looks scaled to [0, 1] already "
+            "(multiply it by 255). "
+            f"Received: dtype={array.dtype}, values from {float(array.min())} to {float(array.max())}"
         )
     array = array.astype(np.float32)
     if array.shape[-1] == 4:  # RGBA: composited on white, like a file
@@ -171,11 +189,14 @@ def border_mean(array: np.ndarray, width: int = _BORDER) -> float:
 def _resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
     from PIL import Image
 
+    # Each channel as a 32-bit float image (PIL mode "F"): resized without rounding to uint8.
     planes = [
-        np.asarray(Image.fromarray(array[..., c]).resize((width, height), Image.Resampling.BILINEAR))
+        np.asarray(Image.fromarray(np.ascontiguousarray(array[..., c], np.float32)).resize(
+            (width, height), Image.Resampling.BILINEAR
+        ))
         for c in range(array.shape[-1])
     ]
-    return np.stack(planes, axis=-1).astype(np.float32)
+    return np.clip(np.stack(planes, axis=-1), 0, 255).astype(np.float32)
 
 
 def preprocessing_of(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -224,7 +245,7 @@ def preprocess_image(
         raise ValueError(f"`resize` must be one of {RESIZE_MODES}. Received: resize={mode!r}")
     if len(input_shape) != 3:
         raise ValueError(f"`input_shape` is (height, width, channels). Received: input_shape={tuple(input_shape)}")
-    array = _as_array(image)
+    array = as_picture(image)
     original = (int(array.shape[0]), int(array.shape[1]))
     notes: list[str] = []
     array, note = _to_channels(array, int(input_shape[2]))
@@ -251,7 +272,7 @@ def preprocess_image(
     scale = min(height / size[0], width / size[1])
     new_h = max(1, round(size[0] * scale))
     new_w = max(1, round(size[1] * scale))
-    resized = _resize(np.clip(array, 0, 255).astype(np.uint8), new_h, new_w)
+    resized = _resize(array, new_h, new_w)
     background = border_mean(array) if polarity is None else 0.0
     canvas = np.full((height, width, array.shape[-1]), background, np.float32)
     top, left = (height - new_h) // 2, (width - new_w) // 2

@@ -211,6 +211,9 @@ def register_model(
         ...     inputs = keras.Input(input_shape)
         ...     return keras.Model(inputs, keras.layers.Dense(num_classes, name="predictions")(inputs))
     """
+    head = head if isinstance(head, str) else tuple(head)
+    if isinstance(head, str) or not all(isinstance(layer, str) for layer in head):
+        raise TypeError(f"`head` is a sequence of layer names, e.g. head=('predictions',). Received: head={head!r}")
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
         _load_plugins()  # the built-ins first: a later registration may replace one (overwrite=True)

@@ -153,6 +153,10 @@ def _cast_within_range(key: str, array: np.ndarray, storage_dtype: str) -> np.nd
     return cast
 
 
+# File names that mean another format: save_weights would otherwise make a folder of that name.
+_OTHER_WEIGHT_FORMATS = (".h5", ".hdf5", ".keras", ".npz", ".npy", ".pt", ".pth", ".bin", ".ckpt", ".pkl", ".json")
+
+
 def save_weights(
     model: keras.Model,
     path: str | os.PathLike,
@@ -185,7 +189,12 @@ def save_weights(
         )
     if isinstance(max_shard_size, bool) or not isinstance(max_shard_size, int) or max_shard_size < 1:
         raise ValueError(f"`max_shard_size` must be a positive int (bytes). Received: {max_shard_size!r}")
-    path = Path(path)
+    path = Path(path).expanduser()
+    if path.suffix.lower() in _OTHER_WEIGHT_FORMATS and not path.is_dir():
+        raise ValueError(
+            "`path` is a .safetensors file or a folder (then model.safetensors inside it); "
+            f"for a Keras file use model.save(). Received: path={str(path)!r}"
+        )
     target = path / WEIGHTS_NAME if path.suffix != ".safetensors" else path
     previous = previous_save(target)
     if previous and not overwrite:
@@ -354,7 +363,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
         >>> read_weights("weights/cnn.fmnist/model.safetensors")["conv1/kernel"].shape
         (7, 7, 1, 64)
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     files = weight_files(path)
     index_path = path / INDEX_NAME if path.is_dir() else path
     if not path.exists() and path.suffix == ".safetensors":
@@ -417,9 +426,11 @@ def load_weights(
         >>> load_weights(zoo.create("cnn"), path).loaded[:1]
         ['conv1/kernel']
     """
+    head = head if isinstance(head, str) else tuple(head)
+    if isinstance(head, str) or not all(isinstance(layer, str) for layer in head):
+        raise TypeError(f"`head` is a sequence of layer names, e.g. head=('predictions',). Received: head={head!r}")
     arrays = read_weights(path)
     state = model_state(model)
-    head = tuple(head)
     missing = sorted(set(state) - set(arrays))
     unexpected = sorted(set(arrays) - set(state))
     # A model without its head (include_top=False) uses every weight of the file but the head's.

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.atomic import atomic_write_text
+from zoo.atomic import atomic_write_text, is_temporary
 
 try:
     import fcntl
@@ -232,13 +233,27 @@ def _contents(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.name != LOCK_NAME] if folder.is_dir() else []
 
 
+# Weight files of a run saved in shards (model-00001-of-00003.safetensors) and their index.
+_RUN_SHARDS = re.compile(r"^(model|last)(-\d{5}-of-\d{5}\.safetensors|\.safetensors\.index\.json)$")
+
+
+def _written_by_train(run: RunDir, entry: Path) -> bool:
+    """Whether ``entry`` of a run folder is one that training writes (so ``overwrite`` may delete it)."""
+    layout = (
+        run.marker, run.config, run.weights, run.last, run.metrics, run.history, run.timing,
+        run.curves, run.confusion, run.boxes, run.readme, run.backup, run.best, run.path / "metadata.json",
+    )
+    return entry.name in {p.name for p in layout} or bool(_RUN_SHARDS.match(entry.name)) or is_temporary(entry)
+
+
 def prepare_run_dir(path: str | os.PathLike, *, resume: bool, overwrite: bool) -> RunDir:
     """Create or reuse the run folder at ``path`` following the refuse-to-overwrite rule, locked.
 
     * missing or empty folder: used as is (``resume`` then simply starts from scratch);
     * a run folder and ``resume``: reused; training continues from its last backed-up
       epoch (a complete run is refused: nothing to resume);
-    * a run folder and ``overwrite``: emptied first;
+    * a run folder and ``overwrite``: emptied first, when it holds only what training writes
+      (anything else a user put there, e.g. notes or an export: :class:`RunExistsError`);
     * anything else that is not empty: :class:`RunExistsError`. Folders not created by
       ``train`` are never deleted, even with ``overwrite``;
     * a folder another process is training into: :class:`RunInUseError`, before anything is
@@ -268,6 +283,13 @@ def prepare_run_dir(path: str | os.PathLike, *, resume: bool, overwrite: bool) -
     try:
         if _contents(run.path):
             if overwrite:
+                foreign = sorted(p.name for p in _contents(run.path) if not _written_by_train(run, p))
+                if foreign:
+                    raise RunExistsError(
+                        f"{str(run.path)!r} holds files that training did not write: {foreign}. "
+                        "--overwrite replaces a run but never deletes anything else: move them out first, "
+                        "or choose another output folder."
+                    )
                 for child in _contents(run.path):
                     shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
             elif resume:
