@@ -237,6 +237,7 @@ def collect(root: Path, archs: list[str], runs: list[str], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train, stage and collect the GPU releases: ``main(["--dry-run", "--models", "resnet34"])``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(RELEASES), help=f"comma list among {','.join(RELEASES)}")
     parser.add_argument("--out", default=os.environ.get("OUT", "gpu-release"), help="where the results go (default: $OUT)")

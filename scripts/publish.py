@@ -16,6 +16,7 @@ from zoo.cli import report_user_errors  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Push a run or release folder to the Hub: ``main(["weights/cnn.fmnist", "keras-zoo/cnn.fmnist"])``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="run folder or weights/<arch>.<tag> release folder")
     parser.add_argument("repo_id", help="namespace/name on the Hub")

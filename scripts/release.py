@@ -16,6 +16,7 @@ from tools.release import ROOT, stage_release  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Stage a finished run as a release: ``main(["runs/cnn-0", "cnn.fmnist", "--overwrite"])``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a run folder made by scripts/train.py")
     parser.add_argument("name", help="the registered arch.tag the weights are released as")

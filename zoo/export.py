@@ -123,6 +123,7 @@ class ExportResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (paths as strings); :meth:`from_dict` reads it back."""
         return {
             "path": str(self.path), "format": self.format, "sidecar": str(self.sidecar),
             "max_abs_diff": self.max_abs_diff, "diffs": dict(self.diffs), "tolerance": self.tolerance,
@@ -132,6 +133,7 @@ class ExportResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ExportResult":
+        """The result :meth:`to_dict` wrote."""
         return cls(**{**data, "path": Path(data["path"]), "sidecar": Path(data["sidecar"])})
 
 

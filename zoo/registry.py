@@ -65,11 +65,13 @@ class Release:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Release":
+        """A release record as read from ``zoo/released/<name>.json`` (unknown fields ignored)."""
         files = tuple(FileRecord(**f) for f in data["files"])
         known = {k: v for k, v in data.items() if k != "files" and k in cls.__dataclass_fields__}
         return cls(files=files, **known)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form of ``zoo/released/<name>.json``; :meth:`from_dict` reads it back."""
         return {
             "files": [vars(f) for f in self.files],
             "metrics": dict(self.metrics),
