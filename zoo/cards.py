@@ -101,12 +101,14 @@ def public_command(command: str) -> str:
     Example:
         >>> public_command("python scripts/train.py cnn --output /work/x --mixed-precision  # note")
         'python scripts/train.py cnn --mixed-precision  # note'
+        >>> "/work" in public_command("python scripts/train.py cnn --output /work/x --notes 'unbalanced")
+        False
     """
     code, hash_mark, comment = command.partition("  #")
     try:
         words = shlex.split(code)
-    except ValueError:
-        return command
+    except ValueError:  # unbalanced quotes: filter the plain words, never return the paths as they are
+        words = code.split()
     kept, skip = [], False
     for index, word in enumerate(words):
         if skip:
