@@ -1,13 +1,15 @@
 """Data-parallel training over two simulated devices (TensorFlow's MirroredStrategy, JAX's
 DataParallel): every replica holds the same weights after training, the run records how it was
 distributed, and a batch size the devices cannot share equally is refused. Runs in the
-TensorFlow and JAX suites (PyTorch has no data-parallel path here)."""
+TensorFlow and JAX suites; the PyTorch suite checks that ``distribute=True`` is refused there
+(PyTorch has no data-parallel path here)."""
 
 import keras
 import pytest
 from conftest import run_python
 
 from zoo.data.fashion_mnist import find_data_dir
+from zoo.training import train
 
 BACKEND = keras.backend.backend()
 
@@ -63,3 +65,11 @@ def test_distributed_two_devices(tmp_path):
     # A batch the two devices cannot share equally is refused before any training, naming the fix.
     assert "REFUSED A distributed run splits each batch equally over its 2 devices. Received: batch_size=31." in out, out
     assert "--batch-size 32" in out
+
+
+@pytest.mark.skipif(BACKEND in ("jax", "tensorflow"), reason="data-parallel training exists on this backend")
+@pytest.mark.skipif(find_data_dir() is None, reason="needs Fashion-MNIST ($FASHION_MNIST_DIR or dataset-fashion-mnist)")
+def test_distribute_on_a_backend_without_it_is_refused_before_the_run_folder_exists(tmp_path):
+    with pytest.raises(ValueError, match=f"Received: KERAS_BACKEND='{BACKEND}'"):
+        train("cnn", output_dir=tmp_path / "run", epochs=1, limit=64, distribute=True, verbose=0)
+    assert not (tmp_path / "run").exists()

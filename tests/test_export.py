@@ -2,8 +2,11 @@
 sidecar JSON, no overwriting without ``overwrite=True`` and clear errors.
 
 Exports run in-process under the TensorFlow backend; under JAX and torch ``export_model`` runs
-them in a TensorFlow subprocess, which the PyTorch suite covers (the module is marked `pipeline`:
-TensorFlow and PyTorch suites).
+them in a TensorFlow subprocess. The module is marked `pipeline`: CI runs it in the TensorFlow
+suite, where the subprocess path is taken by a JAX child process
+(``test_the_file_does_not_depend_on_the_callers_backend``);
+``KERAS_BACKEND=torch python -m pytest -m pipeline tests/test_export.py`` runs the whole module
+through it. ``tests/test_export_errors.py`` (every suite) checks that its errors keep their class.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import pytest
 from conftest import run_python
 from conftest_hub import hub_env, local_hub  # noqa: F401
 
-#: The JAX suite checks the model layer; zoo's pipeline above it runs under TensorFlow and PyTorch
-#: (pyproject.toml's `pipeline` marker).
+#: The JAX and PyTorch suites check the model layer; zoo's pipeline above it runs in the TensorFlow
+#: suite (pyproject.toml's `pipeline` marker).
 pytestmark = pytest.mark.pipeline
 
 from zoo import export_check, hub
@@ -171,7 +174,7 @@ def test_an_export_that_differs_from_keras_is_refused_and_removed(tmp_path, monk
 
 
 def test_tolerance_zero_refuses_exactly_a_nonzero_difference(tmp_path):
-    """Through the subprocess under torch: the refusal comes back as the same error."""
+    """Run under torch (through the subprocess), the refusal comes back as the same error."""
     _need_export_packages()
     try:
         result = export_model("cnn", "onnx", tmp_path / "m.onnx", tolerance=0.0, num_check_images=4)
@@ -185,18 +188,6 @@ def test_tolerance_zero_refuses_exactly_a_nonzero_difference(tmp_path):
             assert 0 < result.max_abs_diff <= worst * 1.01
     else:  # onnxruntime matched Keras bit for bit: nothing to refuse
         assert result.max_abs_diff == 0.0
-
-
-def test_weights_of_another_model_are_refused_with_zoos_own_error(tmp_path):
-    """Under JAX and torch the export runs in a TensorFlow subprocess: its error comes back as the
-    class the caller would have got in process (here ``WeightsMismatchError``, a ``ValueError``)."""
-    _need_export_packages()
-    from zoo.weights import WeightsMismatchError, save_weights
-
-    save_weights(create("resnet18"), tmp_path / "resnet18.safetensors")
-    with pytest.raises(WeightsMismatchError, match="conv1/kernel"):
-        export_model("cnn", "onnx", tmp_path / "m.onnx", weights=tmp_path / "resnet18.safetensors")
-    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_the_file_does_not_depend_on_the_callers_backend(tmp_path):
@@ -270,6 +261,7 @@ def test_check_images_fall_back_to_seeded_random_pixels_when_the_data_does_not_f
     assert np.array_equal(x, again)
 
 
-def test_keras_export_formats_are_the_ones_mapped():
-    assert FORMATS == {"onnx": "onnx", "litert": "litert", "saved_model": "tf_saved_model"}
+def test_the_documented_formats_are_the_ones_tested_and_sidecars_follow_the_file_name():
+    # The format tests above are parametrized by FORMATS: a format dropped from it would drop its tests.
+    assert sorted(FORMATS) == ["litert", "onnx", "saved_model"]  # README's `zoo export` formats
     assert os.path.basename(sidecar_path("a/b.tflite")) == "b.tflite.json"

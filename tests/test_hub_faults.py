@@ -27,7 +27,8 @@ from zoo.format import save_folder, sha256_of
 from zoo.hub import HubAuthError, HubNotFoundError, HubUnavailableError, IntegrityError, InvalidHandleError
 
 #: The Hub transport has no backend code (zoo.hub never builds a model): these tests run in the
-#: default backend's suite only; tests/test_hub.py loads pulled models under every backend.
+#: default backend's suite only. A pulled folder is loaded by the loader every suite checks on the
+#: released folders (tests/test_released_weights.py); tests/test_hub.py loads pulled models (TensorFlow suite).
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="backend-independent Hub transport: TensorFlow suite only"
 )

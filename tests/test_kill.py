@@ -274,6 +274,18 @@ if mode == "copying":  # the second file of the new release is being copied
         return real_copy(src, dst, **kwargs)
 
     shutil.copy2 = copy2
+elif mode == "before-record":  # swapped in, the record not yet written
+    real_write_record = release.write_record
+
+    def write_record(*args, **kwargs):
+        pause()
+        return real_write_record(*args, **kwargs)
+
+    release.write_record = write_record
+elif mode == "recover":  # what the next staging does first, alone
+    release._recover_dead_stagings("cnn.fmnist", root / "weights" / "cnn.fmnist")
+    print("RECOVERED", flush=True)
+    sys.exit(0)
 elif mode == "after-removal":  # a folder in weights/ was just removed (the previous release?)
     real_rmtree = shutil.rmtree
 
@@ -298,7 +310,7 @@ def _fake_run(folder: Path, seed: int) -> Path:
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="file writes and renames, the same under every backend: TensorFlow suite only")
-@pytest.mark.parametrize("mode", ["copying", "after-removal"])
+@pytest.mark.parametrize("mode", ["copying", "before-record", "after-removal"])
 def test_kill_during_release_staging_keeps_the_previous_release(tmp_path, mode):
     root = tmp_path / "checkout"
     (root / "records").mkdir(parents=True)
@@ -308,8 +320,11 @@ def test_kill_during_release_staging_keeps_the_previous_release(tmp_path, mode):
     first = subprocess.run([*driver, str(old_run), "none"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
     target = root / "weights" / "cnn.fmnist"
-    record = json.loads((root / "records" / "cnn.fmnist.json").read_text())
+    record_file = root / "records" / "cnn.fmnist.json"
     previous = visible(target)
+
+    def recorded():  # the files the record on disk lists
+        return [zoo.registry.FileRecord(**f) for f in json.loads(record_file.read_text())["files"]]
 
     kill9(run_until([*driver, str(new_run), mode], "PAUSED", tmp_path / "driver.log"))
     # weights/cnn.fmnist is a complete release: the previous one untouched, or (killed after the
@@ -319,7 +334,16 @@ def test_kill_during_release_staging_keeps_the_previous_release(tmp_path, mode):
     verify_files(target, read_folder(target).records)
     if mode == "copying":
         assert now == previous
-        verify_files(target, [zoo.registry.FileRecord(**f) for f in record["files"]])
+    if mode == "before-record":  # the new folder, the old record: the next staging puts the previous release back
+        assert now != previous
+        with pytest.raises(IntegrityError):
+            verify_files(target, recorded())
+        recover = subprocess.run([*driver, str(new_run), "recover"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+        assert "RECOVERED" in recover.stdout, recover.stderr[-3000:]
+        assert visible(target) == previous
+        assert sorted(p.name for p in (root / "weights").iterdir()) == ["cnn.fmnist"]
+    # The folder and its record agree: the previous release with its record, or the new one with its own.
+    verify_files(target, recorded())
     # A new staging afterwards clears the dead one's leftovers and completes.
     again = subprocess.run([*driver, str(new_run), "none"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -133,11 +133,12 @@ def test_accepts_channel_dim_and_validates():
 
 
 def _items(n: int) -> np.ndarray:
-    """Solid 200-valued blocks of different sizes and places (N, 28, 28, 1): no pixel of a dimmed
-    clutter fragment (<= 60% of 200) can equal 200."""
+    """Solid blocks of different sizes and places (N, 28, 28, 1), item ``i`` at intensity ``200 + i``:
+    resizing is nearest-neighbour (no new intensities), and no pixel of a dimmed clutter fragment
+    (<= 60% of its source) reaches 200, so the pixels equal to ``200 + i`` are item ``i``'s."""
     items = np.zeros((n, 28, 28, 1), np.uint8)
     for i in range(n):
-        items[i, 2 + i : 12 + 2 * i, 4 : 10 + i] = 200
+        items[i, 2 + i : 12 + 2 * i, 4 : 10 + i] = 200 + i
     return items
 
 
@@ -156,14 +157,15 @@ def test_fresh_canvases_draw_new_canvases_per_epoch_reproducibly():
     x1, y1 = ds[0]
     assert not np.array_equal(x0, x1)  # a new epoch: new scales, positions, clutter
     for x, y in ((x0, y0), (x1, y1)):
-        # each box is exactly the tight box of its canvas' item (the pixels equal to 200), flips included
+        # each box is exactly the tight box of the item its label names (item i is drawn at 200 + i), flips included
         corners = np.rint(box_to_corners(y["box"]) * 72).astype(int)
-        for mask, (x_min, y_min, x_max, y_max) in zip(x[..., 0] == 200, corners):
-            rows, cols = np.nonzero(mask)
+        for canvas, label, (x_min, y_min, x_max, y_max) in zip(x[..., 0], y["class"], corners):
+            assert not (canvas > 200 + label).any()  # no other item on the canvas, no brighter pixel
+            rows, cols = np.nonzero(canvas == 200 + label)
             assert (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1) == (x_min, y_min, x_max, y_max)
-    # the labels follow their items: the shuffled order of the epoch, unchanged by the synthesis
-    order = np.random.default_rng([3, 1]).permutation(8)[:4]
-    assert y1["class"].tolist() == labels[order].tolist()
+    # an epoch shows every item once
+    epoch = np.concatenate([ds[0][1]["class"], ds[1][1]["class"]])
+    assert sorted(epoch.tolist()) == labels.tolist()
 
 
 def test_a_fresh_canvases_recipe_is_a_localization_recipe():

@@ -39,7 +39,6 @@ from zoo.training import (
     train,
     train_command,
 )
-from zoo.recipe import Recipe
 from zoo.training.precision import resolve_mixed_precision
 from zoo.training.run_dir import LOCK_NAME, RunInUseError
 
@@ -345,13 +344,6 @@ def test_bad_run_arguments_are_refused_before_the_run_folder_exists(tmp_path, kw
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.skipif(BACKEND in ("jax", "tensorflow"), reason="data-parallel training exists on this backend")
-def test_distribute_on_a_backend_without_it_is_refused_before_the_run_folder_exists(tmp_path):
-    with pytest.raises(ValueError, match=f"Received: KERAS_BACKEND='{BACKEND}'"):
-        train("cnn", output_dir=tmp_path / "run", epochs=1, limit=64, distribute=True, verbose=0)
-    assert not (tmp_path / "run").exists()
-
-
 def test_a_backup_whose_state_does_not_fit_the_model_is_refused_on_resume(tmp_path):
     from zoo.training.callbacks import ResumableBackup
 
@@ -440,7 +432,7 @@ def test_localizer_tiny_run_with_fresh_canvases(tmp_path):
 # --- resume after a kill, and the evaluate script -------------------------------------------
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="script plumbing; exact resume under every backend is tests/test_kill.py's: TensorFlow suite only")
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="script plumbing; exact resume inside an epoch under every backend is tests/test_mid_epoch_resume.py's: TensorFlow suite only")
 def test_resume_after_kill_then_evaluate_script_reproduces_metrics(tmp_path):
     run = tmp_path / "killed"
     command = [sys.executable, str(ROOT / "scripts" / "train.py"), "cnn", "--epochs", "4", "--batch-size", "32",

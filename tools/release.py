@@ -23,7 +23,7 @@ from zoo import format as zoo_format
 from zoo import hub
 from zoo.api import load
 from zoo.format import read_folder
-from zoo.registry import Release, get_spec, set_release, split_name
+from zoo.registry import FileRecord, Release, get_spec, set_release, split_name
 from zoo.training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout
@@ -92,7 +92,9 @@ def stage_release(
     keeps the run's figures next to them. Weights that score below the tag's ``release_floor``
     (``zoo.registry.WeightSpec``) are not released (``allow_below_floor=True`` is for trial
     stagings that are never committed, such as ``scripts/gpu_release.py --dry-run``). The folder is built aside and swapped in when
-    complete, so a failed staging leaves an existing release untouched.
+    complete, so a failed staging leaves an existing release untouched; the previous release is
+    removed only after the new record is written, and a staging killed between the swap and the
+    record is undone by the next one (the previous folder goes back with its record).
 
     Example:
         >>> stage_release("runs/cnn-0", "cnn.fmnist")  # doctest: +SKIP
@@ -118,7 +120,7 @@ def stage_release(
     # Built next to the target and swapped in only when complete: a failed or killed staging (a
     # conversion that moves the metrics, a crash, kill -9) leaves an existing release as it was.
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(target)
+    _recover_dead_stagings(name, target)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-{os.getpid()}-", dir=target.parent))
     os.chmod(staging, 0o777 & ~atomic.umask())  # mkdtemp's 0o700 would become the release's
     try:
@@ -133,22 +135,25 @@ def stage_release(
         if notes:
             _add_notes_to_card(staging / zoo_format.CARD_NAME, notes)
         files = zoo_format.file_records(staging, names)
+        release = Release(
+            files=files,
+            metrics=metrics,
+            train_command=config.get("train_command", weight.train_command),
+            seed=config.get("seed"),
+            backend=config.get("backend"),
+            trained_on=config.get("trained_on"),
+            storage_dtype=config.get("weights", {}).get("storage_dtype", "float32"),
+            local_dir=str(target.relative_to(ROOT)),
+            notes=notes,
+        )
         _sync_tree(staging)
         _swap_in(staging, target)
+        # The record is the commit point. Killed before it is written, the new folder disagrees
+        # with the old record and the previous release waits in ``staging`` for the next staging
+        # to put it back (_recover_dead_stagings); it is removed only once the record is written.
+        write_record(name, release)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # the new release's scraps, or the previous one
-    release = Release(
-        files=files,
-        metrics=metrics,
-        train_command=config.get("train_command", weight.train_command),
-        seed=config.get("seed"),
-        backend=config.get("backend"),
-        trained_on=config.get("trained_on"),
-        storage_dtype=config.get("weights", {}).get("storage_dtype", "float32"),
-        local_dir=str(target.relative_to(ROOT)),
-        notes=notes,
-    )
-    write_record(name, release)
     return release
 
 
@@ -194,12 +199,50 @@ def check_release_floor(name: str, metrics: dict[str, float], floor: dict[str, f
         )
 
 
-def _remove_stale_staging(target: Path) -> None:
-    """Remove staging folders of ``target`` left by stagings whose process died."""
-    for path in target.parent.glob(f".{target.name}.staging-*"):
-        pid = path.name[len(f".{target.name}.staging-"):].split("-")[0]
+def _recover_dead_stagings(name: str, target: Path) -> None:
+    """Clear what stagings of ``target`` left when their process died, and undo a half-done swap.
+
+    A staging killed after its swap but before its record was written leaves ``target`` holding
+    files that its record does not list, and the previous release in the dead staging folder
+    (or, where folders cannot be exchanged, in ``.<name>.previous-<pid>``). When a dead folder
+    matches the record and ``target`` does not, the dead folder goes back to ``target``; then
+    every dead folder is removed.
+    """
+    prefixes = (f".{target.name}.staging-", f".{target.name}.previous-")
+    dead = []
+    for path in sorted(target.parent.glob(f".{target.name}.*-*")):
+        prefix = next((p for p in prefixes if path.name.startswith(p)), None)
+        pid = path.name[len(prefix):].split("-")[0] if prefix else ""
         if pid.isdigit() and not atomic.pid_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
+            dead.append(path)
+    if not dead:
+        return
+    recorded = _recorded_files(name)
+    if recorded is not None and not _holds(target, recorded):
+        previous = next((path for path in dead if _holds(path, recorded)), None)
+        if previous is not None:
+            _swap_in(previous, target)  # ``previous`` now holds the unrecorded files, if any
+    for path in dead:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _recorded_files(name: str) -> tuple[FileRecord, ...] | None:
+    """The files listed by the release record of ``name`` on disk, or None without a record."""
+    path = record_path(name)
+    if not path.exists():
+        return None
+    return Release.from_dict(json.loads(path.read_text())).files
+
+
+def _holds(folder: Path, files: tuple[FileRecord, ...]) -> bool:
+    """Whether ``folder`` holds every file of ``files`` with its recorded size and sha256."""
+    if not folder.is_dir():
+        return False
+    try:
+        zoo_format.verify_files(folder, files)
+    except zoo_format.IntegrityError:
+        return False
+    return True
 
 
 def _sync_tree(folder: Path) -> None:
