@@ -27,6 +27,7 @@ def test_shapes_dtypes_preserved_and_input_untouched(c):
     b = batch(c=c)
     orig = b.copy()
     as_float = b.astype(np.float32) / 255
+    float_orig = as_float.copy()
     for given, out in (
         (b, random_crop_with_padding(b, rng(), pad=3)),
         (b, random_crop_with_padding(b, rng(), pad=3, mode="constant")),
@@ -41,7 +42,7 @@ def test_shapes_dtypes_preserved_and_input_untouched(c):
     ):
         assert out.shape == given.shape
         assert out.dtype == given.dtype, (given.dtype, out.dtype)
-    assert np.array_equal(b, orig)
+    assert np.array_equal(b, orig) and np.array_equal(as_float, float_orig)
 
 
 def test_flip_inverts():

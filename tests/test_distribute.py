@@ -68,7 +68,6 @@ def test_distributed_two_devices(tmp_path):
 
 
 @pytest.mark.skipif(BACKEND in ("jax", "tensorflow"), reason="data-parallel training exists on this backend")
-@pytest.mark.skipif(find_data_dir() is None, reason="needs Fashion-MNIST ($FASHION_MNIST_DIR or dataset-fashion-mnist)")
 def test_distribute_on_a_backend_without_it_is_refused_before_the_run_folder_exists(tmp_path):
     with pytest.raises(ValueError, match=f"Received: KERAS_BACKEND='{BACKEND}'"):
         train("cnn", output_dir=tmp_path / "run", epochs=1, limit=64, distribute=True, verbose=0)

@@ -247,7 +247,7 @@ def test_a_second_training_into_a_folder_in_use_is_refused_and_a_dead_holder_nev
 # --- kill -9 during release staging ------------------------------------------------------------------
 
 RELEASE_DRIVER = r'''
-import shutil, sys, time
+import os, shutil, sys, time
 from pathlib import Path
 import zoo
 from tools import release
@@ -257,6 +257,7 @@ root, run, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 release.ROOT, release.RECORDS_DIR = root, root / "records"
 api._repo_root = lambda: root
 weights_dir = (root / "weights").resolve()
+overwrite = True
 
 
 def pause():
@@ -274,18 +275,23 @@ if mode == "copying":  # the second file of the new release is being copied
         return real_copy(src, dst, **kwargs)
 
     shutil.copy2 = copy2
-elif mode == "before-record":  # swapped in, the record not yet written
-    real_write_record = release.write_record
-
+elif mode in ("before-record", "record-fails"):  # swapped in, the record not yet written
     def write_record(*args, **kwargs):
+        if mode == "record-fails":
+            raise OSError(28, "No space left on device")
         pause()
-        return real_write_record(*args, **kwargs)
 
     release.write_record = write_record
-elif mode == "recover":  # what the next staging does first, alone
-    release._recover_dead_stagings("cnn.fmnist", root / "weights" / "cnn.fmnist")
-    print("RECOVERED", flush=True)
-    sys.exit(0)
+elif mode == "between-renames":  # no atomic exchange: the previous release renamed aside, the new one not yet in
+    release.atomic.exchange = lambda a, b: False
+    real_rename = os.rename
+
+    def rename(src, dst, *args, **kwargs):
+        real_rename(src, dst, *args, **kwargs)
+        if Path(src).name == "cnn.fmnist" and ".previous-" in Path(dst).name:
+            pause()
+
+    os.rename = rename
 elif mode == "after-removal":  # a folder in weights/ was just removed (the previous release?)
     real_rmtree = shutil.rmtree
 
@@ -296,7 +302,13 @@ elif mode == "after-removal":  # a folder in weights/ was just removed (the prev
             pause()
 
     shutil.rmtree = rmtree
-release.stage_release(run, "cnn.fmnist", overwrite=True, slice_size=None)
+elif mode == "no-overwrite":  # the next staging, without overwrite
+    overwrite = False
+try:
+    release.stage_release(run, "cnn.fmnist", overwrite=overwrite, slice_size=None)
+except (FileExistsError, OSError) as error:
+    print("REFUSED", type(error).__name__, error, flush=True)
+    sys.exit(0)
 print("DONE", flush=True)
 '''
 
@@ -310,15 +322,20 @@ def _fake_run(folder: Path, seed: int) -> Path:
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="file writes and renames, the same under every backend: TensorFlow suite only")
-@pytest.mark.parametrize("mode", ["copying", "before-record", "after-removal"])
+@pytest.mark.parametrize("mode", ["copying", "before-record", "between-renames", "after-removal", "record-fails"])
 def test_kill_during_release_staging_keeps_the_previous_release(tmp_path, mode):
     root = tmp_path / "checkout"
     (root / "records").mkdir(parents=True)
     (tmp_path / "driver.py").write_text(RELEASE_DRIVER)
     driver = [sys.executable, str(tmp_path / "driver.py"), str(root)]
     old_run, new_run = _fake_run(tmp_path / "run1", 1), _fake_run(tmp_path / "run2", 2)
-    first = subprocess.run([*driver, str(old_run), "none"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
-    assert first.returncode == 0, first.stderr[-3000:]
+
+    def stage(run: Path, mode: str) -> str:
+        done = subprocess.run([*driver, str(run), mode], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    assert "DONE" in stage(old_run, "none")
     target = root / "weights" / "cnn.fmnist"
     record_file = root / "records" / "cnn.fmnist.json"
     previous = visible(target)
@@ -326,20 +343,31 @@ def test_kill_during_release_staging_keeps_the_previous_release(tmp_path, mode):
     def recorded():  # the files the record on disk lists
         return [zoo.registry.FileRecord(**f) for f in json.loads(record_file.read_text())["files"]]
 
-    kill9(run_until([*driver, str(new_run), mode], "PAUSED", tmp_path / "driver.log"))
-    # weights/cnn.fmnist is a complete release: the previous one untouched, or (killed after the
-    # swap) the new one whole; never missing, never half of each.
-    now = visible(target)
-    assert now == previous or now["model.safetensors"] == sha256_of(new_run / "model.safetensors")
-    verify_files(target, read_folder(target).records)
-    if mode == "copying":
-        assert now == previous
-    if mode == "before-record":  # the new folder, the old record: the next staging puts the previous release back
-        assert now != previous
-        with pytest.raises(IntegrityError):
-            verify_files(target, recorded())
-        recover = subprocess.run([*driver, str(new_run), "recover"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
-        assert "RECOVERED" in recover.stdout, recover.stderr[-3000:]
+    if mode == "record-fails":  # an error, not a kill, after the swap: the previous release is put back
+        assert "REFUSED OSError" in stage(new_run, mode)
+        assert visible(target) == previous
+        assert sorted(p.name for p in (root / "weights").iterdir()) == ["cnn.fmnist"]
+    else:
+        kill9(run_until([*driver, str(new_run), mode], "PAUSED", tmp_path / "driver.log"))
+    if mode == "between-renames":  # the previous release waits aside, whole
+        assert not target.exists()
+        (aside,) = (root / "weights").glob(".cnn.fmnist.previous-*")
+        assert visible(aside) == previous
+    else:
+        # weights/cnn.fmnist is a complete release: the previous one untouched, or (killed after the
+        # swap) the new one whole; never half of each.
+        now = visible(target)
+        assert now == previous or now["model.safetensors"] == sha256_of(new_run / "model.safetensors")
+        verify_files(target, read_folder(target).records)
+        if mode == "copying":
+            assert now == previous
+    if mode in ("before-record", "between-renames"):
+        # The folder disagrees with the record (or is aside): the next staging, even one that is
+        # refused for want of overwrite=True, first puts the previous release back.
+        if mode == "before-record":
+            with pytest.raises(IntegrityError):
+                verify_files(target, recorded())
+        assert "REFUSED FileExistsError" in stage(new_run, "no-overwrite")
         assert visible(target) == previous
         assert sorted(p.name for p in (root / "weights").iterdir()) == ["cnn.fmnist"]
     # The folder and its record agree: the previous release with its record, or the new one with its own.
@@ -349,3 +377,36 @@ def test_kill_during_release_staging_keeps_the_previous_release(tmp_path, mode):
     assert again.returncode == 0, again.stderr[-3000:]
     assert sorted(p.name for p in (root / "weights").iterdir()) == ["cnn.fmnist"]
     assert visible(target)["model.safetensors"] == sha256_of(new_run / "model.safetensors")
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="file locks and renames, the same under every backend: TensorFlow suite only")
+def test_a_second_staging_waits_for_the_first_and_never_mixes_with_it(tmp_path):
+    root = tmp_path / "checkout"
+    (root / "records").mkdir(parents=True)
+    (tmp_path / "driver.py").write_text(RELEASE_DRIVER)
+    driver = [sys.executable, str(tmp_path / "driver.py"), str(root)]
+    old_run, new_run = _fake_run(tmp_path / "run1", 1), _fake_run(tmp_path / "run2", 2)
+    first = subprocess.run([*driver, str(old_run), "none"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert "DONE" in first.stdout, first.stderr[-3000:]
+    target = root / "weights" / "cnn.fmnist"
+
+    holder = run_until([*driver, str(new_run), "before-record"], "PAUSED", tmp_path / "holder.log")  # swapped, no record
+    log = tmp_path / "second.log"
+    second = subprocess.Popen([*driver, str(old_run), "none"], cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                              stderr=open(log, "w"), text=True)
+    try:
+        deadline = time.monotonic() + 240  # a guard against a hang, not a speed claim
+        while "waiting for it to end" not in log.read_text() and second.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "waiting for it to end" in log.read_text() and second.poll() is None, log.read_text()[-3000:]
+        assert visible(target)["model.safetensors"] == sha256_of(new_run / "model.safetensors")  # the holder's swap, untouched
+    finally:
+        kill9(holder)
+    out, _ = second.communicate(timeout=300)
+    assert "DONE" in out, log.read_text()[-3000:]
+    # The second staging ran after the holder died: its release, with its record, and nothing else left.
+    assert visible(target)["model.safetensors"] == sha256_of(old_run / "model.safetensors")
+    record = json.loads((root / "records" / "cnn.fmnist.json").read_text())
+    verify_files(target, [zoo.registry.FileRecord(**f) for f in record["files"]])
+    assert sorted(p.name for p in (root / "weights").iterdir()) == ["cnn.fmnist"]

@@ -9,6 +9,7 @@ published, the Hub repo and pinned revision. ``registry.json`` is regenerated fr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ from zoo import format as zoo_format
 from zoo import hub
 from zoo.api import load
 from zoo.format import read_folder
-from zoo.registry import FileRecord, Release, get_spec, set_release, split_name
+from zoo.registry import FileRecord, Release, WeightSpec, get_spec, set_release, split_name
 from zoo.training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout
@@ -115,14 +116,32 @@ def stage_release(
         )
     _check_finished(run_dir)
     target = ROOT / "weights" / name
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{str(target)!r} exists; pass overwrite=True to replace that release.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = _lock_weights_folder(target.parent)  # one staging at a time: the swap and record go together
+    try:
+        _recover_dead_stagings(name, target)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{str(target)!r} exists; pass overwrite=True to replace that release.")
+        return _stage(
+            run_dir, name, target, config, weight, storage_dtype=storage_dtype, max_shard_size=max_shard_size,
+            tolerance=tolerance, data_dir=data_dir, slice_size=slice_size, notes=notes,
+            allow_below_floor=allow_below_floor,
+        )
+    finally:
+        os.close(lock)
+
+
+def _stage(
+    run_dir: Path, name: str, target: Path, config: dict[str, Any], weight: WeightSpec, *,
+    storage_dtype: str | None, max_shard_size: int | None, tolerance: float, data_dir: str | Path | None,
+    slice_size: int | None, notes: str | None, allow_below_floor: bool,
+) -> Release:
+    """Build the release aside, swap it in at ``target`` and write its record (under the lock)."""
     # Built next to the target and swapped in only when complete: a failed or killed staging (a
     # conversion that moves the metrics, a crash, kill -9) leaves an existing release as it was.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _recover_dead_stagings(name, target)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-{os.getpid()}-", dir=target.parent))
     os.chmod(staging, 0o777 & ~atomic.umask())  # mkdtemp's 0o700 would become the release's
+    swapped = committed = False
     try:
         metrics, config, names = _fill_staging(
             run_dir, staging, config, storage_dtype=storage_dtype, max_shard_size=max_shard_size,
@@ -148,13 +167,34 @@ def stage_release(
         )
         _sync_tree(staging)
         _swap_in(staging, target)
+        swapped = True
         # The record is the commit point. Killed before it is written, the new folder disagrees
         # with the old record and the previous release waits in ``staging`` for the next staging
         # to put it back (_recover_dead_stagings); it is removed only once the record is written.
         write_record(name, release)
+        committed = True
     finally:
+        if swapped and not committed:  # an error after the swap: the previous release goes back
+            _undo_swap(staging, target)
         shutil.rmtree(staging, ignore_errors=True)  # the new release's scraps, or the previous one
     return release
+
+
+def _lock_weights_folder(folder: Path) -> int:
+    """Lock ``folder`` (``weights/``) for one staging, waiting for another staging to end."""
+    try:
+        return atomic.lock_exclusively(folder)
+    except BlockingIOError:
+        logging.getLogger(__name__).warning("Another release staging holds %s; waiting for it to end.", folder)
+        return atomic.lock_exclusively(folder, wait=True)
+
+
+def _undo_swap(staging: Path, target: Path) -> None:
+    """Put back what ``_swap_in(staging, target)`` replaced: the previous release, or no release."""
+    if staging.exists():
+        _swap_in(staging, target)
+    else:
+        os.rename(target, staging)
 
 
 def _check_finished(run_dir: Path) -> None:
@@ -209,12 +249,8 @@ def _recover_dead_stagings(name: str, target: Path) -> None:
     every dead folder is removed.
     """
     prefixes = (f".{target.name}.staging-", f".{target.name}.previous-")
-    dead = []
-    for path in sorted(target.parent.glob(f".{target.name}.*-*")):
-        prefix = next((p for p in prefixes if path.name.startswith(p)), None)
-        pid = path.name[len(prefix):].split("-")[0] if prefix else ""
-        if pid.isdigit() and not atomic.pid_alive(int(pid)):
-            dead.append(path)
+    # Called under the weights folder's lock: no staging is running, so every such folder is a dead one's.
+    dead = [path for path in sorted(target.parent.iterdir()) if path.name.startswith(prefixes) and path.is_dir()]
     if not dead:
         return
     recorded = _recorded_files(name)

@@ -43,12 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.atomic import atomic_write_text, is_temporary
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+from zoo.atomic import atomic_write_text, is_temporary, lock_exclusively
 
 __all__ = ["RunDir", "RunExistsError", "RunInUseError", "RunLock", "default_run_dir", "prepare_run_dir"]
 
@@ -101,11 +96,9 @@ class RunLock:
         if self._fd is not None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            _lock(fd)
-        except OSError:
-            os.close(fd)
+            fd = lock_exclusively(self.path)
+        except BlockingIOError:
             holder = self.holder()
             who = "this process" if holder.get("pid") == os.getpid() else f"process {holder.get('pid', '?')}"
             hint = (
@@ -140,15 +133,6 @@ class RunLock:
 
     def __del__(self) -> None:
         self.release()
-
-
-def _lock(fd: int) -> None:
-    if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    else:  # pragma: no cover - Windows
-        import msvcrt
-
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
 
 
 @dataclass(frozen=True)
