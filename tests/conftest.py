@@ -90,6 +90,22 @@ def assert_same_run_weights(expected_run: Path, actual_run: Path, tolerance: flo
             np.testing.assert_allclose(actual[key], expected[key], rtol=0, atol=tolerance, err_msg=f"{name}: {key}")
 
 
+class Crash(Exception):
+    """Raised by :class:`CrashAfterEpoch`: a kill that a test can catch."""
+
+
+class CrashAfterEpoch(keras.callbacks.Callback):
+    """Raises :class:`Crash` at the end of epoch ``epoch`` (0-based), after the callbacks before it (the backup)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise Crash()
+
+
 def run_python(code: str, env: dict | None = None, timeout: int = 300) -> str:
     """Run ``code`` in a fresh interpreter (own backend, nothing imported); return stdout."""
     full_env = {**os.environ, **(env or {})}

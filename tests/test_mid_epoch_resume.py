@@ -11,7 +11,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import ROOT, assert_same_run_weights
+from conftest import ROOT, Crash, CrashAfterEpoch, assert_same_run_weights
 
 from zoo.data import ArrayDataset
 from zoo.data.pipeline import EpochRemainder
@@ -28,10 +28,6 @@ needs_data = pytest.mark.skipif(find_data_dir() is None, reason="needs Fashion-M
 RUN = dict(epochs=3, batch_size=32, limit=320, seed=0, verbose=0)
 
 
-class _Crash(Exception):
-    pass
-
-
 class CrashAt(keras.callbacks.Callback):
     """Raises at the end of one batch of one epoch (after the backup callback has run)."""
 
@@ -44,7 +40,7 @@ class CrashAt(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if (self._current, batch) == (self.epoch, self.batch):
-            raise _Crash()
+            raise Crash()
 
 
 class CountBatches(keras.callbacks.Callback):
@@ -115,12 +111,12 @@ def test_a_run_killed_inside_an_epoch_resumes_at_that_batch_and_ends_at_the_unin
     steps = read_folder(uninterrupted).metadata["training"]["optimizer_steps"] // RUN["epochs"]
     assert steps >= 6
 
-    with pytest.raises(_Crash):  # killed after batch 4 of the second epoch (0-based: epoch 1, batch 3)
+    with pytest.raises(Crash):  # killed after batch 4 of the second epoch (0-based: epoch 1, batch 3)
         train("cnn", output_dir=killed, backup_minutes=0, callbacks=[CrashAt(epoch=1, batch=3)], **RUN)
     record = _backup_record(killed)
     assert (record["epoch"], record["batch"]) == (1, 4) and record["seconds"] > 0
     assert set(record["logs"]) == {"loss", "accuracy"}  # the epoch's figures over its first 4 batches
-    with pytest.raises(_Crash):  # resumed, and killed again in the same epoch, after its batch 5
+    with pytest.raises(Crash):  # resumed, and killed again in the same epoch, after its batch 5
         train("cnn", output_dir=killed, backup_minutes=0, resume=True, callbacks=[CrashAt(epoch=1, batch=0)], **RUN)
     assert (_backup_record(killed)["epoch"], _backup_record(killed)["batch"]) == (1, 5)
 
@@ -140,6 +136,24 @@ def test_a_run_killed_inside_an_epoch_resumes_at_that_batch_and_ends_at_the_unin
     assert timing["1"]["seconds"] >= record["seconds"]
 
 
+@needs_data
+def test_a_run_killed_after_its_last_epochs_backup_keeps_its_best_epoch_record(uninterrupted, tmp_path):
+    # Nothing is left to train on resume, so no `fit` (and no callback's on_train_begin) runs:
+    # the results must still name the best epoch and its value, and hold its weights.
+    killed = tmp_path / "killed"
+    with pytest.raises(Crash):
+        train("cnn", output_dir=killed, backup_minutes=None, callbacks=[CrashAfterEpoch(RUN["epochs"] - 1)], **RUN)
+    assert _backup_record(killed)["epoch"] == RUN["epochs"] and (killed / "best" / "best.json").exists()
+    counter = CountBatches()
+    train("cnn", output_dir=killed, backup_minutes=None, resume=True, callbacks=[counter], **RUN)
+    assert counter.batches == 0
+    expected, actual = (read_folder(run).metadata["training"] for run in (uninterrupted, killed))
+    assert actual["best"]["value"] is not None and actual["best"]["epoch"] in range(1, RUN["epochs"] + 1)
+    assert actual["best"] == expected["best"]
+    assert actual["resumed_from_epoch"] == RUN["epochs"]
+    assert_same_run_weights(uninterrupted, killed)
+
+
 @pytest.mark.parametrize("metric, carried", [("accuracy", True), ("auc", False)])
 def test_a_backup_inside_an_epoch_carries_the_figures_so_far_when_they_are_means(metric, carried, tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
@@ -147,7 +161,7 @@ def test_a_backup_inside_an_epoch_carries_the_figures_so_far_when_they_are_means
     rng = np.random.default_rng(0)
     x, y = rng.random((64, 3)).astype("float32"), rng.integers(0, 2, (64, 1)).astype("float32")
     backup = ResumableBackup(tmp_path / "backup", interval_s=0)
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[backup, CrashAt(epoch=0, batch=2)])
     record = _backup_record(tmp_path)
     assert (record["epoch"], record["batch"]) == (0, 3)
@@ -176,7 +190,7 @@ def test_the_figures_of_an_epoch_killed_twice_are_those_of_the_uninterrupted_epo
         history = keras.callbacks.History()
         try:
             model.fit(x[first * 8:], y[first * 8:], callbacks=[*callbacks, history], **fit)
-        except _Crash:
+        except Crash:
             pass
         return history.history
 
@@ -227,14 +241,14 @@ def test_without_an_interval_nothing_is_saved_inside_an_epoch(tmp_path):
 
 class CrashAtTrainEnd(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
-        raise _Crash()
+        raise Crash()
 
 
 @pytest.mark.pipeline
 @needs_data
 def test_a_run_killed_after_its_last_backup_but_before_its_results_ends_at_the_uninterrupted_weights(uninterrupted, tmp_path):
     run = tmp_path / "run"
-    with pytest.raises(_Crash):  # every epoch trained and backed up; no results yet
+    with pytest.raises(Crash):  # every epoch trained and backed up; no results yet
         train("cnn", output_dir=run, callbacks=[CrashAtTrainEnd()], **RUN)
     assert _backup_record(run)["epoch"] == RUN["epochs"] and not (run / "metrics.json").exists()
     counter = CountBatches()

@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import ROOT, assert_same_run_weights
+from conftest import ROOT, Crash, CrashAfterEpoch, assert_same_run_weights
 
 #: Training at each size runs in every suite (the GPU release trains this way under JAX); the
 #: resume bookkeeping is pipeline plumbing (`pipeline` marker: TensorFlow and PyTorch suites); the
@@ -278,20 +278,6 @@ def test_backend_flag_reexecutes_the_script_under_that_backend(tmp_path):
     assert read_folder(tmp_path / "run").metadata["train_command"].startswith(f"python scripts/train.py cnn --backend {other}")
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAfter(keras.callbacks.Callback):
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise _Crash()
-
-
 @pytest.mark.pipeline
 @needs_data
 def test_a_run_lengthened_on_resume_ends_at_the_weights_of_the_longer_run_from_scratch(tmp_path):
@@ -302,9 +288,9 @@ def test_a_run_lengthened_on_resume_ends_at_the_weights_of_the_longer_run_from_s
     straight = train("cnn", epochs=5, batch_size=32, recipe_overrides=restart, output_dir=tmp_path / "straight",
                      limit=96, verbose=0)
     folder = tmp_path / "run"
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         train("cnn", epochs=3, batch_size=32, recipe_overrides=restart, output_dir=folder, limit=96, verbose=0,
-              callbacks=[_CrashAfter(1)])
+              callbacks=[CrashAfterEpoch(1)])
     with pytest.raises(ValueError, match="learning-rate cycles begun"):  # a plain cosine would change its rates
         train("cnn", epochs=5, batch_size=32, output_dir=folder, limit=96, verbose=0, resume=True)
     train("cnn", epochs=5, batch_size=32, recipe_overrides=restart, output_dir=folder, limit=96, verbose=0, resume=True)
@@ -330,16 +316,11 @@ def test_a_run_lengthened_on_resume_ends_at_the_weights_of_the_longer_run_from_s
 def test_progressive_run_resumes_in_the_phase_it_stopped_in(tmp_path, monkeypatch):
     import zoo.data.pipeline as pipeline
 
-    class CrashAfter(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:  # the end of the first (16-px) phase
-                raise _Crash()
-
     recipe = get_recipe("resnet18", epochs=4, batch_size=32, resolutions=((0, 16), (2, 22), (3, 28)))
     assert training_phases(recipe) == [(0, 2, 16), (2, 3, 22), (3, 4, 28)]
     folder = tmp_path / "run"
-    with pytest.raises(_Crash):
-        train(recipe, output_dir=folder, limit=96, verbose=0, callbacks=[CrashAfter()])
+    with pytest.raises(Crash):
+        train(recipe, output_dir=folder, limit=96, verbose=0, callbacks=[CrashAfterEpoch(1)])  # the end of the first (16-px) phase
     seen = []
 
     def recording_resize(batch, size):

@@ -141,10 +141,14 @@ class BestWeights(keras.callbacks.Callback):
             return True
         return value > self.best if self.mode == "max" else value < self.best
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
+    def restore_record(self) -> None:
+        """Take the best value and epoch from a previous process's ``best.json``, if any."""
         if self.record_path.exists() and self.weights_path.exists():
             record = json.loads(self.record_path.read_text())
             self.best, self.best_epoch = record["value"], record["epoch"]
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.restore_record()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}

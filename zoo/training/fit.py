@@ -460,6 +460,7 @@ def fit_run(plan: TrainingPlan) -> FitResult:
             model.fit(data.train, initial_epoch=start, epochs=end, **fit)
         if not fitted_here:  # killed after the last epoch's backup, before the results: take its state
             backup.load_into(model)
+            best.restore_record()  # no `fit` ran, so no on_train_begin read it
         seconds = time.perf_counter() - started
         optimizer_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         save_weights(model, run.last, overwrite=True)
