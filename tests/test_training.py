@@ -419,13 +419,15 @@ def test_localizer_tiny_run(tmp_path):
     assert set(config["metrics"]) == {"accuracy", "class_accuracy", "box_iou", "iou_50"}
     assert 0.0 <= config["metrics"]["box_iou"] <= 1.0
     assert config["dataset"] == "fashion_mnist_localization"
+    assert config["recipe"]["fresh_canvases"] is True  # the recipe's default
 
 
-def test_localizer_tiny_run_with_fresh_canvases(tmp_path):
-    run = tiny_train("xception_localizer", tmp_path / "loc", limit=64, recipe_overrides={"fresh_canvases": True})
+def test_localizer_tiny_run_on_fixed_canvases(tmp_path):
+    # The recipe draws new canvases every batch (its default since the CPU release); fixed ones are the opt-out.
+    run = tiny_train("xception_localizer", tmp_path / "loc", limit=64, recipe_overrides={"fresh_canvases": False})
     config = check_run_folder(run, CLASSIFIER_FILES | {"boxes.png"}, epochs=1)
-    assert config["recipe"]["fresh_canvases"] is True
-    assert "--set fresh_canvases=true" in config["train_command"]  # the recorded command reproduces it
+    assert config["recipe"]["fresh_canvases"] is False
+    assert "--set fresh_canvases=false" in config["train_command"]  # the recorded command reproduces it
     assert 0.0 <= config["metrics"]["box_iou"] <= 1.0
 
 
