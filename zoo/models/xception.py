@@ -48,8 +48,8 @@ MIN_SIZE = 71
 # batch of 64 to synthesize (numpy, measured beside a training run): under 1% of a ~1.5 s step.
 # The CPU release that replaced the H200 one (2026-12-02, sessions 21-22, resumed once; that AVX-512
 # Xeon, TensorFlow, float32, `--set fresh_canvases=true`, now the default): 12 epochs in 4.63 hours
-# (1242-1482 s an epoch alone on the CPU, 41-44 img/s; 1880 s for the first, beside other work; 39.6
-# img/s overall). Fresh canvases closed the gap between train and validation class accuracy (epoch 6:
+# (1242-1417 s an epoch alone on the CPU, 39-44 img/s; 1480-1880 s for epochs 1, 2 and 8, beside
+# other work; 39.6 img/s overall). Fresh canvases closed the gap between train and validation class accuracy (epoch 6:
 # 0.906 / 0.905; epoch 12: 0.934 / 0.926, against 0.976 / 0.919 on fixed canvases). Validation by
 # epoch 6-12: class accuracy 0.905 0.917 0.921 0.921 0.925 0.924 0.926, mean box IoU 0.817 -> 0.888,
 # IoU >= 0.5 0.996-1.000; best val_loss at epoch 12. Test (10,000 canvases): class accuracy 92.48%
