@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import ROOT, small_overrides
+from conftest import ROOT, Crash, CrashAfterEpoch, assert_same_run_weights, small_overrides
 from conftest_hub import hub_env, local_hub  # noqa: F401
 
 import zoo
@@ -401,6 +401,48 @@ def test_overwrite_replaces_a_complete_run_but_never_a_users_file(cnn_run, tmp_p
     emptied = prepare_run_dir(copy, resume=False, overwrite=True)
     assert [p.name for p in copy.iterdir()] == [LOCK_NAME]
     emptied.release()
+
+
+def test_a_run_from_initial_weights_trains_on_from_them_and_records_them(cnn_run, tmp_path):
+    """--init-from on Fashion-MNIST: every weight starts at the given ones (at a learning rate of
+    1e-9 they barely move, while a run from scratch ends elsewhere), and the run records them."""
+    from zoo.format import sha256_of
+    from zoo.weights import read_weights
+
+    run = tiny_train("cnn", tmp_path / "from-cnn", init_from=cnn_run, lr=1e-9)
+    start, end = read_weights(cnn_run / "model.safetensors"), read_weights(run / "last.safetensors")
+    assert set(end) == set(start)
+    for key in start:
+        np.testing.assert_allclose(end[key], start[key], rtol=0, atol=1e-6, err_msg=key)
+    scratch = read_weights(tiny_train("cnn", tmp_path / "from-scratch", lr=1e-9) / "last.safetensors")
+    assert max(float(np.abs(end[k] - scratch[k]).max()) for k in start) > 1e-2  # random weights: elsewhere
+    metadata = read_folder(run).metadata
+    assert metadata["base_model"] == "cnn"  # the folder's name, as --data records a folder: no path of this machine
+    assert metadata["base_model_sha256"] == {"model.safetensors": sha256_of(cnn_run / "model.safetensors")}
+    assert "--init-from cnn " in metadata["train_command"] and str(tmp_path) not in metadata["train_command"]
+
+
+def test_initial_weights_of_another_model_are_refused_before_the_run_folder_exists(cnn_run, tmp_path):
+    with pytest.raises(ValueError) as error:
+        train("cnn", output_dir=tmp_path / "run", epochs=1, limit=64, init_from=cnn_run,
+              model_overrides={**small_overrides("cnn"), "num_classes": 3})
+    assert "num_classes=10" in str(error.value) and "num_classes=3" in str(error.value)
+    assert "--data DIR" in str(error.value) and f"Received: init_from={str(cnn_run)!r}" in str(error.value)
+    with pytest.raises(ValueError, match="are a 'cnn'; the run trains a 'resnet34'"):
+        tiny_train("resnet34", tmp_path / "run", init_from=cnn_run)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_from_initial_weights_resumes_from_its_backup_not_from_them(cnn_run, tmp_path):
+    """After a kill, the backup's state replaces the initial weights: the resumed run ends where an
+    uninterrupted one does. Resuming without --init-from (other settings) is refused."""
+    whole = tiny_train("cnn", tmp_path / "whole", epochs=2, init_from=cnn_run, lr=0.005)
+    with pytest.raises(Crash):
+        tiny_train("cnn", tmp_path / "killed", epochs=2, init_from=cnn_run, lr=0.005, callbacks=[CrashAfterEpoch(0)])
+    with pytest.raises(ValueError, match="different settings.*initial_weights"):
+        tiny_train("cnn", tmp_path / "killed", epochs=2, lr=0.005, resume=True)
+    resumed = tiny_train("cnn", tmp_path / "killed", epochs=2, init_from=cnn_run, lr=0.005, resume=True)
+    assert_same_run_weights(whole, resumed)
 
 
 def test_resnet_tiny_run(tmp_path):

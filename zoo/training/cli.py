@@ -22,7 +22,7 @@ from typing import Sequence
 import keras
 
 from zoo.data.folder import DEFAULT_VAL_FRACTION
-from zoo.hub import check_repo_id
+from zoo.hub import HubError, check_repo_id
 from zoo.preprocess import POLARITIES
 from zoo.recipe import parse_recipe_settings
 from zoo.training import backend_probe
@@ -45,7 +45,7 @@ SETTINGS_WITH_FLAGS = {
     "notes": "it is the recipe's own description",
 }
 #: Flags that only mean something with ``--data`` (an image folder).
-_FOLDER_FLAGS = ("init_from", "freeze_backbone", "probe_epochs", "probe_lr", "val_fraction", "polarity")
+_FOLDER_FLAGS = ("freeze_backbone", "probe_epochs", "probe_lr", "val_fraction", "polarity")
 
 
 def reexec_with_backend(argv: Sequence[str], command: Sequence[str]) -> None:
@@ -126,13 +126,15 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
                         "$FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                         help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (default: 1)")
+    parser.add_argument("--init-from", metavar="NAME",
+                        help="start from these weights (a registered name with weights such as resnet34.fmnist, "
+                        "hf://namespace/name@rev, or a run folder) instead of a random initialisation: on "
+                        "Fashion-MNIST every weight of the same model trains on under the recipe; with --data all "
+                        "but the head, num_classes coming from the folder")
     own = parser.add_argument_group("training on your own pictures")
     own.add_argument("--data", type=Path, metavar="DIR",
                      help="image folder with one sub-folder of PNG/JPEG pictures per class; the class names are the "
                      "sorted folder names")
-    own.add_argument("--init-from", metavar="NAME",
-                     help="start from these weights, all but the head (a registered name with weights such as "
-                     "cnn.fmnist, hf://namespace/name@rev, or a run folder); num_classes comes from --data")
     own.add_argument("--freeze-backbone", action="store_true",
                      help="first train the head alone on the frozen backbone (a linear probe), then every layer "
                      "at the lower --lr")
@@ -241,9 +243,9 @@ def main(
             plan = prepare_run(
                 args.arch, output_dir=args.output or default_run_dir(args.arch, args.seed), limit=args.limit,
                 data_dir=args.data_dir, backup_minutes=DEFAULT_BACKUP_MINUTES if args.backup_minutes is None
-                else args.backup_minutes, **common,
+                else args.backup_minutes, init_from=args.init_from, **common,
             )
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, HubError) as error:  # HubError: --init-from hf://...
         parser.exit(2, f"{prog}: error: {error}\n")
     try:
         if args.data is not None:

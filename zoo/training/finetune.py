@@ -44,11 +44,11 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import keras
 
-from zoo.api import Resolved, create, resolve
+from zoo.api import create, resolve
 from zoo.data.folder import DEFAULT_VAL_FRACTION, FolderData, load_image_folder
 from zoo.data.pipeline import ArrayDataset
 from zoo.evaluation import predict
-from zoo.hub import HF_PREFIX, check_repo_id, parse_handle
+from zoo.hub import check_repo_id
 from zoo.preprocess import preprocessing_of
 from zoo.registry import get_spec, split_name
 from zoo.tasks import task_of
@@ -56,6 +56,7 @@ from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, Res
 from zoo.training.data import make_targets
 from zoo.training.distribute import data_parallel
 from zoo.training.fit import compile_model, train_command
+from zoo.training.initial_weights import base_model_record, check_architecture, recorded_handle
 from zoo.training.report import summary_line, trained_on
 from zoo.training.run_dir import RunDir
 from zoo.training.run_setup import (
@@ -84,31 +85,6 @@ from zoo.weights import load_weights, save_weights
 __all__ = ["FineTuneFit", "FineTunePlan", "finalize_finetune", "finetune", "fit_finetune", "prepare_finetune"]
 
 
-def _base_model(handle: str | os.PathLike, resolved: Resolved) -> dict[str, Any]:
-    """``base_model`` (what the weights came from) and, when known, its Hub repo."""
-    text = str(handle)
-    if text.startswith(HF_PREFIX):
-        return {"base_model": text, "base_model_repo": parse_handle(text)[0]}
-    if isinstance(handle, str) and not Path(handle).exists():
-        spec = get_spec(handle)
-        weight = spec.weight(split_name(handle)[1])
-        full = f"{spec.name}.{weight.tag}" if weight else spec.name
-        release = weight.release if weight else None
-        repo = (release.hub_repo_id if release else None) or (weight.hub_repo_id if weight else None)
-        return {"base_model": full, "base_model_repo": repo}
-    metadata = resolved.metadata or {}
-    return {"base_model": _recorded_handle(handle), "base_model_repo": metadata.get("hub_repo_id")}
-
-
-def _recorded_handle(handle: str | os.PathLike) -> str:
-    """``handle`` as a run records it: a local folder by its name (like ``--data``), no path of this machine."""
-    text = str(handle)
-    if text.startswith(HF_PREFIX) or not Path(text).exists():
-        return text
-    path = Path(text).resolve()
-    return (path.parent if path.is_file() else path).name  # a weights file: the zoo folder it lies in
-
-
 @dataclass(kw_only=True)
 class FineTunePlan(RunPlan):
     """Everything decided before a weight moves: data, initial weights, recipe, phases, run folder."""
@@ -128,24 +104,6 @@ class FineTuneFit(RunFit):
     """What training produced: the trained model, the best epoch, the load report, timings."""
 
     init_report: dict[str, list[str]]
-
-
-def _check_arch(name: str, resolved: Resolved | None, init_from: Any) -> str:
-    arch = split_name(name)[0]
-    if resolved is None:
-        return arch
-    if resolved.name is None:
-        raise ValueError(
-            f"{str(init_from)!r} holds a plain Keras model, not a zoo architecture: it cannot be "
-            f"fine-tuned as {arch!r}. Received: init_from={str(init_from)!r}"
-        )
-    init_arch = split_name(resolved.name)[0]
-    if init_arch != arch:
-        raise ValueError(
-            f"The weights of {str(init_from)!r} are a {init_arch!r}; the run trains a {arch!r}. Name the "
-            f"same architecture (e.g. `{init_arch} --init-from {init_from}`). Received: arch={name!r}"
-        )
-    return arch
 
 
 def _run_preprocessing(input_shape: Sequence[int], preprocessing: Mapping[str, Any]) -> dict[str, Any]:
@@ -209,13 +167,14 @@ def prepare_finetune(
         total = epochs if epochs is not None else (recipe_overrides or {}).get("epochs", FINETUNE_EPOCHS)
         probe_epochs = max(1, int(total) // 2)
     resolved = resolve(init_from) if init_from is not None else None
-    _check_arch(name, resolved, init_from)
+    if resolved is not None:
+        check_architecture(name, resolved, init_from)
     init_metadata = dict(resolved.metadata) if resolved is not None else {}
     polarity_flag = None if polarity == AUTO else (polarity or "none")
     if polarity == AUTO:
         polarity = preprocessing_of(init_metadata).get("polarity") if resolved is not None else None
     settings = FineTune(
-        init_from=None if init_from is None else _recorded_handle(init_from), freeze_backbone=freeze_backbone,
+        init_from=None if init_from is None else recorded_handle(init_from), freeze_backbone=freeze_backbone,
         probe_epochs=probe_epochs or 0, probe_lr=probe_lr, val_fraction=val_fraction, polarity=polarity,
     )
     output = Path(output_dir).resolve()
@@ -242,7 +201,7 @@ def prepare_finetune(
     recipe = recipe.replace(batch_size=min(recipe.batch_size, len(folder.y_train)), val_size=len(folder.y_val))
     use_mixed = recipe.mixed_precision
     phases = phases_of(recipe, settings)
-    base = _base_model(init_from, resolved) if resolved is not None else {"base_model": None, "base_model_repo": None}
+    base = base_model_record(init_from, resolved) if resolved is not None else {"base_model": None, "base_model_repo": None}
     command = command or train_command(
         name, backend=keras.backend.backend(), data=Path(data).name, init_from=base["base_model"],
         freeze_backbone=freeze_backbone, probe_epochs=probe_epochs if freeze_backbone else None, probe_lr=probe_lr,

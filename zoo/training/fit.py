@@ -23,7 +23,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import keras
 
-from zoo.api import create
+from zoo.api import create, resolve
 from zoo.data import LABEL_NAMES
 from zoo.data.pipeline import EpochRemainder
 from zoo.evaluation import predict
@@ -35,6 +35,7 @@ from zoo.training.callbacks import (
 )
 from zoo.training.data import TrainingData, load_training_data
 from zoo.training.distribute import data_parallel
+from zoo.training.initial_weights import InitialWeights, check_same_model, initial_weights
 from zoo.training.recipes import Recipe, get_recipe
 from zoo.training.report import summary_line, trained_on
 from zoo.training.run_dir import RunDir
@@ -262,6 +263,7 @@ class TrainingPlan(RunPlan):
     limit: int | None = None
     data_dir: str | os.PathLike | None = None
     backup_minutes: float | None = DEFAULT_BACKUP_MINUTES
+    initial_weights: InitialWeights | None = None
 
 
 @dataclass(kw_only=True)
@@ -302,6 +304,7 @@ def prepare_run(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     command: str | None = None,
     backup_minutes: float | None = DEFAULT_BACKUP_MINUTES,
+    init_from: str | os.PathLike | None = None,
 ) -> TrainingPlan:
     """Resolve the recipe and model config, prepare the run folder, record what will run.
 
@@ -334,14 +337,21 @@ def prepare_run(
     # checked the monitor).
     _training_overrides(recipe, overrides, model_config)
     training_dtype(name, use_mixed)
+    start = None
+    if init_from is not None:  # every weight continues: same architecture, same builder arguments
+        resolved = resolve(init_from)
+        start = initial_weights(name, init_from, resolved)
+        check_same_model(model_config, resolved, init_from)
     # The recorded command leaves out --output and --data-dir: paths of this machine.
     command = command or train_command(
-        name, backend=keras.backend.backend(), epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
+        name, backend=keras.backend.backend(), init_from=start and start.record["base_model"], epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
         seed=seed, mixed_precision=use_mixed, distribute=distribute, recipe_settings=recipe_overrides,
     ) + (f"  # model_overrides={dict(overrides)!r}" if overrides else "")
     run, initial_epoch = open_run(  # locked until finalize_run
         output_dir, resume=resume, overwrite=overwrite, architecture=name, command=command,
-        settings=run_settings(name, recipe, overrides, seed=seed, limit=limit), epochs_done=RunDir.backed_up_epochs,
+        settings=run_settings(name, recipe, overrides, seed=seed, limit=limit,
+                              **({"initial_weights": dict(start.record)} if start else {})),
+        epochs_done=RunDir.backed_up_epochs,
         schedule_may_change=True,
     )
     return TrainingPlan(
@@ -349,7 +359,7 @@ def prepare_run(
         run=run, command=command, precision_reason=precision_reason, initial_epoch=initial_epoch,
         initial_batch=run.backed_up_batches() if resume else 0, seed=seed,
         limit=limit, data_dir=data_dir, distribute=distribute, verbose=verbose, callbacks=tuple(callbacks),
-        backup_minutes=backup_minutes,
+        backup_minutes=backup_minutes, initial_weights=start,
     )
 
 
@@ -413,6 +423,8 @@ def fit_run(plan: TrainingPlan) -> FitResult:
             model = build_training_model(
                 plan.name, recipe, plan.model_config, plan.model_overrides, steps_per_epoch=len(data.train)
             )
+            if plan.initial_weights is not None:  # a resumed run's backup replaces them as fit begins
+                load_weights(model, plan.initial_weights.path)
         best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
         timer = EpochTimer(run.timing, images_per_epoch=len(data.train) * recipe.batch_size)
         backup = ResumableBackup(run.backup, interval_s=backup_interval_s(recipe, plan.backup_minutes))
@@ -514,6 +526,7 @@ def finalize_run(plan: TrainingPlan, fitted: FitResult, *, push: str | None = No
         "trained_on": trained_on(fitted.distribution),
         "license": weight.license if weight else "apache-2.0",
         "training": training,
+        **(dict(plan.initial_weights.record) if plan.initial_weights else {}),
     }
     summary = summary_line(plan.name, metrics, monitored, recipe.epochs, fitted.seconds, run.path)
     close_run(run, final, metadata, (data.x_test, data.y_test, outputs), summary=summary, push=push)
@@ -541,6 +554,7 @@ def train(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     command: str | None = None,
     backup_minutes: float | None = DEFAULT_BACKUP_MINUTES,
+    init_from: str | os.PathLike | None = None,
 ) -> Path:
     """Train ``arch_or_name`` (``"cnn"``, ``"resnet34.fmnist"`` or a :class:`Recipe`) on Fashion-MNIST.
 
@@ -562,7 +576,11 @@ def train(
     ``on_train_begin``/``on_train_end``). ``backup_minutes``: the training state is also backed up
     in the middle of an epoch after this many minutes since the last backup, and a resumed run
     continues at the batch where it stopped (``None``: at epoch ends only); it never changes
-    what is trained.
+    what is trained. ``init_from`` (a registered name with weights, ``hf://...``, a zoo folder of
+    the same architecture and builder arguments) gives the initial value of every weight instead
+    of a random one: the run continues training them under the recipe (e.g. a short stage at a
+    low learning rate after a release); ``metadata.json`` records them (``base_model``, the
+    sha256 of each weights file, :mod:`zoo.training.initial_weights`).
 
     Example:
         >>> run = train("cnn", output_dir="runs/cnn-try", epochs=2, limit=1024)  # doctest: +SKIP
@@ -575,7 +593,7 @@ def train(
         arch_or_name, output_dir=output_dir, epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
         seed=seed, resume=resume, overwrite=overwrite, mixed_precision=mixed_precision, distribute=distribute,
         data_dir=data_dir, verbose=verbose, recipe_overrides=recipe_overrides, model_overrides=model_overrides,
-        callbacks=callbacks, command=command, backup_minutes=backup_minutes,
+        callbacks=callbacks, command=command, backup_minutes=backup_minutes, init_from=init_from,
     )
     try:
         return finalize_run(plan, fit_run(plan), push=push).path
