@@ -423,8 +423,8 @@ def fit_run(plan: TrainingPlan) -> FitResult:
             model = build_training_model(
                 plan.name, recipe, plan.model_config, plan.model_overrides, steps_per_epoch=len(data.train)
             )
-            if plan.initial_weights is not None:  # a resumed run's backup replaces them as fit begins
-                load_weights(model, plan.initial_weights.path)
+            if plan.initial_weights is not None and not (plan.initial_epoch or plan.initial_batch):
+                load_weights(model, plan.initial_weights.path)  # a resumed run starts from its backup instead
         best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
         timer = EpochTimer(run.timing, images_per_epoch=len(data.train) * recipe.batch_size)
         backup = ResumableBackup(run.backup, interval_s=backup_interval_s(recipe, plan.backup_minutes))
