@@ -29,14 +29,22 @@ def test_the_probe_trains_the_runs_model_at_its_first_size_in_the_precision_aske
     # the localizer's batches carry class and box targets (zoo.training.backend_probe.random_batch's example)
 
 
-@pytest.mark.slow  # one subprocess per backend, whatever the suite's: TensorFlow suite only
-def test_every_installed_backend_is_measured_in_its_own_process():
-    results = probe_backends("cnn", backends=[*installed_backends(), "not_a_backend"], batch_size=16, steps=1)
-    assert [r.backend for r in results] == [*installed_backends(), "not_a_backend"]
-    assert all(r.images_per_second and r.images_per_second > 0 and r.error is None for r in results[:-1]), results
-    assert results[-1] == ProbeResult("not_a_backend", None, "not installed")
+@pytest.mark.slow  # subprocesses, whatever the suite's backend: TensorFlow suite only
+def test_a_backend_is_measured_in_its_own_process_and_failures_are_reported():
+    results = probe_backends("cnn", backends=[BACKEND, "not_a_backend"], batch_size=16, steps=1)
+    assert [r.backend for r in results] == [BACKEND, "not_a_backend"]
+    assert results[0].images_per_second and results[0].images_per_second > 0 and results[0].error is None, results
+    assert results[1] == ProbeResult("not_a_backend", None, "not installed")
     failed = probe_backends("not_a_model", backends=[BACKEND], steps=1)[0]
     assert failed.images_per_second is None and failed.error.startswith("exit 1: ValueError: No training recipe for 'not_a_model'")
+
+
+@pytest.mark.slow
+@pytest.mark.extended  # one process per installed backend (~130 s): the test above, for each of them
+def test_every_installed_backend_is_measured_in_its_own_process():
+    results = probe_backends("cnn", backends=installed_backends(), batch_size=16, steps=1)
+    assert [r.backend for r in results] == installed_backends()
+    assert all(r.images_per_second and r.images_per_second > 0 and r.error is None for r in results), results
 
 
 def _auto(monkeypatch, capsys, results, *argv):

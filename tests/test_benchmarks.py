@@ -32,6 +32,7 @@ def _positive(value) -> bool:
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="plumbing smoke test of benchmarks/run.py (no figures asserted): TensorFlow suite only")
 @pytest.mark.slow
+@pytest.mark.extended  # run before a benchmark session: a plumbing check of benchmarks/run.py, ~100 s
 @pytest.mark.skipif(BACKEND is None, reason="no Keras backend installed")
 def test_quick_benchmark_writes_complete_results(tmp_path):
     out = tmp_path / "results"

@@ -2,8 +2,9 @@
 
 The real run needs the lent GPU; the dry run checks the plumbing on a CPU (one epoch on 256
 images, in a scratch copy of the repository). It always trains on Keras/JAX (its children set
-KERAS_BACKEND=jax), so running it under the other backends would only repeat the same ~2 minutes:
-it runs once, in the TensorFlow suite (the one that runs the tests marked slow), and is marked slow.
+KERAS_BACKEND=jax), so running it under the other backends would only repeat the same minutes:
+it runs in the TensorFlow suite, marked slow, and extended (~375 s there on a 2-core AVX2 EPYC, most
+of it compiling ResNet-34 under XLA): run it before a GPU loan; CI checks its parts below.
 """
 
 import importlib.util
@@ -109,6 +110,7 @@ def _checkout_state() -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # run before a GPU loan: CI checks its parts (variants, choice, resume, staging)
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="the script trains on Keras/JAX whatever the suite's backend: once, in the TensorFlow suite")
 @pytest.mark.skipif(_data_dir() is None, reason="Fashion-MNIST IDX files not installed")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
 #: Imports of zoo modules inside functions, each for a stated reason.
 ALLOWED_INNER = {
@@ -77,6 +79,7 @@ def test_imports_are_at_the_top_and_the_registry_imports_no_model():
     assert graph["zoo"] == {"zoo._version"}  # the facade imports its exports lazily
 
 
+@pytest.mark.slow  # a fresh interpreter that never imports a backend: the same in every suite
 def test_import_zoo_and_the_cli_leave_keras_unimported_and_lookups_register_the_builtins():
     import subprocess
     import sys

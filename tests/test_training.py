@@ -44,8 +44,9 @@ from zoo.training.run_dir import LOCK_NAME, RunInUseError
 
 BACKEND = keras.backend.backend()
 DATA_DIR = find_data_dir()  # $FASHION_MNIST_DIR, else the Debian package's folder
-#: The JAX suite checks the model layer; training runs under TensorFlow and PyTorch here, and under
-#: JAX in the GPU-release dry run (tests/test_gpu_release.py) and tests/test_distribute.py.
+#: The JAX suite checks the model layer; training runs under TensorFlow here (and PyTorch on demand),
+#: and under JAX in tests/test_progressive.py, tests/test_distribute.py and the GPU-release dry run
+#: (tests/test_gpu_release.py, extended).
 pytestmark = [
     pytest.mark.skipif(DATA_DIR is None, reason="needs Fashion-MNIST ($FASHION_MNIST_DIR or dataset-fashion-mnist)"),
     pytest.mark.pipeline,
@@ -464,6 +465,7 @@ def test_localizer_tiny_run(tmp_path):
     assert config["recipe"]["fresh_canvases"] is True  # the recipe's default
 
 
+@pytest.mark.extended  # the opt-out's end-to-end run (~60 s); its canvases are test_localization.py's
 def test_localizer_tiny_run_on_fixed_canvases(tmp_path):
     # The recipe draws new canvases every batch (its default since the CPU release); fixed ones are the opt-out.
     run = tiny_train("xception_localizer", tmp_path / "loc", limit=64, recipe_overrides={"fresh_canvases": False})
@@ -477,6 +479,7 @@ def test_localizer_tiny_run_on_fixed_canvases(tmp_path):
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="script plumbing; exact resume inside an epoch under every backend is tests/test_mid_epoch_resume.py's: TensorFlow suite only")
+@pytest.mark.extended  # kill, resume and evaluate through the scripts (~60 s): test_kill.py kills and resumes, test_cli.py evaluates
 def test_resume_after_kill_then_evaluate_script_reproduces_metrics(tmp_path):
     run = tmp_path / "killed"
     command = [sys.executable, str(ROOT / "scripts" / "train.py"), "cnn", "--epochs", "4", "--batch-size", "32",
