@@ -3,7 +3,8 @@
 # tests, in two pytest-xdist workers; the doctests too) beside JAX then PyTorch (the model layer in
 # tests/: not `slow`, not `pipeline`; one after the other), so that one suite's single-threaded stretches (XLA compiles,
 # subprocesses starting Python) leave no core idle. Each suite writes its own log; a suite's log is
-# printed whole when it fails, else its last lines. Exits non-zero when any suite fails.
+# printed whole when it fails, else its last lines (each log ends with its slowest tests: where CI's
+# 30 minutes go). Exits non-zero when any suite fails.
 #
 # usage, from the repository root, with the package and its test extra installed:
 #   bash tools/test_suites.sh                # the three suites
@@ -22,8 +23,8 @@ mkdir -p "$LOGS"
 
 suite_args() {
   case "$1" in
-    tensorflow) echo '-n 2 --dist loadfile -m "not extended"' ;;
-    jax|torch) echo 'tests -m "not slow and not pipeline and not extended"' ;;  # the doctests: TensorFlow suite
+    tensorflow) echo '-n 2 --dist loadfile -m "not extended" --durations=30' ;;
+    jax|torch) echo 'tests -m "not slow and not pipeline and not extended" --durations=15' ;;  # the doctests: TensorFlow suite
     *) echo "unknown suite '$1': accepted: tensorflow, jax, torch" >&2; return 2 ;;
   esac
 }
