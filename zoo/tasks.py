@@ -29,6 +29,7 @@ import numpy as np
 
 from zoo import plots
 from zoo.data import make_localization_set
+from zoo.logits import outputs_are_logits
 from zoo.metrics import BoxIoUAbove, MeanBoxIoU, box_iou, confusion_matrix
 from zoo.recipe import PIPELINE_TAGS, TASKS
 from zoo.registry import get_spec
@@ -40,14 +41,18 @@ LOCALIZATION_TEST_SEED = 1
 _DIGITS = 6
 
 
-def _class_loss_and_accuracy(label_smoothing: float) -> tuple[Any, Any]:
-    """Smoothed losses need one-hot targets (``zoo.training.data.make_targets``)."""
+def _class_loss_and_accuracy(label_smoothing: float, from_logits: bool) -> tuple[Any, Any]:
+    """Smoothed losses need one-hot targets (``zoo.training.data.make_targets``). ``from_logits``:
+    the class output is logits (:func:`zoo.logits.outputs_are_logits`), not probabilities."""
     if label_smoothing > 0:
         return (
-            keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+            keras.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=label_smoothing),
             keras.metrics.CategoricalAccuracy(name="accuracy"),
         )
-    return keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    return (
+        keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+    )
 
 
 def _auto_optimizer(optimizer: Any) -> Any:
@@ -83,7 +88,11 @@ class Task:
         label_smoothing: float = 0.0,
         loss_weights: Mapping[str, float] | None = None,
     ) -> keras.Model:
-        """Compile ``model`` with this task's losses and metrics; returns it."""
+        """Compile ``model`` with this task's losses and metrics; returns it.
+
+        The cross-entropy reads the class output as probabilities when a softmax layer makes it,
+        else as logits; training compiles :func:`zoo.logits.logits_view` of a model, so that the
+        loss is computed from logits on every backend."""
         raise NotImplementedError
 
     def evaluation_data(self, x: np.ndarray, y: np.ndarray, input_shape: Sequence[int | None]) -> tuple[np.ndarray, Any]:
@@ -114,7 +123,7 @@ class ClassificationTask(Task):
     logged_figures: tuple[str, ...] = ("loss", "accuracy")
 
     def compile(self, model, optimizer="auto", *, label_smoothing=0.0, loss_weights=None):
-        loss, accuracy = _class_loss_and_accuracy(label_smoothing)
+        loss, accuracy = _class_loss_and_accuracy(label_smoothing, outputs_are_logits(model))
         model.compile(optimizer=_auto_optimizer(optimizer), loss=loss, metrics=[accuracy])
         return model
 
@@ -147,7 +156,7 @@ class LocalizationTask(Task):
     loss_weights: tuple[tuple[str, float], ...] = (("class", 0.8), ("box", 0.2))
 
     def compile(self, model, optimizer="auto", *, label_smoothing=0.0, loss_weights=None):
-        loss, accuracy = _class_loss_and_accuracy(label_smoothing)
+        loss, accuracy = _class_loss_and_accuracy(label_smoothing, outputs_are_logits(model, "class"))
         model.compile(
             optimizer=_auto_optimizer(optimizer),
             loss={"class": loss, "box": keras.losses.MeanSquaredError()},

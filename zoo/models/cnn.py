@@ -83,5 +83,6 @@ def cnn(
         keras.layers.Dropout(dropout, name="dropout2", dtype=dtype),
     ]
     if include_top:
-        layers.append(keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions"))
+        layers.append(keras.layers.Dense(num_classes, dtype="float32", name="predictions"))  # the logits
+        layers.append(keras.layers.Activation("softmax", dtype="float32", name="probabilities"))
     return keras.Sequential(layers, name="cnn")

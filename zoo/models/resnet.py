@@ -152,7 +152,8 @@ def build_resnet(
             previous = filters
     x = keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool", dtype=dtype)(x)
     if include_top:
-        x = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+        x = keras.layers.Dense(num_classes, dtype="float32", name="predictions")(x)  # the logits
+        x = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, x, name=name)
 
 

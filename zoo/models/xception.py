@@ -170,6 +170,7 @@ def xception_localizer(
     x = keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, name="avg_pool", dtype=dtype)(x)
     if not include_top:
         return keras.Model(inputs, x, name="xception_localizer")
-    class_output = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="class")(x)
+    class_logits = keras.layers.Dense(num_classes, dtype="float32", name="class")(x)
+    class_output = keras.layers.Activation("softmax", dtype="float32", name="class_probabilities")(class_logits)
     box_output = keras.layers.Dense(4, activation="sigmoid", dtype="float32", name="box")(x)
     return keras.Model(inputs, {"class": class_output, "box": box_output}, name="xception_localizer")

@@ -158,14 +158,14 @@ def measure_training_speed(
                             mixed_precision=mixed_precision)
     config = get_spec(name).config_for(split_name(name)[1], recipe.model_overrides)
     keras.utils.set_random_seed(seed)
-    model = build_training_model(name, recipe, config, recipe.model_overrides, steps_per_epoch=100)
+    _, trainer = build_training_model(name, recipe, config, recipe.model_overrides, steps_per_epoch=100)
     size = training_phases(recipe)[0][2] or int(config["input_shape"][0])
     x, y = random_batch(recipe, config, size, seed=seed)
     for _ in range(2):
-        model.train_on_batch(x, y)
+        trainer.train_on_batch(x, y)
     started = time.perf_counter()
     for _ in range(steps):
-        model.train_on_batch(x, y)
+        trainer.train_on_batch(x, y)
     seconds = time.perf_counter() - started
     batch = recipe.batch_size
     return {

@@ -329,11 +329,11 @@ def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
             set_backbone_trainable(model, phase.backbone_trainable, spec.head)
             with parallel.scope():
                 phase_recipe = recipe.replace(epochs=phase.epochs, lr=phase.lr)
-                compile_model(model, phase_recipe, steps_per_epoch=len(train))
+                trainer = compile_model(model, phase_recipe, steps_per_epoch=len(train))
             train.set_epoch(max(phase.first, done))
             # shuffle=False: the dataset shuffles itself, keyed by (seed, epoch). Keras' own batch
             # shuffling draws from Python's global `random`, whose state a resumed process lacks.
-            model.fit(
+            trainer.fit(
                 train, validation_data=val, initial_epoch=max(phase.first, done), epochs=phase.end,
                 callbacks=list(_phase_callbacks(plan, phase, shared)), verbose=plan.verbose, shuffle=False,
             )

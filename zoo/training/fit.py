@@ -28,6 +28,7 @@ from zoo.data import LABEL_NAMES
 from zoo.data.pipeline import EpochRemainder
 from zoo.evaluation import predict
 from zoo.hub import check_repo_id
+from zoo.logits import logits_view
 from zoo.registry import WeightSpec, get_spec, split_name
 from zoo.tasks import task_of
 from zoo.training.callbacks import (
@@ -126,7 +127,10 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Opt
 
 
 def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> keras.Model:
-    """Compile ``model`` for its task with the recipe's optimizer, label smoothing and loss weights.
+    """The model that trains ``model``, compiled for its task with the recipe's optimizer, label
+    smoothing and loss weights: :func:`zoo.logits.logits_view` of ``model`` -- the same layers and
+    weights, the logits as outputs, so that the cross-entropy is computed from logits under every
+    backend (``model`` itself when it outputs logits already). Fit the returned model.
 
     The task (``zoo.tasks``) gives the losses and metrics; the recipe must be for the model's
     task. With ``label_smoothing > 0`` the class targets must be one-hot
@@ -134,7 +138,10 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> k
     BatchNormalization layer (nested models included).
 
     Example:
-        >>> compile_model(zoo.create("cnn"), get_recipe("cnn"), steps_per_epoch=10).loss  # doctest: +SKIP
+        >>> model = zoo.create("cnn")
+        >>> trainer = compile_model(model, get_recipe("cnn"), steps_per_epoch=10)
+        >>> trainer.loss.get_config()["from_logits"], trainer.get_layer("fc1") is model.get_layer("fc1")
+        (True, True)
     """
     task = task_of(model)
     if recipe.task != task.name:
@@ -147,7 +154,7 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> k
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = recipe.bn_momentum
     return task.compile(
-        model, make_optimizer(recipe, steps_per_epoch), label_smoothing=recipe.label_smoothing,
+        logits_view(model), make_optimizer(recipe, steps_per_epoch), label_smoothing=recipe.label_smoothing,
         loss_weights=recipe.loss_weights or None,
     )
 
@@ -231,19 +238,22 @@ def _training_overrides(recipe: Recipe, overrides: Mapping[str, Any], config: Ma
 def build_training_model(
     name: str, recipe: Recipe, model_config: Mapping[str, Any], model_overrides: Mapping[str, Any], *,
     steps_per_epoch: int,
-) -> keras.Model:
-    """The model a run of ``recipe`` trains, compiled: in the recipe's precision, taking any image
-    size when the recipe resizes progressively (``model_config`` is the run's full config).
+) -> tuple[keras.Model, keras.Model]:
+    """The model a run of ``recipe`` trains, in the recipe's precision, taking any image size when
+    the recipe resizes progressively (``model_config`` is the run's full config), and the compiled
+    model that fits it (:func:`compile_model`: its logits view, the same weights).
 
     Example:
         >>> recipe = get_recipe("resnet34", mixed_precision=False)
         >>> config = get_spec("resnet34").config_for("fmnist", {})
-        >>> build_training_model("resnet34", recipe, config, {}, steps_per_epoch=10).input_shape
-        (None, None, None, 1)
+        >>> model, trainer = build_training_model("resnet34", recipe, config, {}, steps_per_epoch=10)
+        >>> model.input_shape, model.layers[-1].name, trainer.layers[-1].name
+        ((None, None, None, 1), 'probabilities', 'predictions')
     """
     overrides = _training_overrides(recipe, model_overrides, model_config)
     overrides = {**training_dtype(name, recipe.mixed_precision), **overrides}
-    return compile_model(create(name, **overrides), recipe, steps_per_epoch=steps_per_epoch)
+    model = create(name, **overrides)
+    return model, compile_model(model, recipe, steps_per_epoch=steps_per_epoch)
 
 
 @dataclass(kw_only=True)
@@ -420,7 +430,7 @@ def fit_run(plan: TrainingPlan) -> FitResult:
             data_dir=plan.data_dir, num_replicas=parallel.num_replicas,
         )
         with parallel.scope():
-            model = build_training_model(
+            model, trainer = build_training_model(
                 plan.name, recipe, plan.model_config, plan.model_overrides, steps_per_epoch=len(data.train)
             )
             if plan.initial_weights is not None and not (plan.initial_epoch or plan.initial_batch):
@@ -461,7 +471,7 @@ def fit_run(plan: TrainingPlan) -> FitResult:
                 backup.carried_seconds = timer.carried_seconds = float(record.get("seconds") or 0.0)
                 backup.carried_logs = _carried_logs(record, run, epoch=start + 1, batches=batches_done)
                 try:
-                    model.fit(rest, initial_epoch=start, epochs=start + 1, **fit)
+                    trainer.fit(rest, initial_epoch=start, epochs=start + 1, **fit)
                 finally:
                     backup.batch_offset, backup.carried_seconds, timer.carried_seconds = 0, 0.0, 0.0
                     backup.carried_logs = {}
@@ -469,12 +479,12 @@ def fit_run(plan: TrainingPlan) -> FitResult:
                 if start >= end:
                     continue
             data.train.set_epoch(start)  # Keras' fit moves it on by FIT_EPOCH_SHIFT before the first epoch
-            model.fit(data.train, initial_epoch=start, epochs=end, **fit)
+            trainer.fit(data.train, initial_epoch=start, epochs=end, **fit)
         if not fitted_here:  # killed after the last epoch's backup, before the results: take its state
-            backup.load_into(model)
+            backup.load_into(trainer)
             best.restore_record()  # no `fit` ran, so no on_train_begin read it
         seconds = time.perf_counter() - started
-        optimizer_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        optimizer_steps = int(keras.ops.convert_to_numpy(trainer.optimizer.iterations))
         save_weights(model, run.last, overwrite=True)
     return FitResult(
         model=model, data=data, best=best, seconds=seconds, optimizer_steps=optimizer_steps,
