@@ -95,7 +95,7 @@ def test_sidecar_records_labels_preprocessing_specs_and_the_release_sha256(expor
     assert data["label_names"] == list(LABEL_NAMES)
     assert data["preprocessing"] == json.loads(json.dumps(dict(weight.preprocessing)))
     assert data["inputs"] == [{"name": "image", "shape": [None, 28, 28, 1], "dtype": "float32"}]
-    assert [(o["name"], o["shape"]) for o in data["outputs"]] == [("predictions", [None, 10])]
+    assert [(o["name"], o["shape"]) for o in data["outputs"]] == [("probabilities", [None, 10])]
     assert data["export_format"] == fmt and data["file"] == result.path.name
     assert data["check"]["max_abs_diff"] == result.max_abs_diff
     assert data["check"]["num_images"] == NUM_IMAGES and data["check"]["tolerance"] == DEFAULT_TOLERANCE
@@ -179,7 +179,7 @@ def test_tolerance_zero_refuses_exactly_a_nonzero_difference(tmp_path):
     try:
         result = export_model("cnn", "onnx", tmp_path / "m.onnx", tolerance=0.0, num_check_images=4)
     except ExportMismatchError as error:
-        assert "above the tolerance 0." in str(error) and "predictions: " in str(error)
+        assert "above the tolerance 0." in str(error) and "probabilities: " in str(error)
         assert list(tmp_path.iterdir()) == []
         worst = float(re.search(r"differs from Keras by ([0-9.e+-]+)", str(error)).group(1))
         assert worst > 0  # refused for a difference that exists

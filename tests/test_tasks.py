@@ -21,10 +21,10 @@ def test_every_architecture_names_its_task_and_builds_the_outputs_it_describes(s
     assert task_of(model).name == spec.task
     # What the task says of the outputs holds for the model built: a class softmax (and a box for localization).
     out = model(sample_batch(model, batch=2), training=False)
-    outputs = out if isinstance(out, dict) else {"predictions": out}
-    expected = {"class", "box"} if spec.task == "localization" else {"predictions"}
+    outputs = out if isinstance(out, dict) else {"probabilities": out}
+    expected = {"class", "box"} if spec.task == "localization" else {"probabilities"}
     assert set(outputs) == expected
-    probabilities = keras.ops.convert_to_numpy(outputs["class" if spec.task == "localization" else "predictions"])
+    probabilities = keras.ops.convert_to_numpy(outputs["class" if spec.task == "localization" else "probabilities"])
     assert probabilities.shape == (2, model.zoo_config["config"]["num_classes"])
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-4)  # a softmax over the classes
     if spec.task == "localization":

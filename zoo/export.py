@@ -92,7 +92,7 @@ class ExportMismatchError(RuntimeError):
 class ExportResult:
     """A checked export: the file, its sidecar JSON and the measured difference from Keras.
 
-    ``diffs`` holds the largest absolute difference of each output (``predictions``; ``class``
+    ``diffs`` holds the largest absolute difference of each output (``probabilities``; ``class``
     and ``box`` for the localizer), ``max_abs_diff`` the largest of them, measured on
     ``num_images`` images described by ``images``.
     """
@@ -112,7 +112,7 @@ class ExportResult:
         """One line for a command line: where, which format, the largest difference.
 
         Example:
-            >>> ExportResult(Path("m.onnx"), "onnx", Path("m.onnx.json"), 2.4e-07, {"predictions": 2.4e-07},
+            >>> ExportResult(Path("m.onnx"), "onnx", Path("m.onnx.json"), 2.4e-07, {"probabilities": 2.4e-07},
             ...              1e-3, 16, "Fashion-MNIST test[:16]", "cnn").describe()
             "Exported 'cnn' to m.onnx (onnx); largest difference from Keras on 16 images (Fashion-MNIST test[:16]): 2.4e-07 (tolerance 0.001); sidecar m.onnx.json"
         """

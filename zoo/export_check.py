@@ -114,7 +114,7 @@ def output_tensors(model: keras.Model) -> dict[str, Any]:
 
     Example:
         >>> list(output_tensors(zoo.create("cnn")))  # doctest: +SKIP
-        ['predictions']
+        ['probabilities']
     """
     if isinstance(model, keras.Sequential):  # one output, its last layer's
         return {model.layers[-1].name: model.outputs[0]}
@@ -126,12 +126,12 @@ def output_tensors(model: keras.Model) -> dict[str, Any]:
 
 
 def reference_outputs(model: keras.Model, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Keras' inference outputs of ``x``, by output name (``predictions``; ``class`` and ``box``).
+    """Keras' inference outputs of ``x``, by output name (``probabilities``; ``class`` and ``box``).
 
     Example:
         >>> import zoo
         >>> {k: v.shape for k, v in reference_outputs(zoo.load("cnn"), np.zeros((2, 28, 28, 1), "float32")).items()}
-        {'predictions': (2, 10)}
+        {'probabilities': (2, 10)}
     """
     out = model.predict(x, batch_size=len(x), verbose=0)
     if isinstance(out, Mapping):

@@ -43,6 +43,9 @@ def cnn(
 ) -> keras.Sequential:
     """The tutorial CNN: Conv64(7x7) - pool - Conv128 - Conv128 - pool - Dense128 - Dense64 - softmax.
 
+    The head is the ``predictions`` Dense layer (the logits) and its ``probabilities`` softmax:
+    the model outputs probabilities; training fits :func:`zoo.logits.logits_view`.
+
     Inputs are raw pixels in [0, 255]; a ``Rescaling`` layer inside the model maps them to [0, 1].
     ``dtype`` is the dtype policy of every layer (e.g. ``"mixed_bfloat16"``; ``None``: Keras'
     global policy); variables stay float32 under mixed policies and the softmax output is float32.

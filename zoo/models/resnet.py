@@ -123,7 +123,8 @@ def build_resnet(
     without pooling, for 28-64 px inputs. With ``include_top=False`` the model is the feature
     extractor: everything but the ``predictions`` head, returning the globally average-pooled
     features (512); ``num_classes`` is then unused. ``dtype`` is every layer's dtype policy
-    (``None``: the global one); the softmax output stays float32.
+    (``None``: the global one); the softmax output stays float32. The head is the ``predictions``
+    Dense layer (the logits) and its ``probabilities`` softmax; training fits :func:`zoo.logits.logits_view`.
 
     Example:
         >>> build_resnet("resnet18", (2, 2, 2, 2), (32, 32, 3), 10, "small", True).output_shape

@@ -133,7 +133,8 @@ def xception_localizer(
 ) -> keras.Model:
     """Xception backbone, global average pooling, a softmax ``class`` head and a ``box`` head.
 
-    The ``box`` output is ``(center_x, center_y, width, height)`` normalised to [0, 1]
+    The ``class`` Dense layer makes the logits and ``class_probabilities`` their softmax (training
+    fits :func:`zoo.logits.logits_view`). The ``box`` output is ``(center_x, center_y, width, height)`` normalised to [0, 1]
     (a sigmoid keeps it there). ``backbone_weights="imagenet"`` needs 3 channels and network.
     ``dtype`` is every layer's dtype policy (``None``: the global one); both heads output float32.
     ``include_top=False`` is the feature extractor: no ``class`` and ``box`` heads, one output,

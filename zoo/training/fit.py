@@ -138,7 +138,7 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> k
     BatchNormalization layer (nested models included).
 
     Example:
-        >>> model = zoo.create("cnn")
+        >>> model = create("cnn")
         >>> trainer = compile_model(model, get_recipe("cnn"), steps_per_epoch=10)
         >>> trainer.loss.get_config()["from_logits"], trainer.get_layer("fc1") is model.get_layer("fc1")
         (True, True)
