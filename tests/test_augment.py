@@ -193,7 +193,8 @@ def test_array_dataset_dict_targets_with_box_augmenter():
 
 
 def test_array_dataset_fit_two_outputs():
-    keras = pytest.importorskip("keras")
+    import keras
+
     from zoo.data.pipeline import ArrayDataset
 
     inp = keras.Input((4, 4, 1))

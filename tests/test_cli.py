@@ -241,6 +241,23 @@ def test_eval_compares_with_the_record_and_fails_beyond_tolerance(tmp_path, caps
     assert "DIFFERS" in out and f"{measured - 0.05:.4f}" in out
 
 
+def test_eval_refuses_models_whose_classes_are_not_fashion_mnists(tmp_path, capsys):
+    from zoo.evaluation import compare_with_record
+
+    three = save_folder(zoo.create("cnn", num_classes=3), tmp_path / "three")
+    own = save_folder(zoo.create("cnn"), tmp_path / "own", metadata={
+        "dataset": None, "data": {"kind": "image_folder", "name": "shoes"}, "evaluation": {"split": "test"}})
+    with pytest.raises(ValueError, match="outputs 3 classes; Fashion-MNIST has 10.*Received: classes=3"):
+        evaluate_name(three, limit=8)
+    with pytest.raises(ValueError, match="outputs 3 classes"):
+        compare_with_record(three, limit=8)
+    with pytest.raises(ValueError, match="trained on 'shoes', not on Fashion-MNIST.*data.kind='image_folder'"):
+        evaluate_name(own, limit=8)
+    status, _, err = zoo_in_process(capsys, "eval", str(own), "--limit", "8")
+    assert status == 2 and "trained on 'shoes'" in err
+    assert set(evaluate_name(save_folder(zoo.create("xception_localizer"), tmp_path / "loc"), limit=4)) >= {"box_iou"}
+
+
 @console
 def test_eval_rejects_a_bad_limit(capsys):
     status, _, err = zoo_in_process(capsys, "eval", "cnn", "--limit", "0")

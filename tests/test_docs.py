@@ -27,8 +27,10 @@ def test_ci_runs_the_readme_test_command():
             assert f'"{name}:' in (ROOT / "pyproject.toml").read_text(), f"marker {name!r} is not declared"
 
 
-#: Files that record what was run (commands, logs, cards, release records): a user must be able to run them as written.
-_RECORDS = ("BENCHMARKS.md", "registry.json", "benchmarks/results", "MODEL_CARDS", "weights", "zoo/released")
+#: Files that record what was run (commands, logs, cards, release records) or tell a user what to run (README, docs):
+#: a user must be able to run them as written.
+_RECORDS = ("BENCHMARKS.md", "README.md", "docs", "registry.json", "benchmarks/results", "MODEL_CARDS", "weights",
+            "zoo/released")
 #: An absolute path given to a path option, or one under a user's or a job's folders. Allowed: the Debian package's
 #: data folder (/usr/share/datasets/..., the same on every machine) and placeholders (/tmp/..., /path/to/...).
 _MACHINE_PATH = re.compile(

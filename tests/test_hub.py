@@ -18,7 +18,7 @@ pytestmark = pytest.mark.pipeline
 
 import zoo
 from zoo.format import file_records, save_folder
-from zoo.hub import HubAuthError, HubNotFoundError, HubUnavailableError, IntegrityError
+from zoo.hub import HubAuthError, HubError, HubNotFoundError, HubUnavailableError, IntegrityError
 from zoo.registry import Release, WeightSpec, _REGISTRY, register_model
 
 
@@ -87,6 +87,36 @@ def test_push_is_one_commit_with_sharded_weights(local_hub, endpoint):
     assert "model.safetensors.index.json" in files and "model-00001-of-00003.safetensors" in files
     x = sample_batch(model)
     _same(predict(zoo.load("hf://tester/sharded"), x), predict(model, x))
+
+
+def test_private_push_to_a_public_repo_is_refused_and_commits_nothing(local_hub, endpoint):
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=endpoint)
+    zoo.push(zoo.create("cnn"), "tester/open")
+    before = api.list_repo_commits("tester/open")
+    with pytest.raises(HubError, match="'tester/open' already exists .* is public.*Received: repo_id='tester/open', private=True"):
+        zoo.push(zoo.create("cnn"), "tester/open", private=True)
+    assert api.list_repo_commits("tester/open") == before
+    zoo.push(zoo.create("cnn"), "tester/closed", private=True)
+    assert api.model_info("tester/closed").private is True
+    assert len(zoo.push(zoo.create("cnn"), "tester/closed", private=True)) == 40  # private stays private
+
+
+def test_a_folder_is_checked_against_its_records_before_it_is_pushed(local_hub, endpoint, tmp_path):
+    import json
+
+    save_folder(zoo.create("cnn"), tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")  # edited after it was saved
+    with pytest.raises(IntegrityError, match="Integrity check failed for 'model.safetensors'"):
+        zoo.push(tmp_path / "m", "tester/edited")
+    metadata = tmp_path / "m" / "metadata.json"
+    metadata.write_text(json.dumps({key: value for key, value in json.loads(metadata.read_text()).items()
+                                    if key != "weights"}))
+    with pytest.raises(ValueError, match="records no weight files.*Received: model_or_folder="):
+        zoo.push(tmp_path / "m", "tester/edited")
+    assert "tester/edited" not in local_hub.repos
 
 
 def test_local_folder_works_like_a_repo(tmp_path):

@@ -401,7 +401,8 @@ def test_a_bad_weights_argument_names_what_is_accepted(weights, error_type):
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_predict_refuses_non_finite_pixels(bad):
-    prediction = pytest.importorskip("zoo.prediction", reason="zoo.predict comes with the command-line work")
+    from zoo import prediction
+
     image = np.full((28, 28), 100.0, np.float32)
     image[3, 4] = bad
     with pytest.raises(ValueError, match="NaN or inf"):

@@ -8,7 +8,7 @@ from PIL import Image
 
 import zoo
 from zoo.data.fashion_mnist import find_data_dir
-from zoo.preprocess import border_mean, preprocess_image, preprocessing_of, read_image
+from zoo.preprocess import as_picture, border_mean, preprocess_image, preprocessing_of, read_image
 
 FMNIST = {"polarity": "light_on_dark", "trim": True, "resize": "fit_and_pad"}
 
@@ -63,6 +63,36 @@ def test_files_pil_images_and_alpha_are_read(tmp_path):
     assert read_image(tmp_path / "gray.jpg").shape == (8, 12, 1)
     pil = Image.open(tmp_path / "gray.jpg")
     assert preprocess_image(pil, (8, 12, 1)).array.shape == (8, 12, 1)
+
+
+def test_sixteen_bit_pictures_are_scaled_by_their_depth_not_their_content(tmp_path):
+    # A 16-bit PNG's white is 65535 whatever its pixels hold: 300 is nearly black, not white.
+    for value, expected in ((300, 1), (32768, 128), (65535, 255)):
+        Image.fromarray(np.full((4, 4), value, np.uint16)).save(tmp_path / "deep.png")
+        assert Image.open(tmp_path / "deep.png").mode.startswith("I;16")
+        assert read_image(tmp_path / "deep.png")[0, 0, 0] == expected
+    assert as_picture(Image.fromarray(np.full((3, 3), 100.4, np.float32)))[0, 0, 0] == 100
+    with pytest.raises(ValueError, match="Received: values from 1000.0 to 1000.0"):
+        as_picture(Image.fromarray(np.full((3, 3), 1000, np.int32)))
+
+
+def test_a_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
+    stored = np.zeros((4, 6, 3), np.uint8)
+    stored[0, :] = 255  # a white top row, as the camera stored it
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    image.save(tmp_path / "phone.jpg", exif=exif, quality=100)
+    upright = read_image(tmp_path / "phone.jpg")
+    assert upright.shape == (6, 4, 3)
+    assert upright[:, -1].mean() > 200 and upright[:, 0].mean() < 50  # the top row is now the right column
+
+
+def test_a_picture_too_large_to_read_safely_gets_a_clear_error(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1,600 pixels > twice the limit: Pillow refuses
+    with pytest.raises(ValueError, match=r"too large to read safely.*at most 100 pixels.*Received: path="):
+        read_image(tmp_path / "bomb.png")
 
 
 @pytest.mark.parametrize(

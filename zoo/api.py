@@ -186,6 +186,12 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
         if own:
             verify_files(path, folder.records)
         return _from_folder(folder, path if own else explicit)
+    if path is not None and path.is_file() and path.suffix == ".keras":
+        raise ValueError(
+            f"{str(path)!r} is a .keras file: zoo.load reads it whole (architecture and weights), but it has no "
+            "zoo record to resolve or export from. Save it as a zoo folder first, then use the folder: "
+            f"zoo.format.save_folder(zoo.load({str(path)!r}), 'my-model'). Received: handle={str(handle)!r}"
+        )
     if path is not None and path.is_file():
         if not (path.parent / CONFIG_NAME).is_file():
             raise ValueError(

@@ -160,16 +160,16 @@ def export_model(
 ) -> ExportResult:
     """Export the model of ``handle`` to ``path`` as ``format``, checked against Keras.
 
-    ``handle`` is anything ``zoo.load`` takes (``"cnn"``, ``"hf://namespace/name@rev"``, a zoo
-    folder) and ``weights`` means what it means there (``None``: untrained). ``format`` is
-    ``"onnx"``, ``"litert"`` (``path`` ends in ``.tflite``) or ``"saved_model"`` (a folder). The
-    export runs under Keras' TensorFlow backend, in a subprocess when this process runs another
-    one, in float32. The file is then run by onnxruntime, ai-edge-litert or
-    ``tf.saved_model.load`` on ``num_check_images`` test images and every output compared with
-    Keras'; above ``tolerance`` (largest absolute difference) it is deleted and
-    :class:`ExportMismatchError` names the measured difference. ``<path>.json`` beside it
-    records label names, preprocessing, input/output specs, the source handle, the sha256 of its
-    weight files, versions and the difference.
+    ``handle`` is anything ``zoo.load`` takes but a ``.keras`` file (``"cnn"``,
+    ``"hf://namespace/name@rev"``, a zoo folder: save a ``.keras`` model as one first) and
+    ``weights`` means what it means there (``None``: untrained). ``format`` is ``"onnx"``,
+    ``"litert"`` (``path`` ends in ``.tflite``) or ``"saved_model"`` (a folder). The export runs
+    under Keras' TensorFlow backend, in a subprocess when this process runs another one, in float32.
+    The file is then run by onnxruntime, ai-edge-litert or ``tf.saved_model.load`` on
+    ``num_check_images`` test images and every output compared with Keras'; above ``tolerance``
+    (largest absolute difference) it is deleted and :class:`ExportMismatchError` names the measured
+    difference. ``<path>.json`` beside it records label names, preprocessing, input/output specs,
+    the source handle, the sha256 of its weight files, versions and the difference.
 
     Raises ``ValueError`` (unknown format, bad arguments), ``FileExistsError`` (``path`` or its
     sidecar exists and ``overwrite`` is false), :class:`MissingExportPackageError` (an

@@ -760,11 +760,26 @@ def push(
                     shutil.copy2(path, staging / path.name)
             if not (staging / CARD_NAME).exists():
                 _write_card(staging, repo_id)
-        message = commit_message or f"Upload {read_folder(staging).architecture or 'model'} with keras-zoo"
+        staged = read_folder(staging)
+        if not staged.records:
+            raise ValueError(
+                f"{str(model_or_folder)!r} records no weight files (metadata.json 'weights'), so a pull "
+                "could not check them: push a folder written by zoo.save_folder, a run or a release. "
+                f"Received: model_or_folder={str(model_or_folder)!r}"
+            )
+        verify_files(staging, staged.records)  # a stale or edited folder fails here, not at every pull
+        message = commit_message or f"Upload {staged.architecture or 'model'} with keras-zoo"
 
         def attempt() -> str:
             api.create_repo(repo_id, private=private, exist_ok=True)
             head = api.model_info(repo_id, revision=revision, timeout=_metadata_timeout())
+            if private and head.private is False:
+                raise HubError(
+                    f"{repo_id!r} already exists on {shown} and is public: pushing with private=True "
+                    "would publish these weights. Nothing was pushed. Make the repo private first "
+                    "(HfApi().update_repo_settings(repo_id, private=True)) or push with private=False. "
+                    f"Received: repo_id={repo_id!r}, private=True"
+                )
             has_card = any(s.rfilename == CARD_NAME for s in head.siblings or ())
             info = api.upload_folder(
                 repo_id=repo_id,

@@ -81,7 +81,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         ...
         FileNotFoundError: No picture at 'missing.png'. Received: path='missing.png'
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
@@ -89,12 +89,19 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
-            return _from_pil(image)
+            # A phone photo stores its rotation in the EXIF orientation tag: turn it upright.
+            upright = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as error:
+        raise ValueError(
+            f"{str(path)!r} is too large to read safely ({error}). Accepted: pictures of at most "
+            f"{Image.MAX_IMAGE_PIXELS} pixels (PIL.Image.MAX_IMAGE_PIXELS). Received: path={str(path)!r}"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(
             f"Cannot read {str(path)!r} as a picture ({error}). Accepted: PNG or JPEG files "
             f"({', '.join(IMAGE_SUFFIXES)}). Received: path={str(path)!r}"
         ) from None
+    return _from_pil(upright)
 
 
 def _from_pil(image: Any) -> np.ndarray:
@@ -104,10 +111,10 @@ def _from_pil(image: Any) -> np.ndarray:
     if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        wide = np.asarray(image, np.float64)
-        top = wide.max() or 1.0
-        array = np.clip(wide * (255.0 / (65535.0 if top > 255 else 255.0)), 0, 255).astype(np.uint8)
+    if image.mode.startswith("I;16"):  # 16-bit grayscale (e.g. a 16-bit PNG): 65535 is white
+        array = np.round(np.asarray(image, np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+    elif image.mode in ("I", "F"):  # 32-bit pixels have no fixed white: [0, 255] is checked like an array's
+        return np.round(as_picture(np.asarray(image))).astype(np.uint8)
     else:
         array = np.asarray(image.convert("L" if image.mode in ("L", "1") else "RGB"))
     return array[..., None] if array.ndim == 2 else array

@@ -136,7 +136,9 @@ class ArrayDataset(keras.utils.PyDataset):
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"`image_size` must be None or an int >= 1. Received: image_size={size!r}")
         if size is not None and isinstance(self.y, dict) and self.box_key in self.y:
-            raise ValueError("Resizing is for classification batches (boxes are not resized). Received: image_size={size!r}")
+            raise ValueError(
+                f"Resizing is for classification batches (boxes are not resized). Received: image_size={size!r}"
+            )
         self.image_size = size
 
     def __len__(self) -> int:
