@@ -105,7 +105,9 @@ def parse_variant(text: str, archs: list[str]) -> tuple[str, str, list[str]]:
                and any(m.startswith(f.split("=")[0]) for m in MANAGED_FLAGS)]
     if managed:
         raise ValueError(f"--variant may not set {', '.join(MANAGED_FLAGS)} (the script sets them). Received: {text!r}")
-    compared = [flags[i + 1] for i, f in enumerate(flags[:-1]) if f == "--set" and flags[i + 1].split("=")[0] in COMPARED_FIELDS]
+    settings = [flags[i + 1] for i, f in enumerate(flags[:-1]) if f == "--set"]
+    settings += [f.split("=", 1)[1] for f in flags if f.startswith("--set=")]
+    compared = [item for item in settings if item.split("=")[0] in COMPARED_FIELDS]
     if compared:
         raise ValueError(f"--variant may not --set {' or '.join(COMPARED_FIELDS)}: the runs are chosen by the same "
                          f"validation figure. Received: {text!r}")
@@ -186,7 +188,11 @@ def choose_runs(training: dict[str, dict]) -> dict[str, dict]:
         # zoo.recipe.monitor_mode's rule, kept here: this script runs before zoo (and Keras) is importable.
         sign = -1.0 if str(best.get("monitor", "")).endswith("loss") else 1.0
         current = chosen.get(run["arch"])
-        if current is None or sign * best["value"] > sign * current["best"]["value"]:
+        if current is None:
+            chosen[run["arch"]] = run
+            continue
+        ours, theirs = sign * best["value"], sign * current["best"]["value"]
+        if ours > theirs or (ours == theirs and run["label"] == RECIPE_LABEL):  # in whatever order they were listed
             chosen[run["arch"]] = run
     return chosen
 
@@ -223,7 +229,9 @@ def collect(root: Path, archs: list[str], runs: list[str], out: Path) -> None:
     for arch in archs:
         name = f"{arch}.{RELEASES[arch]}"
         if (root / "weights" / name).is_dir():
-            shutil.copytree(root / "weights" / name, out / "weights" / name, dirs_exist_ok=True)
+            # Replaced whole: an earlier release's shards beside the new index would make a folder that fails to load.
+            shutil.rmtree(out / "weights" / name, ignore_errors=True)
+            shutil.copytree(root / "weights" / name, out / "weights" / name)
             (out / "zoo" / "released").mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / "zoo" / "released" / f"{name}.json", out / "zoo" / "released" / f"{name}.json")
     for folder in runs:

@@ -167,6 +167,16 @@ def test_a_probe_then_an_unfrozen_phase_at_a_lower_rate(pictures, tmp_path):
 
 
 @pipeline
+def test_a_batch_capped_at_the_folders_size_scales_the_rate_with_it(probe_run):
+    from zoo.training.transfer import finetune_recipe
+
+    recipe = read_folder(probe_run).metadata["recipe"]
+    full = finetune_recipe("cnn", from_weights=True)
+    assert recipe["batch_size"] < full.batch_size  # 3 classes of 12 pictures: fewer than a batch
+    assert recipe["lr"] == pytest.approx(full.lr * recipe["batch_size"] / full.batch_size)
+
+
+@pipeline
 def test_a_run_from_a_local_folder_records_its_name_not_its_path(pictures, tmp_path):
     run = finetune("cnn", data=pictures, init_from=RELEASED_CNN, output_dir=tmp_path / "run", epochs=1, verbose=0)
     recorded = (run / "metadata.json").read_text()
@@ -213,6 +223,41 @@ def test_a_killed_run_resumes_after_its_probe(pictures, tmp_path):
     history = (run / "history.csv").read_text().strip().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["0", "1"]
     assert read_folder(run).metadata["training"]["resumed_from_epoch"] == 1
+
+
+class StopAfterLastEpoch(keras.callbacks.Callback):
+    """Fails after the run's last epoch was backed up (plan callbacks come after the backup), before the
+    results are written; keeps the weights it stopped at."""
+
+    def __init__(self, last: int):
+        super().__init__()
+        self.last = last
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.last:
+            self.weights = arrays(self.model)
+            raise _Stop()
+
+
+@pipeline
+def test_a_run_killed_after_its_last_backup_resumes_to_its_last_weights_and_best_record(pictures, tmp_path):
+    flags = dict(data=pictures, init_from="cnn", output_dir=tmp_path / "run", freeze_backbone=True,
+                 probe_epochs=1, epochs=2, verbose=0)
+    stop = StopAfterLastEpoch(1)
+    with pytest.raises(_Stop) as stopped:
+        finetune("cnn", callbacks=[stop], **flags)
+    best = json.loads((tmp_path / "run" / "best" / "best.json").read_text())
+    RunLock(tmp_path / "run").acquire().release()
+    del stopped
+    resumed = Snapshots()
+    run = finetune("cnn", resume=True, callbacks=[resumed], **flags)
+    assert resumed.phases == []  # nothing left to train
+    last = read_weights(run / "last.safetensors")
+    assert set(last) == set(stop.weights)
+    for key, value in stop.weights.items():
+        np.testing.assert_array_equal(last[key], value, err_msg=key)  # where the run ended, not where it began
+    recorded = read_folder(run).metadata["training"]["best"]
+    assert (recorded["value"], recorded["epoch"]) == (best["value"], best["epoch"] + 1)
 
 
 # --- kill -9 during a fine-tune run, then --resume (as tests/test_kill.py does for train) ---------

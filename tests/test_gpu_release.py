@@ -44,7 +44,8 @@ def test_variant_flags_are_parsed_and_bad_ones_refused():
                         ("resnet34:a=--limit=10", "may not set"), ("resnet34:A b=--epochs 3", "ARCH:LABEL=FLAGS"),
                         ("resnet34:a=--out x", "may not set"), ("resnet34:a=--lim 9", "may not set"),  # prefixes
                         ("resnet34:a=--data pics", "may not set"), ("resnet34:a=--set monitor=val_loss", "same validation"),
-                        ("resnet34:a=--set val_size=100", "same validation"), ("resnet34:a=--set 'x=1", "shell command line")]:
+                        ("resnet34:a=--set val_size=100", "same validation"), ("resnet34:a=--set 'x=1", "shell command line"),
+                        ("resnet34:a=--set=monitor=val_loss", "same validation")]:
         with pytest.raises(ValueError, match=words) as error:
             script.parse_variant(text, ["resnet34"])
         assert repr(text) in str(error.value)
@@ -76,6 +77,21 @@ def test_resume_keeps_runs_finished_in_an_earlier_call(tmp_path):
     assert report["resnet34:b512"]["note"] == "finished in an earlier call" and not list(tmp_path.glob("train-*.log"))
 
 
+def test_collect_replaces_an_earlier_release_in_out_instead_of_mixing_shards(tmp_path):
+    root, out = tmp_path / "checkout", tmp_path / "out"
+    staged = root / "weights" / "resnet34.fmnist"
+    staged.mkdir(parents=True)
+    (staged / "model.safetensors.index.json").write_text("{}")
+    (staged / "model-00001-of-00002.safetensors").write_bytes(b"new")
+    (root / "zoo" / "released").mkdir(parents=True)
+    (root / "zoo" / "released" / "resnet34.fmnist.json").write_text("{}")
+    earlier = out / "weights" / "resnet34.fmnist"
+    earlier.mkdir(parents=True)
+    (earlier / "model-00001-of-00006.safetensors").write_bytes(b"old")
+    _script().collect(root, ["resnet34"], [], out)
+    assert sorted(p.name for p in earlier.iterdir()) == ["model-00001-of-00002.safetensors", "model.safetensors.index.json"]
+
+
 def test_the_release_is_the_run_with_the_best_validation_figure():
     script = _script()
     runs = {"a": _run("resnet34", "recipe", value=0.941), "b": _run("resnet34", "b512", value=0.948),
@@ -86,6 +102,8 @@ def test_the_release_is_the_run_with_the_best_validation_figure():
     assert chosen["resnet34"]["label"] == "b512" and chosen["xception_localizer"]["label"] == "recipe"
     assert script.choose_runs({"a": _run("resnet34", "recipe", value=0.94), "b": _run("resnet34", "x", value=0.94)})[
         "resnet34"]["label"] == "recipe"  # a tie keeps the recipe run
+    assert script.choose_runs({"b": _run("resnet34", "x", value=0.94), "a": _run("resnet34", "recipe", value=0.94)})[
+        "resnet34"]["label"] == "recipe"  # listed after the variant (a run finished in an earlier call) too
     note = script.choice_note(runs, "resnet34")
     assert note.startswith(" Chosen by the best validation figure among 2 runs") and "0.9480" in note and "--output" not in note
     assert script.choice_note(runs, "cnn") == ""

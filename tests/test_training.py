@@ -173,6 +173,20 @@ def test_schedule_restarts_warm_at_each_restart_epoch_and_scales_with_lr():
     assert get_recipe("resnet34", schedule="constant").restarts == ()  # another schedule drops the recipe's
 
 
+def test_history_logs_the_rate_each_epoch_began_with():
+    from zoo.training.callbacks import LogLearningRate
+
+    recipe = get_recipe("resnet34", epochs=4, warmup_epochs=1, lr=0.2, restarts=((3, 0.5),))
+    schedule = make_schedule(recipe, steps_per_epoch=2)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    history = model.fit(np.zeros((8, 3)), np.zeros((8, 1)), batch_size=4, epochs=4, verbose=0,
+                        callbacks=[LogLearningRate()])
+    began = [float(keras.ops.convert_to_numpy(schedule(2 * epoch))) for epoch in range(4)]
+    assert history.history["learning_rate"] == pytest.approx(began)
+    assert began[0] == 0.0 and began[3] == pytest.approx(0.1)  # warm-up start; the restart's row shows its peak
+
+
 @pytest.mark.parametrize("field, value", [
     ("flip", "False"), ("nesterov", 1), ("fresh_canvases", None), ("monitor", ""), ("notes", 3),
     ("loss_weights", 5), ("loss_weights", {"class": "1"}), ("loss_weights", {"box": -1.0}),
@@ -181,6 +195,12 @@ def test_schedule_restarts_warm_at_each_restart_epoch_and_scales_with_lr():
 def test_recipe_fields_of_the_wrong_kind_are_refused_by_name(field, value):
     with pytest.raises(ValueError, match=f"Recipe field `{field}` must be .* Received: {field}="):
         Recipe(**{"arch": "cnn", field: value})
+
+
+def test_loss_weights_are_refused_where_there_is_one_loss():
+    with pytest.raises(ValueError, match=r"one loss. Received: loss_weights=\{'class': 1.0\}, task='classification'"):
+        Recipe(arch="cnn", loss_weights={"class": 1.0})
+    assert get_recipe("xception_localizer").loss_weights  # the localizer weighs its two losses
 
 
 def test_run_dir_rules(tmp_path):

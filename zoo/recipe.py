@@ -157,6 +157,11 @@ class Recipe:
             raise ValueError(f"Warm `restarts` need schedule='cosine'. Received: schedule={self.schedule!r}")
         if self.fresh_canvases and self.task != "localization":
             raise ValueError(f"`fresh_canvases` is for localization recipes. Received: task={self.task!r}")
+        if self.loss_weights and self.task != "localization":
+            raise ValueError(
+                "`loss_weights` weigh the class and box losses of localization recipes; a classifier has one "
+                f"loss. Received: loss_weights={dict(self.loss_weights)!r}, task={self.task!r}"
+            )
         if self.task == "localization" and (self.pad_crop or self.erasing_p):
             raise ValueError(
                 "Localization recipes only support flips (crops and erasing would break the "

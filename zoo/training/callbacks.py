@@ -27,16 +27,27 @@ __all__ = [
 
 
 class LogLearningRate(keras.callbacks.Callback):
-    """Adds the optimizer's current ``learning_rate`` to the epoch logs (hence history.csv).
+    """Adds the ``learning_rate`` an epoch began with to its logs (hence history.csv).
+
+    Read at the epoch's first step (for an epoch resumed mid-way: its first step of this
+    session), so a warm restart shows in the row of the epoch that restarted. The optimizer's
+    rate read at the end of an epoch is the next epoch's.
 
     Example:
         >>> callbacks = [LogLearningRate(), keras.callbacks.CSVLogger("history.csv")]
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._rate: float | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        optimizer = self.model.optimizer
+        self._rate = None if optimizer is None else float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is not None and self.model.optimizer is not None:
-            rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
-            logs["learning_rate"] = float(rate)
+        if logs is not None and self._rate is not None:
+            logs["learning_rate"] = self._rate
 
 
 class EpochTimer(keras.callbacks.Callback):

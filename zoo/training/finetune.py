@@ -67,6 +67,7 @@ from zoo.training.run_setup import (
     close_run,
     open_run,
     run_settings,
+    scaled_lr,
     training_dtype,
     truncate_history,
 )
@@ -198,7 +199,10 @@ def prepare_finetune(
         finetune_recipe(name, from_weights=resolved is not None), epochs=epochs, batch_size=batch_size, lr=lr,
         mixed_precision=mixed_precision, overrides=recipe_overrides,
     )
-    recipe = recipe.replace(batch_size=min(recipe.batch_size, len(folder.y_train)), val_size=len(folder.y_val))
+    # A batch is at most the training pictures; the rate follows a capped batch as it follows --batch-size.
+    capped = min(recipe.batch_size, len(folder.y_train))
+    rate = scaled_lr(recipe, capped, lr)
+    recipe = recipe.replace(batch_size=capped, lr=recipe.lr if rate is None else rate, val_size=len(folder.y_val))
     use_mixed = recipe.mixed_precision
     phases = phases_of(recipe, settings)
     base = base_model_record(init_from, resolved) if resolved is not None else {"base_model": None, "base_model_repo": None}
@@ -239,6 +243,17 @@ def _backed_up(run: RunDir, phase: Phase) -> int:
 
 def _phase_end_weights(run: RunDir, phase: Phase) -> Path:
     return run.backup / f"{phase.name}-end.safetensors"
+
+
+def _existing_end_weights(run: RunDir, phase: Phase) -> Path:
+    """The weights ``phase`` ended with, which a resumed run continues from (refused when missing)."""
+    end_weights = _phase_end_weights(run, phase)
+    if not end_weights.exists():
+        raise ValueError(
+            f"Cannot resume {str(run.path)!r}: its {phase.name!r} phase is done but its last "
+            f"weights ({end_weights.name}) are missing. Pass overwrite=True (--overwrite) to start again."
+        )
+    return end_weights
 
 
 def _datasets(plan: FineTunePlan, num_replicas: int) -> tuple[ArrayDataset, ArrayDataset]:
@@ -316,13 +331,7 @@ def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
                 continue
             if done == 0 and previous is not None and skipped:
                 # Resumed between two phases: start where the previous one ended, its random state included.
-                end_weights = _phase_end_weights(run, previous)
-                if not end_weights.exists():
-                    raise ValueError(
-                        f"Cannot resume {str(run.path)!r}: its {previous.name!r} phase is done but its last "
-                        f"weights ({end_weights.name}) are missing. Pass overwrite=True (--overwrite) to start again."
-                    )
-                load_weights(model, end_weights)
+                load_weights(model, _existing_end_weights(run, previous))
                 prior = ResumableBackup(_phase_backup(run, previous))
                 prior.set_model(model)
                 prior.restore_state()
@@ -338,6 +347,9 @@ def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
                 callbacks=list(_phase_callbacks(plan, phase, shared)), verbose=plan.verbose, shuffle=False,
             )
             previous, skipped = phase, False
+        if skipped:  # killed after the last phase's backup, before the results: take where it ended
+            load_weights(model, _existing_end_weights(run, previous))
+            best.restore_record()  # no `fit` ran, so no on_train_begin read it
         set_backbone_trainable(model, True, spec.head)
         seconds = time.perf_counter() - started
         save_weights(model, run.last, overwrite=True)
