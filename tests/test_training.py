@@ -173,7 +173,7 @@ def test_schedule_restarts_warm_at_each_restart_epoch_and_scales_with_lr():
     assert get_recipe("resnet34", schedule="constant").restarts == ()  # another schedule drops the recipe's
 
 
-def test_history_logs_the_rate_each_epoch_began_with():
+def test_history_logs_the_rate_of_each_epochs_last_step():
     from zoo.training.callbacks import LogLearningRate
 
     recipe = get_recipe("resnet34", epochs=4, warmup_epochs=1, lr=0.2, restarts=((3, 0.5),))
@@ -182,9 +182,12 @@ def test_history_logs_the_rate_each_epoch_began_with():
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
     history = model.fit(np.zeros((8, 3)), np.zeros((8, 1)), batch_size=4, epochs=4, verbose=0,
                         callbacks=[LogLearningRate()])
-    began = [float(keras.ops.convert_to_numpy(schedule(2 * epoch))) for epoch in range(4)]
-    assert history.history["learning_rate"] == pytest.approx(began)
-    assert began[0] == 0.0 and began[3] == pytest.approx(0.1)  # warm-up start; the restart's row shows its peak
+    last_steps = [float(keras.ops.convert_to_numpy(schedule(2 * epoch + 1))) for epoch in range(4)]
+    assert history.history["learning_rate"] == pytest.approx(last_steps)
+    # Not the next epoch's first step (the optimizer's own reading at the epoch's end): the restart's
+    # peak (0.1 at step 6, epoch 4's first) shows in epoch 4's row, not in epoch 3's.
+    assert float(keras.ops.convert_to_numpy(schedule(6))) == pytest.approx(0.1)
+    assert history.history["learning_rate"][2] < 0.05 and history.history["learning_rate"][3] == pytest.approx(0.05)
 
 
 @pytest.mark.parametrize("field, value", [

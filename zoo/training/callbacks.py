@@ -27,27 +27,26 @@ __all__ = [
 
 
 class LogLearningRate(keras.callbacks.Callback):
-    """Adds the ``learning_rate`` an epoch began with to its logs (hence history.csv).
+    """Adds the ``learning_rate`` of each epoch's last step to its logs (hence history.csv).
 
-    Read at the epoch's first step (for an epoch resumed mid-way: its first step of this
-    session), so a warm restart shows in the row of the epoch that restarted. The optimizer's
-    rate read at the end of an epoch is the next epoch's.
+    Under a schedule the optimizer's own ``learning_rate`` is read at its step counter, which at
+    the end of an epoch is already the next epoch's first step: a warm restart would show in the
+    row of the epoch before it. The last step's rate does not depend on where a run was resumed.
 
     Example:
         >>> callbacks = [LogLearningRate(), keras.callbacks.CSVLogger("history.csv")]
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._rate: float | None = None
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        optimizer = self.model.optimizer
-        self._rate = None if optimizer is None else float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is not None and self._rate is not None:
-            logs["learning_rate"] = self._rate
+        optimizer = self.model.optimizer
+        if logs is None or optimizer is None:
+            return
+        schedule = getattr(optimizer, "_learning_rate", None)
+        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            rate = schedule(keras.ops.maximum(optimizer.iterations - 1, 0))
+        else:
+            rate = optimizer.learning_rate
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
 
 
 class EpochTimer(keras.callbacks.Callback):
