@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -213,7 +214,16 @@ def test_a_killed_run_resumes_after_its_probe(pictures, tmp_path):
     with pytest.raises(ValueError, match="different settings") as refused:
         finetune("cnn", resume=True, **{**flags, "epochs": 3})
     RunLock(tmp_path / "run").acquire().release()
-    del stopped, refused
+    # The same number of pictures, one of them another picture: not the run it continues.
+    edited = tmp_path / "edited"
+    shutil.copytree(pictures, edited)
+    shutil.copy2(sorted((edited / "sandal").glob("*.png"))[0], sorted((edited / "boot").glob("*.png"))[0])
+    with pytest.raises(ValueError, match="different settings.*pictures_sha256") as changed:
+        finetune("cnn", resume=True, **{**flags, "data": edited})
+    RunLock(tmp_path / "run").acquire().release()
+    metadata = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
+    assert set(metadata["initial_weights"]["base_model_sha256"]) == {"model.safetensors"}
+    del stopped, refused, changed
     resumed = Snapshots()
     run = finetune("cnn", resume=True, callbacks=[resumed], **flags)
     assert len(resumed.phases) == 1  # the probe was not trained again

@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import keras
+import numpy as np
 
 from zoo.api import create, resolve
 from zoo.data.folder import DEFAULT_VAL_FRACTION, FolderData, load_image_folder
@@ -56,7 +58,7 @@ from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, Res
 from zoo.training.data import make_targets
 from zoo.training.distribute import data_parallel
 from zoo.training.fit import compile_model, train_command
-from zoo.training.initial_weights import base_model_record, check_architecture, recorded_handle
+from zoo.training.initial_weights import check_architecture, initial_weights, recorded_handle
 from zoo.training.report import summary_line, trained_on
 from zoo.training.run_dir import RunDir
 from zoo.training.run_setup import (
@@ -205,7 +207,9 @@ def prepare_finetune(
     recipe = recipe.replace(batch_size=capped, lr=recipe.lr if rate is None else rate, val_size=len(folder.y_val))
     use_mixed = recipe.mixed_precision
     phases = phases_of(recipe, settings)
-    base = base_model_record(init_from, resolved) if resolved is not None else {"base_model": None, "base_model_repo": None}
+    # With the sha256 of its weight files: a resumed run must start from the same weights, whatever the handle names now.
+    base = initial_weights(name, init_from, resolved).record if resolved is not None else {
+        "base_model": None, "base_model_repo": None}
     command = command or train_command(
         name, backend=keras.backend.backend(), data=Path(data).name, init_from=base["base_model"],
         freeze_backbone=freeze_backbone, probe_epochs=probe_epochs if freeze_backbone else None, probe_lr=probe_lr,
@@ -218,7 +222,8 @@ def prepare_finetune(
     run, resumed_from = open_run(  # locked until finalize_finetune
         output_dir, resume=resume, overwrite=overwrite, architecture=name, command=command,
         settings=run_settings(name, recipe, run_config, seed=seed, fine_tuning=asdict(settings),
-                              classes=list(folder.class_names), examples=folder.counts),
+                              classes=list(folder.class_names), examples=folder.counts,
+                              initial_weights=dict(base), pictures_sha256=_pictures_sha256(folder)),
         epochs_done=lambda run: max((_backed_up(run, phase) for phase in phases), default=0),
     )
     return FineTunePlan(
@@ -243,6 +248,17 @@ def _backed_up(run: RunDir, phase: Phase) -> int:
 
 def _phase_end_weights(run: RunDir, phase: Phase) -> Path:
     return run.backup / f"{phase.name}-end.safetensors"
+
+
+def _pictures_sha256(folder: FolderData) -> str:
+    """One sha256 of the pictures and labels a run trains and validates on, as read (a resumed run
+    must see the same, not only as many)."""
+    digest = hashlib.sha256()
+    for array in (folder.x_train, folder.y_train, folder.x_val, folder.y_val):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _existing_end_weights(run: RunDir, phase: Phase) -> Path:
