@@ -233,6 +233,9 @@ def test_a_killed_run_resumes_after_its_probe(pictures, tmp_path):
     history = (run / "history.csv").read_text().strip().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["0", "1"]
     assert read_folder(run).metadata["training"]["resumed_from_epoch"] == 1
+    sessions = json.loads((run / "run.json").read_text())["sessions"]  # the refused resumes trained nothing
+    assert [session["epochs_done"] for session in sessions] == [0, 1]
+    assert read_folder(run).metadata["trained_on"] == sessions[0]["trained_on"]  # one machine: named once
 
 
 class StopAfterLastEpoch(keras.callbacks.Callback):

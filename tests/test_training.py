@@ -457,16 +457,42 @@ def test_initial_weights_of_another_model_are_refused_before_the_run_folder_exis
     assert not (tmp_path / "run").exists()
 
 
-def test_a_run_from_initial_weights_resumes_from_its_backup_not_from_them(cnn_run, tmp_path):
+def test_a_run_from_initial_weights_resumes_from_its_backup_not_from_them(cnn_run, tmp_path, monkeypatch):
     """After a kill, the backup's state replaces the initial weights: the resumed run ends where an
-    uninterrupted one does. Resuming without --init-from (other settings) is refused."""
+    uninterrupted one does. Resuming without --init-from (other settings) is refused. The card names
+    the machine of each session when a resumed run moved to another one."""
+    from zoo.training import fit, report
+
     whole = tiny_train("cnn", tmp_path / "whole", epochs=2, init_from=cnn_run, lr=0.005)
+    assert read_folder(whole).metadata["trained_on"] == report.trained_on()  # one session: the machine alone
     with pytest.raises(Crash):
         tiny_train("cnn", tmp_path / "killed", epochs=2, init_from=cnn_run, lr=0.005, callbacks=[CrashAfterEpoch(0)])
     with pytest.raises(ValueError, match="different settings.*initial_weights"):
         tiny_train("cnn", tmp_path / "killed", epochs=2, lr=0.005, resume=True)
+    monkeypatch.setattr(fit, "trained_on", lambda distribution="single device": f"another machine; {distribution}")
     resumed = tiny_train("cnn", tmp_path / "killed", epochs=2, init_from=cnn_run, lr=0.005, resume=True)
     assert_same_run_weights(whole, resumed)
+    sessions = json.loads((resumed / "run.json").read_text())["sessions"]  # the refused resume trained nothing
+    assert [(s["epochs_done"], s["batches_done"]) for s in sessions] == [(0, 0), (1, 0)]
+    assert sessions[0]["trained_on"] == report.trained_on()
+    where = f"epochs 1-1 on {report.trained_on()}; epochs 2-2 on another machine; single device"
+    assert read_folder(resumed).metadata["trained_on"] == where
+    assert f"Trained on: {where};" in (resumed / "README.md").read_text()
+
+
+def test_the_card_names_each_machine_a_run_trained_on():
+    from zoo.training.report import trained_on_sessions
+
+    def session(machine, epochs_done, batches_done=0):
+        return {"trained_on": machine, "epochs_done": epochs_done, "batches_done": batches_done}
+
+    same = [session("A", 0), session("A", 7, 12), session("A", 30)]
+    assert trained_on_sessions(same, current="A", epochs=52) == "A"
+    assert trained_on_sessions([], current="A", epochs=52) == "A"  # a run.json from before sessions were kept
+    moved = [session("A", 0), session("A", 10), session("B", 19, 40), session("B", 30), session("A", 45)]
+    assert trained_on_sessions(moved, current="A", epochs=52) == "epochs 1-20 on A; epochs 20-45 on B; epochs 46-52 on A"
+    # B was started and killed before it trained a batch: A trained everything.
+    assert trained_on_sessions([session("A", 0), session("B", 19), session("A", 19)], current="A", epochs=52) == "A"
 
 
 def test_resnet_tiny_run(tmp_path):

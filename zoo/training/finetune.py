@@ -59,7 +59,7 @@ from zoo.training.data import make_targets
 from zoo.training.distribute import data_parallel
 from zoo.training.fit import compile_model, train_command
 from zoo.training.initial_weights import check_architecture, initial_weights, recorded_handle
-from zoo.training.report import summary_line, trained_on
+from zoo.training.report import summary_line, trained_on, trained_on_sessions
 from zoo.training.run_dir import RunDir
 from zoo.training.run_setup import (
     RunFit,
@@ -68,6 +68,7 @@ from zoo.training.run_setup import (
     check_run_arguments,
     close_run,
     open_run,
+    record_session,
     run_settings,
     scaled_lr,
     training_dtype,
@@ -326,6 +327,7 @@ def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
     keras.utils.set_random_seed(plan.seed)
     with data_parallel(plan.distribute, batch_size=recipe.batch_size) as parallel:
         train, val = _datasets(plan, parallel.num_replicas)
+        record_session(run, trained_on(parallel.description), epochs_done=plan.resumed_from)
         overrides = {**dict(plan.model_config), **training_dtype(plan.name, recipe.mixed_precision)}
         with parallel.scope():
             model = create(plan.name, **overrides)
@@ -426,7 +428,9 @@ def finalize_finetune(plan: FineTunePlan, fitted: FineTuneFit, *, push: str | No
         "seed": plan.seed,
         "backend": keras.backend.backend(),
         "train_command": plan.command,
-        "trained_on": trained_on(fitted.distribution),
+        "trained_on": trained_on_sessions(
+            run.read_marker().get("sessions", []), current=trained_on(fitted.distribution), epochs=recipe.epochs
+        ),
         "license": plan.license,
         "training": training,
     }

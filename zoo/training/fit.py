@@ -38,7 +38,7 @@ from zoo.training.data import TrainingData, load_training_data
 from zoo.training.distribute import data_parallel
 from zoo.training.initial_weights import InitialWeights, check_same_model, initial_weights
 from zoo.training.recipes import Recipe, get_recipe
-from zoo.training.report import summary_line, trained_on
+from zoo.training.report import summary_line, trained_on, trained_on_sessions
 from zoo.training.run_dir import RunDir
 from zoo.training.run_setup import (
     MIXED_POLICY,
@@ -49,6 +49,7 @@ from zoo.training.run_setup import (
     check_run_arguments,
     close_run,
     open_run,
+    record_session,
     run_settings,
     scaled_lr,
     training_dtype,
@@ -429,6 +430,8 @@ def fit_run(plan: TrainingPlan) -> FitResult:
             recipe, input_shape=plan.model_config["input_shape"], seed=plan.seed, limit=plan.limit,
             data_dir=plan.data_dir, num_replicas=parallel.num_replicas,
         )
+        record_session(run, trained_on(parallel.description), epochs_done=plan.initial_epoch,
+                       batches_done=plan.initial_batch)
         with parallel.scope():
             model, trainer = build_training_model(
                 plan.name, recipe, plan.model_config, plan.model_overrides, steps_per_epoch=len(data.train)
@@ -533,7 +536,9 @@ def finalize_run(plan: TrainingPlan, fitted: FitResult, *, push: str | None = No
         "seed": plan.seed,
         "backend": keras.backend.backend(),
         "train_command": plan.command,
-        "trained_on": trained_on(fitted.distribution),
+        "trained_on": trained_on_sessions(
+            run.read_marker().get("sessions", []), current=trained_on(fitted.distribution), epochs=recipe.epochs
+        ),
         "license": weight.license if weight else "apache-2.0",
         "training": training,
         **(dict(plan.initial_weights.record) if plan.initial_weights else {}),

@@ -28,7 +28,7 @@ from zoo.tasks import task_of
 from zoo.training.precision import accelerator_description
 from zoo.training.run_dir import RunDir
 
-__all__ = ["cpu_description", "push_run", "summary_line", "trained_on", "write_results"]
+__all__ = ["cpu_description", "push_run", "summary_line", "trained_on", "trained_on_sessions", "write_results"]
 
 #: Files of a run folder that stay local when it is pushed (resume state, last epoch, log).
 LOCAL_ONLY = ("last.safetensors", "run.json", "history.csv", "timing.json")
@@ -92,6 +92,39 @@ def trained_on(distribution: str = "single device") -> str:
         f"{platform.system()} {platform.machine()}; CPU {cpu_description()}; "
         f"{keras.backend.backend()} on {devices}; {distribution}"
     )
+
+
+def trained_on_sessions(sessions: Sequence[Mapping[str, Any]], *, current: str, epochs: int) -> str:
+    """Where a run trained, session by session: ``current`` (:func:`trained_on` of the session that
+    finishes it) when every session that trained was on the same machine, else each machine with
+    the epochs it trained (an epoch continued from a backup made inside it counts for both).
+
+    ``sessions`` are ``run.json``'s records (:func:`zoo.training.run_setup.record_session`), each
+    ``trained_on`` and the point it started from: ``epochs_done`` and ``batches_done`` (of the next
+    epoch). A session that trained nothing (the next one starts where it did) is left out.
+
+    Example:
+        >>> a = {"trained_on": "CPU A", "epochs_done": 0, "batches_done": 0}
+        >>> b = {"trained_on": "CPU B", "epochs_done": 19, "batches_done": 40}
+        >>> trained_on_sessions([a], current="CPU A", epochs=52)
+        'CPU A'
+        >>> trained_on_sessions([a, b], current="CPU B", epochs=52)
+        'epochs 1-20 on CPU A; epochs 20-52 on CPU B'
+    """
+    starts = [(int(s["epochs_done"]), int(s.get("batches_done") or 0)) for s in sessions]
+    ranges: list[list[Any]] = []  # [machine, first epoch, last epoch], 1-based
+    for index, session in enumerate(sessions):
+        end = starts[index + 1] if index + 1 < len(sessions) else (epochs, 0)
+        if end == starts[index]:
+            continue  # trained nothing
+        first, last = starts[index][0] + 1, end[0] + (1 if end[1] else 0)
+        if ranges and ranges[-1][0] == session["trained_on"]:
+            ranges[-1][2] = last
+        else:
+            ranges.append([session["trained_on"], first, last])
+    if len(ranges) <= 1:
+        return current
+    return "; ".join(f"epochs {first}-{last} on {machine}" for machine, first, last in ranges)
 
 
 def write_results(

@@ -3,7 +3,8 @@
 Layout of a finished run::
 
     runs/cnn-0/
-        run.json               marker: architecture, recipe, command, status (written first)
+        run.json               marker: architecture, recipe, command, status (written first);
+                               the machine of each session (``sessions``)
         config.json            zoo.format.save_folder: the builder's arguments
         metadata.json          metrics, recipe, training facts, weight hashes
         model.safetensors      the best epoch (by the recipe's ``monitor``)

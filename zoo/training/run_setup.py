@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -50,6 +51,7 @@ __all__ = [
     "check_run_arguments",
     "close_run",
     "open_run",
+    "record_session",
     "run_settings",
     "scaled_lr",
     "training_dtype",
@@ -359,6 +361,21 @@ def open_run(
         run.release()
         raise
     return run, done
+
+
+def record_session(run: RunDir, where: str, *, epochs_done: int, batches_done: int = 0) -> None:
+    """Add this session to ``run.json``'s ``sessions``: the machine it trains on (``where``,
+    :func:`zoo.training.report.trained_on`), the point it starts from and when (UTC). The card
+    names every machine a run trained on (:func:`zoo.training.report.trained_on_sessions`).
+
+    Example:
+        >>> record_session(run, trained_on(), epochs_done=19, batches_done=40)  # doctest: +SKIP
+    """
+    session = {
+        "trained_on": where, "epochs_done": int(epochs_done), "batches_done": int(batches_done),
+        "began": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    run.write_marker(sessions=[*run.read_marker().get("sessions", []), session])
 
 
 def training_dtype(name: str, mixed_precision: bool) -> dict[str, Any]:
