@@ -44,12 +44,12 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import keras
-import numpy as np
 
 from zoo.api import create, resolve
 from zoo.data.folder import DEFAULT_VAL_FRACTION, FolderData, load_image_folder
 from zoo.data.pipeline import ArrayDataset
 from zoo.evaluation import predict
+from zoo.format import sha256_of
 from zoo.hub import check_repo_id
 from zoo.preprocess import preprocessing_of
 from zoo.registry import get_spec, split_name
@@ -252,13 +252,14 @@ def _phase_end_weights(run: RunDir, phase: Phase) -> Path:
 
 
 def _pictures_sha256(folder: FolderData) -> str:
-    """One sha256 of the pictures and labels a run trains and validates on, as read (a resumed run
-    must see the same, not only as many)."""
+    """One sha256 of the pictures a run trains and validates on: each one's path in the folder, label,
+    split and file bytes (a resumed run must see the same pictures, not only as many). The files,
+    not the decoded pixels: another machine's image decoder may round a JPEG differently."""
     digest = hashlib.sha256()
-    for array in (folder.x_train, folder.y_train, folder.x_val, folder.y_val):
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(array.tobytes())
+    for split, files, labels in (("train", folder.files_train, folder.y_train), ("val", folder.files_val, folder.y_val)):
+        for file, label in zip(files, labels):
+            relative = Path(file).relative_to(folder.root).as_posix()
+            digest.update(f"{split}\0{relative}\0{int(label)}\0{sha256_of(file)}\n".encode())
     return digest.hexdigest()
 
 
