@@ -40,6 +40,26 @@ def test_config_json_holds_only_the_builder_arguments(tmp_path):
         save_folder(model, tmp_path / "m")
 
 
+def test_a_save_that_cannot_be_written_leaves_the_folder_as_it_was(tmp_path):
+    """A dtype policy object is recorded by its name; a builder argument that is no JSON value is
+    refused before any file is replaced (it used to replace the weights, then fail on config.json)."""
+    import keras
+
+    save_folder(zoo.create("cnn", num_classes=5), tmp_path / "m")
+    save_folder(zoo.create("cnn", num_classes=3, dtype=keras.DTypePolicy("float32")), tmp_path / "m", overwrite=True)
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["config"]["dtype"] == "float32"
+    assert zoo.load(tmp_path / "m").output_shape == (None, 3)
+    before = {path.name: path.read_bytes() for path in (tmp_path / "m").iterdir()}
+    model = zoo.create("cnn", num_classes=7)
+    model.zoo_config["config"]["dropout"] = object()
+    with pytest.raises(ValueError, match=r"cannot be written as config.json.*Received: config=.*'dropout': <object"):
+        save_folder(model, tmp_path / "m", overwrite=True)
+    assert {path.name: path.read_bytes() for path in (tmp_path / "m").iterdir()} == before
+    with pytest.raises(ValueError, match="cannot be written"):
+        save_folder(model, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
 def test_version_1_folders_still_load_and_are_written_back_as_version_2(tmp_path):
     model = zoo.create("cnn", num_classes=4)
     save_folder(model, tmp_path / "new", metadata={"metrics": {"accuracy": 0.5}})

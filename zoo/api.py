@@ -47,9 +47,15 @@ def create(name: str, **overrides: Any) -> keras.Model:
     _, tag = split_name(name)
     config = spec.config_for(tag, overrides)
     model = spec.builder(**config)
-    # Like timm's ``pretrained_cfg``: what built this model, for export and pushing.
-    model.zoo_config = {"architecture": spec.name, "tag": tag or spec.default_tag, "config": config}
+    # Like timm's ``pretrained_cfg``: what built this model, for export and pushing (as JSON values).
+    recorded = {key: _recorded_value(value) for key, value in config.items()}
+    model.zoo_config = {"architecture": spec.name, "tag": tag or spec.default_tag, "config": recorded}
     return model
+
+
+def _recorded_value(value: Any) -> Any:
+    """A builder argument as ``config.json`` records it: a dtype policy by its name."""
+    return value.name if isinstance(value, keras.DTypePolicy) else value
 
 
 def _repo_root() -> Path:

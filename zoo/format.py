@@ -416,19 +416,26 @@ def save_folder(
         PosixPath('exported/cnn')
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     if (folder / CONFIG_NAME).exists() and not overwrite:
         raise FileExistsError(f"{str(folder / CONFIG_NAME)!r} exists; pass overwrite=True to replace it.")
-    written = weights_io.save_weights(
-        model, folder, storage_dtype=storage_dtype, max_shard_size=max_shard_size, overwrite=overwrite
-    )
-    records = file_records(folder, [p.name for p in written])
     zoo_config = getattr(model, "zoo_config", None) or {}
     architecture = zoo_config.get("architecture")
     build = build_record(
         architecture, zoo_config.get("tag"), zoo_config.get("config"),
         None if architecture else keras.saving.serialize_keras_object(model),
     )
+    try:  # before anything is written: a failed save leaves the folder as it was
+        json.dumps(build)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"The model's build record cannot be written as {CONFIG_NAME} ({error}); builder arguments must be "
+            f"JSON values (a dtype policy by its name). Received: config={build['config']!r}"
+        ) from None
+    folder.mkdir(parents=True, exist_ok=True)
+    written = weights_io.save_weights(
+        model, folder, storage_dtype=storage_dtype, max_shard_size=max_shard_size, overwrite=overwrite
+    )
+    records = file_records(folder, [p.name for p in written])
     facts = {
         "keras_version": keras.__version__,
         "zoo_version": __version__,
