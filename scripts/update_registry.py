@@ -13,7 +13,7 @@ from zoo.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    if "--path" not in argv:
+    if not any(arg == "--path" or arg.startswith("--path=") for arg in argv):
         argv += ["--path", str(ROOT / "registry.json")]
     if "--check" not in argv:
         argv.append("--overwrite")  # this script exists to regenerate the checkout's file

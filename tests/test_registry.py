@@ -95,12 +95,17 @@ def test_stale_registry_json_is_detected(tmp_path):
     path.write_text(json.dumps(stale))
     with pytest.raises(CatalogStaleError, match=r"entries differ: \['cnn'\]"):
         check_catalog(path)
+    damaged = tmp_path / "damaged.json"
+    for text, expected in (('{"models": {', "is not valid JSON"), ("[1, 2]", "entries differ: \\['cnn', ")):
+        damaged.write_text(text)
+        with pytest.raises(CatalogStaleError, match=expected):
+            check_catalog(damaged)
     # run from elsewhere, with another `zoo` first on the path: the script checks this checkout's code
     decoy = tmp_path / "decoy" / "zoo"
     decoy.mkdir(parents=True)
     (decoy / "__init__.py").write_text("raise ImportError('the installed zoo, not the checkout')\n")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "update_registry.py"), "--check", "--path", str(path)],
+        [sys.executable, str(ROOT / "scripts" / "update_registry.py"), "--check", f"--path={path}"],
         cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(decoy.parent)},
     )
     assert result.returncode == 1 and "entries differ: ['cnn']" in result.stderr, result.stderr[-2000:]
@@ -168,6 +173,12 @@ def test_plugin_package_registers_through_entry_point(tmp_path):
                 x = keras.layers.Dense(8, activation="relu", name="hidden")(inputs)
                 outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
                 return keras.Model(inputs, outputs, name="tiny_mlp")
+
+            @zoo.register_model(name="resnet18", overwrite=True, head=("predictions",))
+            def own_resnet18(input_shape=(4,), num_classes=2):
+                '''A plugin's resnet18, replacing the built-in one.'''
+                inputs = keras.Input(input_shape)
+                return keras.Model(inputs, keras.layers.Dense(num_classes, name="predictions")(inputs))
             """
         )
     )
@@ -182,3 +193,16 @@ def test_plugin_package_registers_through_entry_point(tmp_path):
         env={"PYTHONPATH": f"{target}:{ROOT}"},
     )
     assert "'tiny_mlp'" in out and "(None, 5)" in out
+    # Imported first, a built-in module registers whole before any plugin replaces one of its models.
+    out = run_python(
+        "from zoo.models.resnet import build_resnet\n"
+        "from zoo.registry import get_spec\n"
+        "print(get_spec('resnet18').module, get_spec('resnet34').module)\n"
+        "from zoo.catalog import render_catalog\n"
+        "try:\n    render_catalog()\nexcept ValueError as error:\n    print(error)\n",
+        env={"PYTHONPATH": f"{target}:{ROOT}"},
+    )
+    assert "zoo_tiny_plugin.models zoo.models.resnet" in out
+    # registry.json lists zoo's own models only: with plugins installed it is not generated.
+    assert "regenerate it in an environment without them" in out
+    assert "['resnet18 (zoo_tiny_plugin.models)', 'tiny_mlp (zoo_tiny_plugin.models)']" in out

@@ -15,7 +15,7 @@ from typing import Any
 
 from zoo.api import info
 from zoo.atomic import atomic_write_text
-from zoo.registry import all_specs
+from zoo.registry import all_specs, is_builtin
 
 CATALOG_VERSION = 1
 
@@ -51,6 +51,13 @@ def render_catalog() -> str:
         >>> json.loads(render_catalog())["generated_by"]                   # doctest: +SKIP
         'python scripts/update_registry.py'
     """
+    foreign = sorted(f"{spec.name} ({spec.module})" for spec in all_specs() if not is_builtin(spec.module))
+    if foreign:  # the packaged file lists zoo's own models; `zoo list` adds plugins' live
+        raise ValueError(
+            "registry.json lists zoo's own architectures, but installed `zoo.models` plugins registered or "
+            "replaced some: regenerate it in an environment without them. Received: plugin models "
+            f"{foreign}"
+        )
     return json.dumps(catalog(), indent=2, sort_keys=True) + "\n"
 
 
@@ -77,7 +84,14 @@ def check_catalog(path: str | os.PathLike) -> None:
         raise CatalogStaleError(f"{str(path)!r} does not exist; run `python scripts/update_registry.py`.")
     actual = path.read_text()
     if actual != expected:
-        old = json.loads(actual).get("models", {}) if actual.strip() else {}
+        try:
+            old = json.loads(actual) if actual.strip() else {}
+        except ValueError as error:
+            raise CatalogStaleError(
+                f"{str(path)!r} is not valid JSON ({error}); run `python scripts/update_registry.py`."
+            ) from None
+        old = old.get("models", {}) if isinstance(old, dict) else {}
+        old = old if isinstance(old, dict) else {}
         new = json.loads(expected)["models"]
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise CatalogStaleError(

@@ -218,7 +218,10 @@ def register_model(
         raise TypeError(f"`head` is a sequence of layer names, e.g. head=('predictions',). Received: head={head!r}")
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
-        _load_plugins()  # the built-ins first: a later registration may replace one (overwrite=True)
+        if not is_builtin(builder.__module__):
+            # The built-ins first: a later registration may replace one (overwrite=True). A built-in
+            # never loads the plugins itself: they would register while its module is half imported.
+            _load_plugins()
         arch = name or builder.__name__
         if not _NAME_RE.match(arch):
             raise ValueError(
@@ -279,6 +282,16 @@ def set_release(name: str, release: Release | None) -> None:
         raise ValueError(f"{name!r} has no weight tag. Received: name={name!r}")
     weights = {**spec.weights, weight.tag: replace(weight, release=release)}
     _REGISTRY[arch] = replace(spec, weights=weights)
+
+
+def is_builtin(module: str) -> bool:
+    """Whether ``module`` (a builder's ``__module__``) is one of zoo's own architectures.
+
+    Example:
+        >>> is_builtin("zoo.models.resnet"), is_builtin("my_plugin.models")
+        (True, False)
+    """
+    return any(module == package or module.startswith(f"{package}.") for package in BUILTIN_MODULES)
 
 
 def _load_plugins() -> None:
