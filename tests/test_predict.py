@@ -196,3 +196,15 @@ def test_draw_box_takes_every_picture_predict_takes(tmp_path):
         draw_box(pictures["gray"], found, tmp_path / "gray.png")
     with pytest.raises(ValueError, match="looks scaled to"):
         draw_box(np.full((4, 4), 0.5, np.float32), found, tmp_path / "scaled.png")
+
+
+def test_a_head_given_its_own_size_keeps_its_labels_and_metrics():
+    """``num_classes`` equal to the weights' own keeps the head, so its labels and metrics stay;
+    another size re-initialises the head (with a warning), and they go."""
+    released = zoo.load("cnn").zoo_metadata
+    for overrides in ({"num_classes": 10}, {"num_classes": 10, "include_top": True}):
+        kept = zoo.load("cnn", **overrides).zoo_metadata
+        assert kept["label_names"] == released["label_names"] and kept["metrics"] == released["metrics"]
+    with pytest.warns(UserWarning, match="fresh initialisation"):
+        other = zoo.load("cnn", num_classes=3).zoo_metadata
+    assert "label_names" not in other and "metrics" not in other

@@ -337,7 +337,11 @@ def _loaded_metadata(resolved: Resolved, weights: Any, overrides: Mapping[str, A
     if resolved.weights is None or not (isinstance(weights, str) and weights == "default"):
         return {}
     metadata = dict(resolved.metadata)
-    if "num_classes" in overrides or overrides.get("include_top") is False:
+    built_with = {**get_spec(resolved.name).default_config, **resolved.config} if resolved.name else {}
+    head_changed = any(
+        key in overrides and overrides[key] != built_with.get(key) for key in ("num_classes", "include_top")
+    )
+    if head_changed:  # the same value given again keeps the head, its labels and its metrics
         for key in ("label_names", "metrics", "evaluation"):
             metadata.pop(key, None)
     return metadata
