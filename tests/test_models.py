@@ -93,6 +93,15 @@ def test_safetensors_round_trip_is_exact(name, tmp_path):
     keras.tree.map_structure(np.testing.assert_array_equal, predict(other, x), predict(model, x))
 
 
+def test_residual_unit_takes_activations_its_config_can_rebuild():
+    """A Keras activation by name or as keras.activations' function is kept by name; a custom
+    function (a lambda's bytecode went into the config, and the file did not load) is refused."""
+    assert zoo.ResidualUnit(8, activation=keras.activations.gelu).get_config()["activation"] == "gelu"
+    for bad in (lambda x: x * 2, "not_an_activation", 3):
+        with pytest.raises(ValueError, match=r"name of a Keras activation.*Received: activation="):
+            zoo.ResidualUnit(8, activation=bad)
+
+
 def test_residual_unit_config_has_every_argument_and_works_in_sequential(tmp_path):
     unit = zoo.ResidualUnit(32, strides=2, activation="elu", name="unit")
     config = unit.get_config()

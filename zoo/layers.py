@@ -52,6 +52,35 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+def _activation_name(activation: Any) -> str:
+    """The name of a Keras activation, given by name or as one of ``keras.activations``' functions.
+
+    Looked up by attribute, not with ``keras.activations.serialize``, which imports TensorFlow
+    through Keras' serialization helpers even on the JAX and torch backends.
+
+    Example:
+        >>> _activation_name("relu"), _activation_name(keras.activations.gelu)
+        ('relu', 'gelu')
+    """
+    if isinstance(activation, str):
+        name = activation
+    else:
+        name = getattr(activation, "__name__", None)
+        if not (isinstance(name, str) and getattr(keras.activations, name, None) is activation):
+            name = None
+    if name is not None:
+        try:
+            keras.activations.get(name)
+            return name
+        except ValueError:
+            pass
+    raise ValueError(
+        "`activation` must be the name of a Keras activation (e.g. 'relu', 'gelu') or one of "
+        "keras.activations' functions, so that the layer's config rebuilds it; a custom function "
+        f"could not be loaded back. Received: activation={activation!r}"
+    )
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class ResidualUnit(keras.layers.Layer):
     """The basic ResNet block: conv-BN-act-conv-BN plus a (projected) skip, then act.
@@ -69,10 +98,9 @@ class ResidualUnit(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = _positive_int("filters", filters)
         self.strides = _positive_int("strides", strides)
-        self._activation_fn = keras.activations.get(activation)
-        # Keep the name as given: serializing a function here would import TensorFlow
-        # through Keras' serialization helpers even on the JAX and torch backends.
-        self.activation = activation if isinstance(activation, str) else keras.activations.serialize(activation)
+        # Kept by name: the layer's config must rebuild it (a custom function would not load back).
+        self.activation = _activation_name(activation)
+        self._activation_fn = keras.activations.get(self.activation)
         # Every sublayer computes in this layer's dtype policy (as Keras' own composite layers do):
         # a unit built with "mixed_bfloat16" runs its main path and its skip in bfloat16.
         policy = self.dtype_policy
