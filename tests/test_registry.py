@@ -80,6 +80,16 @@ def test_register_model_rejects_bad_names_and_builders():
         @zoo.register_model
         def needs_argument(width):  # pragma: no cover - never built
             return width
+    from zoo.registry import WeightSpec
+
+    def tiny(input_shape=(4,), num_classes=2):  # pragma: no cover - never built
+        return None
+
+    with pytest.raises(ValueError, match=r"overrides of tiny.t1 must be arguments.*Received: unknown \['num_clases'\]"):
+        zoo.register_model(tiny, weights=[WeightSpec("t1", "d", "x", overrides={"num_clases": 3})])
+    with pytest.raises(ValueError, match="Received: tag='t1' twice"):
+        zoo.register_model(tiny, weights=[WeightSpec("t1", "d1", "x"), WeightSpec("t1", "d2", "x")])
+    assert "tiny" not in zoo.list_models()
 
 
 def test_registry_json_is_up_to_date():
@@ -129,8 +139,11 @@ def test_a_broken_plugin_warns_and_the_zoo_still_works(monkeypatch):
     from zoo import registry
 
     builtins = zoo.list_models()
+    def cnn(input_shape=(4,), num_classes=2):  # pragma: no cover - never built: its name is taken
+        return None
+
     points = [_FakeEntryPoint("broken-import", ImportError("no module named tensorflow_addons")),
-              _FakeEntryPoint("bad-builder", Bad_Builder)]
+              _FakeEntryPoint("bad-builder", Bad_Builder), _FakeEntryPoint("mycnn", cnn)]
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: points)
@@ -139,6 +152,8 @@ def test_a_broken_plugin_warns_and_the_zoo_still_works(monkeypatch):
     messages = [str(w.message) for w in warned]
     assert any("'broken-import' failed to load" in m for m in messages)
     assert any("'bad-builder' failed to load" in m for m in messages)
+    assert any("'mycnn' failed to load" in m and "already registered by zoo.models.cnn" in m for m in messages)
+    assert zoo.registry.get_spec("cnn").module == "zoo.models.cnn"
 
 
 def test_plugin_package_registers_through_entry_point(tmp_path):

@@ -235,10 +235,19 @@ def register_model(
             )
         if task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
+        default_config = _signature_defaults(builder)
         tags: dict[str, WeightSpec] = {}
         for spec in weights:
             if not _TAG_RE.match(spec.tag):
                 raise ValueError(f"Invalid weight tag. Received: tag={spec.tag!r}")
+            if spec.tag in tags:
+                raise ValueError(f"Each weight tag of {arch!r} must be given once. Received: tag={spec.tag!r} twice")
+            unknown = sorted(set(spec.overrides) - set(default_config))
+            if unknown:
+                raise ValueError(
+                    f"The overrides of {arch}.{spec.tag} must be arguments of its builder {builder.__name__!r} "
+                    f"({sorted(default_config)}). Received: unknown {unknown}"
+                )
             if spec.recipe is not None and spec.recipe.task != task:
                 raise ValueError(
                     f"The recipe of {arch}.{spec.tag} is for task {spec.recipe.task!r}, the architecture's "
@@ -253,7 +262,7 @@ def register_model(
         _REGISTRY[arch] = ModelSpec(
             name=arch,
             builder=builder,
-            default_config=_signature_defaults(builder),
+            default_config=default_config,
             description=doc.split("\n\n")[0].replace("\n", " "),
             weights=tags,
             default_tag=chosen,
@@ -314,7 +323,8 @@ def _load_plugins() -> None:
         try:  # a broken plugin (import error, bad name or builder) must not break the zoo
             loaded = entry_point.load()
             if callable(loaded) and not inspect.isclass(loaded) and not inspect.ismodule(loaded):
-                if loaded.__name__ not in _REGISTRY:
+                registered = _REGISTRY.get(loaded.__name__)
+                if registered is None or registered.builder is not loaded:  # a name taken by another: warned below
                     register_model(loaded)
         except Exception as error:
             warnings.warn(f"zoo plugin {entry_point.name!r} failed to load: {error!r}")
