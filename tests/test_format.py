@@ -86,7 +86,7 @@ def test_unknown_or_future_formats_are_refused_clearly(tmp_path):
         read_folder(tmp_path)
 
 
-def test_every_kind_of_handle_takes_the_same_weights_argument(tmp_path):
+def test_every_kind_of_handle_takes_the_same_weights_argument(tmp_path, monkeypatch):
     model = zoo.create("cnn", num_classes=4)
     save_folder(model, tmp_path / "m")
     x = sample_batch(model)
@@ -100,6 +100,12 @@ def test_every_kind_of_handle_takes_the_same_weights_argument(tmp_path):
     resolved = resolve(tmp_path / "m", weights=None)
     assert resolved.name == "cnn.fmnist" and resolved.weights is None
     assert build(resolved, num_classes=6).output_shape == (None, 6)
+    # An empty string would be Path(""), the current folder: refused, whatever folder the caller is in.
+    monkeypatch.chdir(tmp_path / "m")
+    with pytest.raises(ValueError, match=r"`handle` is empty.*Received: handle=''"):
+        zoo.load("")
+    with pytest.raises(ValueError, match=r"`weights` is empty.*Received: weights=' '"):
+        zoo.load("cnn", weights=" ", num_classes=4)
 
 
 def test_a_weights_file_without_a_config_and_bad_hashes_are_refused(tmp_path):

@@ -164,6 +164,13 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
             "`weights` is 'default' (the handle's own), None (untrained) or a path to a safetensors file or "
             f"folder. Received: weights={weights!r}"
         )
+    for argument, value in (("handle", handle), ("weights", weights)):
+        if isinstance(value, str) and not value.strip():  # Path("") is the current folder
+            raise ValueError(
+                f"`{argument}` is empty. A handle is a registered name (zoo.list_models()), 'hf://namespace/name', "
+                "a zoo folder or a file in one ('.' for the current folder); weights are 'default', None or a path. "
+                f"Received: {argument}={value!r}"
+            )
     explicit = None if weights is None or own else Path(weights).expanduser()
     if explicit is not None and not explicit.exists():
         raise FileNotFoundError(
