@@ -140,6 +140,11 @@ def test_list_pattern_without_match_fails_clearly():
     result = run_zoo("list", "nothing*")
     assert result.returncode == 1
     assert "No model matches 'nothing*'" in result.stderr
+    as_json = run_zoo("list", "nothing*", "--json")
+    assert as_json.returncode == 1 and json.loads(as_json.stdout) == []
+    # A pattern with a dot lists weight tags, the planned ones too.
+    tags = run_zoo("list", "*.fmnist")
+    assert tags.returncode == 0 and "resnet18.fmnist" in tags.stdout and "planned" in tags.stdout
 
 
 @console
@@ -221,6 +226,8 @@ def test_localizer_prediction_draws_its_box_and_never_overwrites(tmp_path, capsy
     status, _, err = zoo_in_process(capsys, "predict", str(folder), image, "--out", str(out))
     assert status == 2 and "exist" in err and drawn.read_bytes() == before
     assert zoo_in_process(capsys, "predict", str(folder), image, "--out", str(out), "--overwrite")[0] == 0
+    status, _, err = zoo_in_process(capsys, "predict", str(folder), image, "--out", str(drawn))  # a file
+    assert status == 2 and "is a file" in err and drawn.read_bytes() == before
 
 
 @needs_data

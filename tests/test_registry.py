@@ -20,6 +20,9 @@ def test_list_models_with_wildcards_is_naturally_sorted():
     assert zoo.list_models("resnet*") == ["resnet18", "resnet34"]
     assert zoo.list_models(["cnn", "x*"]) == ["cnn", "xception_localizer"]
     assert zoo.list_models("nothing*") == []
+    assert zoo.list_models("*.fmnist") == ["cnn.fmnist", "resnet18.fmnist", "resnet34.fmnist"]  # planned too
+    assert zoo.list_models("*.fmnist", pretrained=True) == ["cnn.fmnist", "resnet34.fmnist"]
+    assert zoo.list_models("cnn.fmnist") == ["cnn.fmnist"]
     for bad in (None, 5, ["cnn", None]):
         with pytest.raises(ValueError, match=rf"fnmatch wildcards .* Received: pattern={re.escape(repr(bad))}"):
             zoo.list_models(bad)

@@ -101,8 +101,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(format_table(rows))
     else:
         print(f"No model matches {args.pattern!r}.", file=sys.stderr)
-        return 1
-    return 0
+    return 0 if rows else 1
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -129,6 +128,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from zoo.prediction import draw_box, predict
     from zoo.tasks import task_of
 
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out is a folder for the drawn boxes; {args.out!r} is a file. Received: --out {args.out!r}")
     model = load(args.model)
     task = task_of(model).name
     if args.out and task != "localization":

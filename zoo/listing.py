@@ -21,7 +21,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-__all__ = ["ModelRow", "catalog_models", "format_info", "format_table", "headline_metric", "model_rows", "name_patterns"]
+__all__ = [
+    "ModelRow", "catalog_models", "format_info", "format_table", "headline_metric", "model_rows", "name_patterns",
+    "names_tags",
+]
 
 ENTRY_POINT_GROUP = "zoo.models"
 
@@ -90,14 +93,15 @@ def model_rows(pattern: str | Iterable[str] = "*", pretrained: bool = False) -> 
     rows = []
     for arch, entry in catalog_models().items():
         tags = entry.get("weights") or {}
-        if pretrained:
+        if pretrained or names_tags(patterns):
             for tag, weight in tags.items():
                 name = f"{arch}.{tag}"
-                if not weight.get("available") or not _matches(name, patterns):
+                if (pretrained and not weight.get("available")) or not _matches(name, patterns):
                     continue
                 metrics = (weight.get("release") or {}).get("metrics") or {}
                 rows.append(ModelRow(name, entry["parameters"], _input_text(entry, weight.get("overrides") or {}),
-                                     entry.get("task", "classification"), headline_metric(metrics), "yes"))
+                                     entry.get("task", "classification"), headline_metric(metrics),
+                                     "yes" if weight.get("available") else "planned"))
             continue
         if not _matches(arch, patterns):
             continue
@@ -125,6 +129,17 @@ def name_patterns(pattern: str | Iterable[str]) -> list[str]:
             f"Received: pattern={pattern!r}"
         )
     return patterns
+
+
+def names_tags(patterns: Iterable[str]) -> bool:
+    """Whether a pattern names weight tags (``arch.tag``, ``*.fmnist``): then tags are listed, not
+    architectures, the released and the planned ones (``pretrained`` keeps the released).
+
+    Example:
+        >>> names_tags(["resnet*"]), names_tags(["*.fmnist"])
+        (False, True)
+    """
+    return any("." in pattern for pattern in patterns)
 
 
 def _matches(name: str, patterns: list[str]) -> bool:

@@ -23,7 +23,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
-from zoo.listing import name_patterns
+from zoo.listing import name_patterns, names_tags
 from zoo.recipe import TASKS, Recipe
 
 ENTRY_POINT_GROUP = "zoo.models"
@@ -385,20 +385,23 @@ def _natural_key(text: str) -> list[Any]:
 def list_models(pattern: str | Iterable[str] = "*", pretrained: bool = False) -> list[str]:
     """Registered names matching ``pattern`` (fnmatch wildcards), naturally sorted.
 
-    With ``pretrained=True`` only ``arch.tag`` names whose weights exist are returned.
+    With ``pretrained=True`` only ``arch.tag`` names whose weights exist are returned; a pattern
+    with a dot (``"*.fmnist"``) matches ``arch.tag`` names, planned tags included.
 
     Example:
         >>> list_models("resnet*")
         ['resnet18', 'resnet34']
+        >>> list_models("resnet*.fmnist"), list_models("resnet*.fmnist", pretrained=True)
+        (['resnet18.fmnist', 'resnet34.fmnist'], ['resnet34.fmnist'])
     """
     patterns = name_patterns(pattern)
     _load_plugins()
-    if pretrained:
+    if pretrained or names_tags(patterns):  # "*.fmnist" names tags: released and planned ones
         names = [
             f"{arch}.{tag}"
             for arch, spec in _REGISTRY.items()
             for tag, weight in spec.weights.items()
-            if weight.available
+            if weight.available or not pretrained
         ]
     else:
         names = list(_REGISTRY)
