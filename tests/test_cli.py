@@ -449,3 +449,36 @@ def test_registry_check_fails_on_a_stale_file_and_refuses_to_overwrite(tmp_path,
     assert checked.returncode == 1 and "stale" in checked.stderr
     status, _, err = zoo_in_process(capsys, "registry", "--path", str(stale))
     assert status == 2 and "--overwrite" in err and stale.read_text() == "{}\n"
+
+
+def _two_tags(input_shape=(4,), num_classes=10, width=8):
+    """A model whose two weight tags build different heads (a plugin's, here registered in-process)."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    hidden = keras.layers.Dense(width, name="hidden")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, name="predictions")(hidden))
+
+
+def test_info_and_list_of_a_tag_show_the_model_that_tag_builds(capsys, monkeypatch):
+    """The catalog's architecture fields describe the default tag; another tag that builds another
+    model keeps its own config and parameter count (zoo info / zoo list showed the default's)."""
+    from zoo import catalog, cli, listing, registry
+    from zoo.registry import WeightSpec
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    zoo.register_model(_two_tags, name="two_tags", head=("predictions",), weights=[
+        WeightSpec("small", "d", "ten classes"), WeightSpec("big", "d", "a wide head", overrides={"num_classes": 1000}),
+    ])
+    monkeypatch.setattr(catalog, "all_specs", lambda: [registry.get_spec("two_tags")])
+    models = catalog.catalog()["models"]
+    assert "build" not in models["two_tags"]["weights"]["small"]  # the default tag: the entry itself
+    monkeypatch.setattr(cli, "catalog_models", lambda: models)
+    monkeypatch.setattr(listing, "catalog_models", lambda: models)
+    for tag, classes in (("small", 10), ("big", 1000)):
+        status, out, _ = zoo_in_process(capsys, "info", f"two_tags.{tag}", "--json")
+        details = json.loads(out)
+        assert status == 0 and details["config"]["num_classes"] == classes
+        assert details["parameters"] == zoo.create(f"two_tags.{tag}").count_params()
+    rows = {row.name: row.parameters for row in listing.model_rows("two_tags.*")}
+    assert rows == {"two_tags.small": 4 * 8 + 8 + 8 * 10 + 10, "two_tags.big": 4 * 8 + 8 + 8 * 1000 + 1000}

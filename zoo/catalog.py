@@ -18,6 +18,9 @@ from zoo.atomic import atomic_write_text
 from zoo.registry import all_specs, is_builtin
 
 CATALOG_VERSION = 1
+#: What a weight tag's ``build`` holds in the catalog when its overrides build another model than
+#: the default tag's (the architecture's own fields describe the default tag).
+TAG_BUILD_FIELDS = ("config", "input_spec", "outputs", "parameters")
 
 
 class CatalogStaleError(RuntimeError):
@@ -36,6 +39,12 @@ def catalog() -> dict[str, Any]:
         details = info(spec.name)
         details.pop("name")
         details.pop("tag")
+        for tag, weight in details["weights"].items():  # a tag whose overrides build another model
+            if tag != details["default_tag"]:
+                tagged = info(f"{spec.name}.{tag}")
+                build = {key: tagged[key] for key in TAG_BUILD_FIELDS}
+                if build != {key: details[key] for key in TAG_BUILD_FIELDS}:
+                    weight["build"] = build
         models[spec.name] = details
     return {
         "catalog_version": CATALOG_VERSION,

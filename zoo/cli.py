@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from zoo.listing import catalog_models, format_info, format_table, model_rows
+from zoo.listing import catalog_models, format_info, format_table, model_rows, tag_entry
 
 __all__ = ["build_parser", "main", "report_user_errors"]
 
@@ -114,7 +114,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         close = difflib.get_close_matches(args.name, known, n=3, cutoff=0.4)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(f"Unknown model {args.name!r}.{hint} Registered: {sorted(models)}. Received: name={args.name!r}")
-    details = {"name": arch, "tag": tag or entry.get("default_tag"), **entry}
+    details = {"name": arch, "tag": tag or entry.get("default_tag"), **tag_entry(entry, tag or entry.get("default_tag"))}
     if args.json:
         _print_json(details)
     else:

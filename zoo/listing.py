@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 
 __all__ = [
     "ModelRow", "catalog_models", "format_info", "format_table", "headline_metric", "model_rows", "name_patterns",
-    "names_tags",
+    "names_tags", "tag_entry",
 ]
 
 ENTRY_POINT_GROUP = "zoo.models"
@@ -76,6 +76,18 @@ class ModelRow:
     weights: str
 
 
+def tag_entry(entry: Mapping[str, Any], tag: str | None) -> dict[str, Any]:
+    """A catalog entry as ``arch.tag`` builds it: the tag's own ``build`` (config, input, outputs,
+    parameters) over the architecture's, which describe the default tag.
+
+    Example:
+        >>> tag_entry(catalog_models()["cnn"], "fmnist")["parameters"]
+        1036490
+    """
+    weight = (entry.get("weights") or {}).get(tag) or {}
+    return {**entry, **(weight.get("build") or {})}
+
+
 def _input_text(entry: Mapping[str, Any], overrides: Mapping[str, Any]) -> str:
     shape = overrides.get("input_shape") or entry["config"].get("input_shape") or entry["input_spec"]["shape"][1:]
     return "x".join("?" if d is None else str(d) for d in shape)
@@ -99,7 +111,7 @@ def model_rows(pattern: str | Iterable[str] = "*", pretrained: bool = False) -> 
                 if (pretrained and not weight.get("available")) or not _matches(name, patterns):
                     continue
                 metrics = (weight.get("release") or {}).get("metrics") or {}
-                rows.append(ModelRow(name, entry["parameters"], _input_text(entry, weight.get("overrides") or {}),
+                rows.append(ModelRow(name, tag_entry(entry, tag)["parameters"], _input_text(entry, weight.get("overrides") or {}),
                                      entry.get("task", "classification"), headline_metric(metrics),
                                      "yes" if weight.get("available") else "planned"))
             continue
