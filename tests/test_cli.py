@@ -480,5 +480,12 @@ def test_info_and_list_of_a_tag_show_the_model_that_tag_builds(capsys, monkeypat
         details = json.loads(out)
         assert status == 0 and details["config"]["num_classes"] == classes
         assert details["parameters"] == zoo.create(f"two_tags.{tag}").count_params()
-    rows = {row.name: row.parameters for row in listing.model_rows("two_tags.*")}
-    assert rows == {"two_tags.small": 4 * 8 + 8 + 8 * 10 + 10, "two_tags.big": 4 * 8 + 8 + 8 * 1000 + 1000}
+    rows = {row.name: (row.parameters, row.input) for row in listing.model_rows("two_tags.*")}
+    assert rows == {"two_tags.small": (4 * 8 + 8 + 8 * 10 + 10, "4"), "two_tags.big": (4 * 8 + 8 + 8 * 1000 + 1000, "4")}
+    # A tag that fails to build is left out of the catalog with a warning; the others are listed.
+    zoo.register_model(_two_tags, name="two_tags", head=("predictions",), overwrite=True, weights=[
+        WeightSpec("small", "d", "ten classes"), WeightSpec("broken", "d", "no model", overrides={"width": -1}),
+    ])
+    with pytest.warns(UserWarning, match="two_tags.broken could not be built for the catalog"):
+        weights = catalog.catalog()["models"]["two_tags"]["weights"]
+    assert set(weights) == {"small", "broken"} and "build" not in weights["broken"]

@@ -218,7 +218,7 @@ def test_a_killed_run_resumes_after_its_probe(pictures, tmp_path, monkeypatch):
     edited = tmp_path / "edited"
     shutil.copytree(pictures, edited)
     shutil.copy2(sorted((edited / "sandal").glob("*.png"))[0], sorted((edited / "boot").glob("*.png"))[0])
-    with pytest.raises(ValueError, match="different settings.*pictures_sha256") as changed:
+    with pytest.raises(ValueError, match="different settings.*pictures_files_sha256") as changed:
         finetune("cnn", resume=True, **{**flags, "data": edited})
     RunLock(tmp_path / "run").acquire().release()
     metadata = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
@@ -483,3 +483,18 @@ def test_the_released_cnn_loads_as_a_feature_extractor(tmp_path):
         zoo.load_weights(zoo.create("cnn"), tmp_path / "features.safetensors", head=("predictions",))
     with pytest.raises(ValueError, match="Received: include_top='no'"):
         zoo.create("cnn", include_top="no")
+
+
+def test_a_run_begun_with_the_decoded_pictures_hash_resumes_with_it(pictures, tmp_path):
+    """run.json of an earlier zoo holds `pictures_sha256` (of the decoded pixels): its resume is
+    compared with that hash, not refused for a key it never had; new runs hash the files."""
+    from zoo.data.folder import load_image_folder
+    from zoo.training.finetune import _decoded_pictures_sha256, _pictures_record, _pictures_sha256
+
+    folder = load_image_folder(pictures, (28, 28, 1))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"settings": {"pictures_sha256": "recorded earlier"}}))
+    assert _pictures_record(folder, run, resume=True) == {"pictures_sha256": _decoded_pictures_sha256(folder)}
+    assert _pictures_record(folder, run, resume=False) == {"pictures_files_sha256": _pictures_sha256(folder)}
+    assert _pictures_record(folder, tmp_path / "new", resume=True) == {"pictures_files_sha256": _pictures_sha256(folder)}

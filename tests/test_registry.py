@@ -23,6 +23,9 @@ def test_list_models_with_wildcards_is_naturally_sorted():
     assert zoo.list_models("*.fmnist") == ["cnn.fmnist", "resnet18.fmnist", "resnet34.fmnist"]  # planned too
     assert zoo.list_models("*.fmnist", pretrained=True) == ["cnn.fmnist", "resnet34.fmnist"]
     assert zoo.list_models("cnn.fmnist") == ["cnn.fmnist"]
+    # Each pattern on its own: a dotted one does not turn the others into tag patterns.
+    assert zoo.list_models(["xception_localizer", "*.fmnist"]) == [
+        "cnn.fmnist", "resnet18.fmnist", "resnet34.fmnist", "xception_localizer"]
     for bad in (None, 5, ["cnn", None]):
         with pytest.raises(ValueError, match=rf"fnmatch wildcards .* Received: pattern={re.escape(repr(bad))}"):
             zoo.list_models(bad)
@@ -145,18 +148,24 @@ def test_a_broken_plugin_warns_and_the_zoo_still_works(monkeypatch):
     def cnn(input_shape=(4,), num_classes=2):  # pragma: no cover - never built: its name is taken
         return None
 
+    def resnet18(input_shape=(4,), num_classes=2):  # pragma: no cover - never built
+        return None
+
     points = [_FakeEntryPoint("broken-import", ImportError("no module named tensorflow_addons")),
-              _FakeEntryPoint("bad-builder", Bad_Builder), _FakeEntryPoint("mycnn", cnn)]
+              _FakeEntryPoint("bad-builder", Bad_Builder), _FakeEntryPoint("mycnn", cnn),
+              _FakeEntryPoint("renamed", resnet18)]
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    zoo.register_model(resnet18, name="my_resnet")  # as its own decorator would: the entry point adds nothing
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: points)
     with pytest.warns(UserWarning) as warned:
-        assert zoo.list_models() == builtins
+        assert zoo.list_models() == sorted([*builtins, "my_resnet"])
     messages = [str(w.message) for w in warned]
     assert any("'broken-import' failed to load" in m for m in messages)
     assert any("'bad-builder' failed to load" in m for m in messages)
     assert any("'mycnn' failed to load" in m and "already registered by zoo.models.cnn" in m for m in messages)
     assert zoo.registry.get_spec("cnn").module == "zoo.models.cnn"
+    assert not any("'renamed'" in m for m in messages) and registry.get_spec("resnet18").module == "zoo.models.resnet"
 
 
 def test_plugin_package_registers_through_entry_point(tmp_path):

@@ -475,7 +475,7 @@ def test_a_run_from_initial_weights_resumes_from_its_backup_not_from_them(cnn_ru
     sessions = json.loads((resumed / "run.json").read_text())["sessions"]  # the refused resume trained nothing
     assert [(s["epochs_done"], s["batches_done"]) for s in sessions] == [(0, 0), (1, 0)]
     assert sessions[0]["trained_on"] == report.trained_on()
-    where = f"epochs 1-1 on {report.trained_on()}; epochs 2-2 on another machine; single device"
+    where = f"epoch 1 ({report.trained_on()}) | epoch 2 (another machine; single device)"
     assert read_folder(resumed).metadata["trained_on"] == where
     assert f"Trained on: {where};" in (resumed / "README.md").read_text()
 
@@ -489,10 +489,14 @@ def test_the_card_names_each_machine_a_run_trained_on():
     same = [session("A", 0), session("A", 7, 12), session("A", 30)]
     assert trained_on_sessions(same, current="A", epochs=52) == "A"
     assert trained_on_sessions([], current="A", epochs=52) == "A"  # a run.json from before sessions were kept
-    moved = [session("A", 0), session("A", 10), session("B", 19, 40), session("B", 30), session("A", 45)]
-    assert trained_on_sessions(moved, current="A", epochs=52) == "epochs 1-20 on A; epochs 20-45 on B; epochs 46-52 on A"
+    moved = [session("A", 0), session("A", 10), session("B", 19, 40), session("B", 30), session("A", 51)]
+    assert trained_on_sessions(moved, current="A", epochs=52) == "epochs 1-20 (A) | epochs 20-51 (B) | epoch 52 (A)"
     # B was started and killed before it trained a batch: A trained everything.
     assert trained_on_sessions([session("A", 0), session("B", 19), session("A", 19)], current="A", epochs=52) == "A"
+    # B only wrote the results (killed after the last epoch's backup): A trained everything.
+    assert trained_on_sessions([session("A", 0), session("A", 20), session("B", 52)], current="B", epochs=52) == "A"
+    # The first sessions were not recorded: what is known, with its epochs.
+    assert trained_on_sessions([session("B", 19)], current="B", epochs=52) == "epochs 20-52 (B)"
 
 
 def test_resnet_tiny_run(tmp_path):

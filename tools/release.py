@@ -422,9 +422,10 @@ def publish(
     Example:
         >>> publish("weights/cnn.fmnist", "keras-zoo/cnn.fmnist", register="cnn.fmnist")  # doctest: +SKIP
     """
-    from zoo.catalog import write_catalog
+    from zoo.catalog import check_no_plugins, write_catalog
 
     if register is not None:
+        check_no_plugins()  # registry.json is regenerated after the push: nothing may stop it then
         if not record_path(register).exists():
             raise ValueError(
                 f"No release record for {register!r}; stage it with scripts/release.py first. "

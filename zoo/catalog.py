@@ -8,14 +8,16 @@ Example:
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 from zoo.api import info
 from zoo.atomic import atomic_write_text
-from zoo.registry import all_specs, is_builtin
+from zoo.registry import ENTRY_POINT_GROUP, all_specs, is_builtin
 
 CATALOG_VERSION = 1
 #: What a weight tag's ``build`` holds in the catalog when its overrides build another model than
@@ -39,18 +41,40 @@ def catalog() -> dict[str, Any]:
         details = info(spec.name)
         details.pop("name")
         details.pop("tag")
+        default = spec.weight(spec.default_tag)
         for tag, weight in details["weights"].items():  # a tag whose overrides build another model
-            if tag != details["default_tag"]:
+            if default is None or dict(spec.weights[tag].overrides) == dict(default.overrides):
+                continue
+            try:
                 tagged = info(f"{spec.name}.{tag}")
-                build = {key: tagged[key] for key in TAG_BUILD_FIELDS}
-                if build != {key: details[key] for key in TAG_BUILD_FIELDS}:
-                    weight["build"] = build
+            except Exception as error:  # a plugin's broken tag must not break the listing of every model
+                warnings.warn(f"{spec.name}.{tag} could not be built for the catalog: {error!r}")
+                continue
+            build = {key: tagged[key] for key in TAG_BUILD_FIELDS}
+            if build != {key: details[key] for key in TAG_BUILD_FIELDS}:
+                weight["build"] = build
         models[spec.name] = details
     return {
         "catalog_version": CATALOG_VERSION,
         "generated_by": "python scripts/update_registry.py",
         "models": models,
     }
+
+
+def check_no_plugins() -> None:
+    """Raise ``ValueError`` when plugins are installed or registered: ``registry.json`` lists zoo's
+    own models (``zoo list`` adds plugins' live), so it is generated without them.
+
+    Example:
+        >>> check_no_plugins()  # nothing installed here
+    """
+    installed = sorted(point.value for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    foreign = sorted(f"{spec.name} ({spec.module})" for spec in all_specs() if not is_builtin(spec.module))
+    if installed or foreign:
+        raise ValueError(
+            "registry.json lists zoo's own architectures, but `zoo.models` plugins are installed or registered: "
+            f"regenerate it in an environment without them. Received: entry points {installed}, plugin models {foreign}"
+        )
 
 
 def render_catalog() -> str:
@@ -60,13 +84,7 @@ def render_catalog() -> str:
         >>> json.loads(render_catalog())["generated_by"]                   # doctest: +SKIP
         'python scripts/update_registry.py'
     """
-    foreign = sorted(f"{spec.name} ({spec.module})" for spec in all_specs() if not is_builtin(spec.module))
-    if foreign:  # the packaged file lists zoo's own models; `zoo list` adds plugins' live
-        raise ValueError(
-            "registry.json lists zoo's own architectures, but installed `zoo.models` plugins registered or "
-            "replaced some: regenerate it in an environment without them. Received: plugin models "
-            f"{foreign}"
-        )
+    check_no_plugins()
     return json.dumps(catalog(), indent=2, sort_keys=True) + "\n"
 
 

@@ -94,28 +94,30 @@ def _input_text(entry: Mapping[str, Any], overrides: Mapping[str, Any]) -> str:
 
 
 def model_rows(pattern: str | Iterable[str] = "*", pretrained: bool = False) -> list[ModelRow]:
-    """Rows for the architectures (or, with ``pretrained``, the released ``arch.tag``) matching
-    ``pattern`` (fnmatch wildcards), naturally sorted.
+    """Rows for the names matching ``pattern`` as :func:`zoo.list_models` matches them: an
+    architecture per pattern without a dot, an ``arch.tag`` (released or planned) per pattern
+    with one, and with ``pretrained`` the released ``arch.tag`` only; naturally sorted.
 
     Example:
         >>> [row.name for row in model_rows(pretrained=True)][:1]
         ['cnn.fmnist']
     """
     patterns = name_patterns(pattern)
+    arch_patterns = [] if pretrained else [p for p in patterns if not names_tags([p])]
+    tag_patterns = patterns if pretrained else [p for p in patterns if names_tags([p])]
     rows = []
     for arch, entry in catalog_models().items():
         tags = entry.get("weights") or {}
-        if pretrained or names_tags(patterns):
-            for tag, weight in tags.items():
-                name = f"{arch}.{tag}"
-                if (pretrained and not weight.get("available")) or not _matches(name, patterns):
-                    continue
-                metrics = (weight.get("release") or {}).get("metrics") or {}
-                rows.append(ModelRow(name, tag_entry(entry, tag)["parameters"], _input_text(entry, weight.get("overrides") or {}),
-                                     entry.get("task", "classification"), headline_metric(metrics),
-                                     "yes" if weight.get("available") else "planned"))
-            continue
-        if not _matches(arch, patterns):
+        for tag, weight in tags.items():
+            name = f"{arch}.{tag}"
+            if (pretrained and not weight.get("available")) or not _matches(name, tag_patterns, by_arch=pretrained):
+                continue
+            metrics = (weight.get("release") or {}).get("metrics") or {}
+            built = tag_entry(entry, tag)
+            rows.append(ModelRow(name, built["parameters"], _input_text(built, weight.get("overrides") or {}),
+                                 entry.get("task", "classification"), headline_metric(metrics),
+                                 "yes" if weight.get("available") else "planned"))
+        if not _matches(arch, arch_patterns, by_arch=False):
             continue
         default = tags.get(entry.get("default_tag") or "", {})
         metrics = (default.get("release") or {}).get("metrics") or {}
@@ -154,8 +156,9 @@ def names_tags(patterns: Iterable[str]) -> bool:
     return any("." in pattern for pattern in patterns)
 
 
-def _matches(name: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(name.split(".")[0], p) for p in patterns)
+def _matches(name: str, patterns: list[str], *, by_arch: bool) -> bool:
+    """Whether a pattern matches ``name`` (or, ``by_arch``, the architecture of an ``arch.tag``)."""
+    return any(fnmatch.fnmatchcase(name, p) or (by_arch and fnmatch.fnmatchcase(name.split(".")[0], p)) for p in patterns)
 
 
 def format_table(rows: list[ModelRow]) -> str:

@@ -323,8 +323,8 @@ def _load_plugins() -> None:
         try:  # a broken plugin (import error, bad name or builder) must not break the zoo
             loaded = entry_point.load()
             if callable(loaded) and not inspect.isclass(loaded) and not inspect.ismodule(loaded):
-                registered = _REGISTRY.get(loaded.__name__)
-                if registered is None or registered.builder is not loaded:  # a name taken by another: warned below
+                # Registered by its own decorator (under any name): done. A name another model holds: warned below.
+                if not any(spec.builder is loaded for spec in _REGISTRY.values()):
                     register_model(loaded)
         except Exception as error:
             warnings.warn(f"zoo plugin {entry_point.name!r} failed to load: {error!r}")
@@ -383,31 +383,33 @@ def _natural_key(text: str) -> list[Any]:
 
 
 def list_models(pattern: str | Iterable[str] = "*", pretrained: bool = False) -> list[str]:
-    """Registered names matching ``pattern`` (fnmatch wildcards), naturally sorted.
+    """Registered names matching ``pattern`` (fnmatch wildcards, one or a list), naturally sorted.
 
-    With ``pretrained=True`` only ``arch.tag`` names whose weights exist are returned; a pattern
-    with a dot (``"*.fmnist"``) matches ``arch.tag`` names, planned tags included.
+    Each pattern matches on its own: one with a dot (``"*.fmnist"``) matches ``arch.tag`` names,
+    planned tags included, any other matches architectures. With ``pretrained=True`` only
+    ``arch.tag`` names whose weights exist are returned (a pattern without a dot matches their
+    architecture). timm lists tags only with ``include_tags``; here the dot asks for them.
 
     Example:
         >>> list_models("resnet*")
         ['resnet18', 'resnet34']
-        >>> list_models("resnet*.fmnist"), list_models("resnet*.fmnist", pretrained=True)
-        (['resnet18.fmnist', 'resnet34.fmnist'], ['resnet34.fmnist'])
+        >>> list_models(["cnn", "resnet*.fmnist"]), list_models("resnet*", pretrained=True)
+        (['cnn', 'resnet18.fmnist', 'resnet34.fmnist'], ['resnet34.fmnist'])
     """
     patterns = name_patterns(pattern)
     _load_plugins()
-    if pretrained or names_tags(patterns):  # "*.fmnist" names tags: released and planned ones
-        names = [
-            f"{arch}.{tag}"
-            for arch, spec in _REGISTRY.items()
-            for tag, weight in spec.weights.items()
-            if weight.available or not pretrained
-        ]
-    else:
-        names = list(_REGISTRY)
-    selected = {
-        n for n in names for p in patterns if fnmatch.fnmatchcase(n, p) or fnmatch.fnmatchcase(n.split(".")[0], p)
-    }
+    tagged = [
+        f"{arch}.{tag}" for arch, spec in _REGISTRY.items() for tag, weight in spec.weights.items()
+        if weight.available or not pretrained
+    ]
+    selected = set()
+    for one in patterns:
+        if pretrained:
+            selected.update(n for n in tagged if fnmatch.fnmatchcase(n, one) or fnmatch.fnmatchcase(n.split(".")[0], one))
+        elif names_tags([one]):
+            selected.update(n for n in tagged if fnmatch.fnmatchcase(n, one))
+        else:
+            selected.update(n for n in _REGISTRY if fnmatch.fnmatchcase(n, one))
     return sorted(selected, key=_natural_key)
 
 

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import keras
+import numpy as np
 
 from zoo.api import create, resolve
 from zoo.data.folder import DEFAULT_VAL_FRACTION, FolderData, load_image_folder
@@ -224,7 +225,7 @@ def prepare_finetune(
         output_dir, resume=resume, overwrite=overwrite, architecture=name, command=command,
         settings=run_settings(name, recipe, run_config, seed=seed, fine_tuning=asdict(settings),
                               classes=list(folder.class_names), examples=folder.counts,
-                              initial_weights=dict(base), pictures_sha256=_pictures_sha256(folder)),
+                              initial_weights=dict(base), **_pictures_record(folder, output_dir, resume)),
         epochs_done=lambda run: max((_backed_up(run, phase) for phase in phases), default=0),
     )
     return FineTunePlan(
@@ -249,6 +250,26 @@ def _backed_up(run: RunDir, phase: Phase) -> int:
 
 def _phase_end_weights(run: RunDir, phase: Phase) -> Path:
     return run.backup / f"{phase.name}-end.safetensors"
+
+
+def _pictures_record(folder: FolderData, output_dir: str | os.PathLike, resume: bool) -> dict[str, str]:
+    """What identifies the run's pictures in ``run.json``: ``pictures_files_sha256``; a run begun by
+    an earlier zoo stored ``pictures_sha256`` (of the decoded pixels) instead, and its resume
+    compares that hash again, like with like."""
+    stored = RunDir(Path(output_dir)).read_marker().get("settings") or {} if resume else {}
+    if "pictures_sha256" in stored:
+        return {"pictures_sha256": _decoded_pictures_sha256(folder)}
+    return {"pictures_files_sha256": _pictures_sha256(folder)}
+
+
+def _decoded_pictures_sha256(folder: FolderData) -> str:
+    """The earlier identity of a run's pictures: one sha256 of the decoded arrays and labels."""
+    digest = hashlib.sha256()
+    for array in (folder.x_train, folder.y_train, folder.x_val, folder.y_val):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _pictures_sha256(folder: FolderData) -> str:

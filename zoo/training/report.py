@@ -95,13 +95,15 @@ def trained_on(distribution: str = "single device") -> str:
 
 
 def trained_on_sessions(sessions: Sequence[Mapping[str, Any]], *, current: str, epochs: int) -> str:
-    """Where a run trained, session by session: ``current`` (:func:`trained_on` of the session that
-    finishes it) when every session that trained was on the same machine, else each machine with
-    the epochs it trained (an epoch continued from a backup made inside it counts for both).
+    """Where a run trained, session by session: the machine alone when one machine trained every
+    epoch, else each machine (in parentheses) with the epochs it trained, joined by `` | `` (an
+    epoch continued from a backup made inside it counts for both machines).
 
     ``sessions`` are ``run.json``'s records (:func:`zoo.training.run_setup.record_session`), each
     ``trained_on`` and the point it started from: ``epochs_done`` and ``batches_done`` (of the next
-    epoch). A session that trained nothing (the next one starts where it did) is left out.
+    epoch). A session that trained nothing (the next one starts where it did, or it only wrote the
+    results) is left out. ``current`` (:func:`trained_on` of the finishing session) stands for a
+    run without records (a ``run.json`` from before they were kept).
 
     Example:
         >>> a = {"trained_on": "CPU A", "epochs_done": 0, "batches_done": 0}
@@ -109,22 +111,25 @@ def trained_on_sessions(sessions: Sequence[Mapping[str, Any]], *, current: str, 
         >>> trained_on_sessions([a], current="CPU A", epochs=52)
         'CPU A'
         >>> trained_on_sessions([a, b], current="CPU B", epochs=52)
-        'epochs 1-20 on CPU A; epochs 20-52 on CPU B'
+        'epochs 1-20 (CPU A) | epochs 20-52 (CPU B)'
     """
     starts = [(int(s["epochs_done"]), int(s.get("batches_done") or 0)) for s in sessions]
     ranges: list[list[Any]] = []  # [machine, first epoch, last epoch], 1-based
     for index, session in enumerate(sessions):
         end = starts[index + 1] if index + 1 < len(sessions) else (epochs, 0)
-        if end == starts[index]:
+        if end <= starts[index]:
             continue  # trained nothing
         first, last = starts[index][0] + 1, end[0] + (1 if end[1] else 0)
         if ranges and ranges[-1][0] == session["trained_on"]:
             ranges[-1][2] = last
         else:
             ranges.append([session["trained_on"], first, last])
-    if len(ranges) <= 1:
+    if not ranges:
         return current
-    return "; ".join(f"epochs {first}-{last} on {machine}" for machine, first, last in ranges)
+    if len(ranges) == 1 and ranges[0][1] == 1:
+        return ranges[0][0]
+    spans = [(f"epoch {first}" if first == last else f"epochs {first}-{last}", machine) for machine, first, last in ranges]
+    return " | ".join(f"{span} ({machine})" for span, machine in spans)
 
 
 def write_results(
