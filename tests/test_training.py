@@ -477,7 +477,29 @@ def test_a_run_from_initial_weights_resumes_from_its_backup_not_from_them(cnn_ru
     assert sessions[0]["trained_on"] == report.trained_on()
     where = f"epoch 1 ({report.trained_on()}) | epoch 2 (another machine; single device)"
     assert read_folder(resumed).metadata["trained_on"] == where
-    assert f"Trained on: {where};" in (resumed / "README.md").read_text()
+    card = (resumed / "README.md").read_text()
+    assert f"Trained on: {where};" in card
+    timing = json.loads((resumed / "timing.json").read_text())["epochs"]
+    assert [timing[e]["machine"] for e in "01"] == [report.trained_on(), "another machine; single device"]
+    by_machine = read_folder(resumed).metadata["training"]["timing"]["images_per_second_by_machine"]
+    assert set(by_machine) == {report.trained_on(), "another machine; single device"}
+    assert "Images/s by machine: " in card and "on (another machine; single device)." in card
+    assert "images_per_second_by_machine" not in read_folder(whole).metadata["training"]["timing"]  # one machine
+
+
+def test_timing_is_summarized_by_machine_when_a_run_moved(tmp_path):
+    from zoo.training.callbacks import summarize_timing
+
+    def epoch(seconds, machine=None):
+        return {"seconds": seconds, "images": 1000, "image_size": 28, **({"machine": machine} if machine else {})}
+
+    path = tmp_path / "timing.json"
+    path.write_text(json.dumps({"epochs": {"0": epoch(10.0), "1": epoch(50.0, "B"), "2": epoch(50.0, "B")}}))
+    timing = summarize_timing(path, epochs=3)
+    assert timing["images_per_second"] == round(3000 / 110, 1)
+    assert timing["images_per_second_by_machine"] == {"not recorded": 100.0, "B": 20.0}
+    path.write_text(json.dumps({"epochs": {"0": epoch(10.0, "B"), "1": epoch(30.0, "B")}}))
+    assert "images_per_second_by_machine" not in summarize_timing(path, epochs=2)
 
 
 def test_the_card_names_each_machine_a_run_trained_on():

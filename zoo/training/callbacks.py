@@ -50,12 +50,13 @@ class LogLearningRate(keras.callbacks.Callback):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Records each epoch's training seconds, images and image size in ``timing.json``.
+    """Records each epoch's training seconds, images, image size and machine in ``timing.json``.
 
     The file survives a killed run and grows across sessions, so a run trained over several
-    sessions still knows its total time and throughput (:func:`summarize_timing`). Set
-    ``image_size`` before each phase of a progressive-resizing run, and ``carried_seconds`` (the
-    time an epoch took before a kill, from its backup) before a ``fit`` that continues it.
+    sessions still knows its total time and throughput (:func:`summarize_timing`), by machine when
+    it moved. Set ``image_size`` before each phase of a progressive-resizing run, ``machine``
+    (``zoo.training.report.trained_on``) once, and ``carried_seconds`` (the time an epoch took
+    before a kill, from its backup) before a ``fit`` that continues it.
 
     Example:
         >>> timer = EpochTimer("runs/cnn-0/timing.json", images_per_epoch=55000)
@@ -67,6 +68,7 @@ class EpochTimer(keras.callbacks.Callback):
         self.images_per_epoch = int(images_per_epoch)
         self.image_size = image_size
         self.carried_seconds = 0.0
+        self.machine: str | None = None
         self._started = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -78,6 +80,7 @@ class EpochTimer(keras.callbacks.Callback):
             "seconds": round(self.carried_seconds + time.perf_counter() - self._started, 2),
             "images": self.images_per_epoch,
             "image_size": self.image_size,
+            **({"machine": self.machine} if self.machine else {}),
         }
         atomic_write_text(self.path, json.dumps(record, indent=1))
 
@@ -86,7 +89,8 @@ def summarize_timing(path: str | os.PathLike, epochs: int) -> dict | None:
     """Hours and images per second of a run from its ``timing.json`` (``None`` without one).
 
     ``epochs_timed`` says how many of the run's ``epochs`` the figures cover (a run started by
-    an older version may have epochs without a record). Seconds include validation.
+    an older version may have epochs without a record). Seconds include validation. A run whose
+    epochs trained on more than one machine also gets ``images_per_second_by_machine``.
 
     Example:
         >>> summarize_timing("/nonexistent/timing.json", 3) is None
@@ -99,17 +103,22 @@ def summarize_timing(path: str | os.PathLike, epochs: int) -> dict | None:
     seconds = sum(r["seconds"] for r in records.values())
     images = sum(r["images"] for r in records.values())
     by_size: dict[str, list[float]] = {}
+    by_machine: dict[str, list[float]] = {}
     for r in records.values():
-        totals = by_size.setdefault(str(r["image_size"] or "full"), [0.0, 0.0])
-        totals[0] += r["images"]
-        totals[1] += r["seconds"]
-    return {
+        for groups, key in ((by_size, str(r["image_size"] or "full")), (by_machine, r.get("machine") or "not recorded")):
+            totals = groups.setdefault(key, [0.0, 0.0])
+            totals[0] += r["images"]
+            totals[1] += r["seconds"]
+    summary = {
         "epochs_timed": len(records),
         "epochs": epochs,
         "hours": round(seconds / 3600, 2),
         "images_per_second": round(images / seconds, 1) if seconds else None,
         "images_per_second_by_size": {k: round(v[0] / v[1], 1) for k, v in by_size.items() if v[1]},
     }
+    if len(by_machine) > 1:  # an average over machines says little about either
+        summary["images_per_second_by_machine"] = {k: round(v[0] / v[1], 1) for k, v in by_machine.items() if v[1]}
+    return summary
 
 
 class BestWeights(keras.callbacks.Callback):

@@ -349,7 +349,8 @@ def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
     keras.utils.set_random_seed(plan.seed)
     with data_parallel(plan.distribute, batch_size=recipe.batch_size) as parallel:
         train, val = _datasets(plan, parallel.num_replicas)
-        record_session(run, trained_on(parallel.description), epochs_done=plan.resumed_from)
+        where = trained_on(parallel.description)
+        record_session(run, where, epochs_done=plan.resumed_from)
         overrides = {**dict(plan.model_config), **training_dtype(plan.name, recipe.mixed_precision)}
         with parallel.scope():
             model = create(plan.name, **overrides)
@@ -358,6 +359,7 @@ def fit_finetune(plan: FineTunePlan) -> FineTuneFit:
                 report = load_backbone(model, plan.init_weights, spec.head)
         best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
         timer = EpochTimer(run.timing, images_per_epoch=len(train) * recipe.batch_size)
+        timer.machine = where
         timer.image_size = int(plan.model_config["input_shape"][0])
         truncate_history(run.history, plan.resumed_from)
         shared = [LogLearningRate(), timer, best]

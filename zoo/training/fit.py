@@ -430,8 +430,8 @@ def fit_run(plan: TrainingPlan) -> FitResult:
             recipe, input_shape=plan.model_config["input_shape"], seed=plan.seed, limit=plan.limit,
             data_dir=plan.data_dir, num_replicas=parallel.num_replicas,
         )
-        record_session(run, trained_on(parallel.description), epochs_done=plan.initial_epoch,
-                       batches_done=plan.initial_batch)
+        where = trained_on(parallel.description)
+        record_session(run, where, epochs_done=plan.initial_epoch, batches_done=plan.initial_batch)
         with parallel.scope():
             model, trainer = build_training_model(
                 plan.name, recipe, plan.model_config, plan.model_overrides, steps_per_epoch=len(data.train)
@@ -440,6 +440,7 @@ def fit_run(plan: TrainingPlan) -> FitResult:
                 load_weights(model, plan.initial_weights.path)  # a resumed run starts from its backup instead
         best = BestWeights(run.best, monitor=recipe.monitor, mode=recipe.monitor_mode)
         timer = EpochTimer(run.timing, images_per_epoch=len(data.train) * recipe.batch_size)
+        timer.machine = where
         backup = ResumableBackup(run.backup, interval_s=backup_interval_s(recipe, plan.backup_minutes))
         truncate_history(run.history, plan.initial_epoch)
         all_callbacks = [

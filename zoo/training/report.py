@@ -260,9 +260,12 @@ def _timing_text(timing: Mapping[str, Any] | None) -> str:
     if not timing:
         return "Training time was not recorded."
     sizes = ", ".join(f"{size} px: {rate}" for size, rate in timing["images_per_second_by_size"].items())
+    machines = timing.get("images_per_second_by_machine") or {}
+    by_machine = " | ".join(f"{rate} on ({machine})" for machine, rate in machines.items())
     return (
         f"Training took {timing['hours']} hours ({timing['epochs_timed']} of {timing['epochs']} epochs timed), "
         f"{timing['images_per_second']} images/s (by image size: {sizes})."
+        + (f" Images/s by machine: {by_machine}." if by_machine else "")
     )
 
 
