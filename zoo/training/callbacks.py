@@ -90,7 +90,8 @@ def summarize_timing(path: str | os.PathLike, epochs: int) -> dict | None:
 
     ``epochs_timed`` says how many of the run's ``epochs`` the figures cover (a run started by
     an older version may have epochs without a record). Seconds include validation. A run whose
-    epochs trained on more than one machine also gets ``images_per_second_by_machine``.
+    epochs trained on more than one machine also gets ``images_per_second_by_machine`` (an epoch
+    continued after a kill counts for the machine that finished it).
 
     Example:
         >>> summarize_timing("/nonexistent/timing.json", 3) is None
