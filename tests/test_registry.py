@@ -1,5 +1,6 @@
 """The registry: names and tags, listing, errors, info, plugins, registry.json."""
 
+import importlib.metadata
 import json
 import os
 import re
@@ -98,6 +99,25 @@ def test_register_model_rejects_bad_names_and_builders():
     assert "tiny" not in zoo.list_models()
 
 
+def test_built_in_builder_registered_again_needs_overwrite_and_blocks_registry_json(monkeypatch):
+    """A built-in's own builder registered by other code: its tags are not silently replaced, and
+    with overwrite=True registry.json (zoo's own models) is refused, like any plugin's model."""
+    from zoo import registry
+    from zoo.catalog import check_no_plugins
+    from zoo.models.cnn import cnn
+    from zoo.registry import WeightSpec
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    zoo.register_model(cnn, head=registry.get_spec("cnn").head, weights=registry.get_spec("cnn").weights.values())
+    check_no_plugins()  # the same registration again: nothing changed
+    with pytest.raises(ValueError, match=r"'cnn' is already registered \(by zoo.models.cnn\).*Received: tags \['mine'\]"):
+        zoo.register_model(cnn, weights=[WeightSpec("mine", "d", "x")])
+    assert sorted(registry.get_spec("cnn").weights) == ["fmnist"]
+    zoo.register_model(cnn, name="cnn", weights=[WeightSpec("mine", "d", "x")], overwrite=True)
+    with pytest.raises(ValueError, match=r"plugin models \['cnn \(test_registry\)'\]"):
+        check_no_plugins()
+
+
 def test_registry_json_is_up_to_date():
     """Fails when code changed but `python scripts/update_registry.py` was not run."""
     check_catalog(ROOT / "registry.json")
@@ -157,7 +177,7 @@ def test_a_broken_plugin_warns_and_the_zoo_still_works(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     zoo.register_model(resnet18, name="my_resnet")  # as its own decorator would: the entry point adds nothing
     monkeypatch.setattr(registry, "_plugins_loaded", False)
-    monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: points)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: points)
     with pytest.warns(UserWarning) as warned:
         assert zoo.list_models() == sorted([*builtins, "my_resnet"])
     messages = [str(w.message) for w in warned]

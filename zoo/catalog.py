@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import warnings
@@ -17,7 +16,8 @@ from typing import Any
 
 from zoo.api import info
 from zoo.atomic import atomic_write_text
-from zoo.registry import ENTRY_POINT_GROUP, all_specs, is_builtin
+from zoo.listing import plugin_entry_points
+from zoo.registry import all_specs, is_builtin
 
 CATALOG_VERSION = 1
 #: What a weight tag's ``build`` holds in the catalog when its overrides build another model than
@@ -68,8 +68,12 @@ def check_no_plugins() -> None:
     Example:
         >>> check_no_plugins()  # nothing installed here
     """
-    installed = sorted(point.value for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-    foreign = sorted(f"{spec.name} ({spec.module})" for spec in all_specs() if not is_builtin(spec.module))
+    installed = sorted(point.value for point in plugin_entry_points())
+    foreign = sorted(
+        f"{spec.name} ({spec.registered_by})"
+        for spec in all_specs()
+        if not (is_builtin(spec.module) and is_builtin(spec.registered_by))
+    )
     if installed or foreign:
         raise ValueError(
             "registry.json lists zoo's own architectures, but `zoo.models` plugins are installed or registered: "

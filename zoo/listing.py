@@ -23,10 +23,20 @@ from typing import Any, Iterable, Mapping
 
 __all__ = [
     "ModelRow", "catalog_models", "format_info", "format_table", "headline_metric", "model_rows", "name_patterns",
-    "names_tags", "tag_entry",
+    "names_tags", "plugin_entry_points", "tag_entry",
 ]
 
 ENTRY_POINT_GROUP = "zoo.models"
+
+
+def plugin_entry_points() -> tuple[importlib.metadata.EntryPoint, ...]:
+    """The installed ``zoo.models`` entry points: other packages' models (the one place that asks).
+
+    Example:
+        >>> plugin_entry_points()  # nothing installed here
+        ()
+    """
+    return tuple(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
 def _natural_key(text: str) -> list[Any]:
@@ -41,7 +51,7 @@ def catalog_models() -> dict[str, Any]:
         >>> catalog_models()["cnn"]["task"]
         'classification'
     """
-    if any(True for _ in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)):
+    if plugin_entry_points():
         from zoo.catalog import catalog  # imports Keras and every plugin
 
         return catalog()["models"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
-import importlib.metadata
 import importlib.resources
 import inspect
 import json
@@ -23,10 +22,9 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
-from zoo.listing import name_patterns, names_tags
+from zoo.listing import name_patterns, names_tags, plugin_entry_points
 from zoo.recipe import TASKS, Recipe
 
-ENTRY_POINT_GROUP = "zoo.models"
 #: The built-in architectures, imported on the registry's first lookup like plugins are.
 BUILTIN_MODULES = ("zoo.models",)
 _RELEASE_PACKAGE = "zoo.released"
@@ -131,6 +129,8 @@ class ModelSpec:
     head: tuple[str, ...]
     module: str
     task: str = "classification"
+    #: The module whose code called ``register_model`` (a plugin may register a built-in's builder).
+    registered_by: str = ""
 
     def weight(self, tag: str | None) -> WeightSpec | None:
         """The weight spec for ``tag`` (``None`` means the default tag)."""
@@ -213,6 +213,8 @@ def register_model(
         ...     inputs = keras.Input(input_shape)
         ...     return keras.Model(inputs, keras.layers.Dense(num_classes, name="predictions")(inputs))
     """
+    caller = inspect.currentframe().f_back  # the decorated module, or the code that registers
+    registered_by = caller.f_globals.get("__name__", "") if caller is not None else ""
     head = head if isinstance(head, str) else tuple(head)
     if isinstance(head, str) or not all(isinstance(layer, str) for layer in head):
         raise TypeError(f"`head` is a sequence of layer names, e.g. head=('predictions',). Received: head={head!r}")
@@ -259,7 +261,7 @@ def register_model(
         if chosen is not None and chosen not in tags:
             raise ValueError(f"default_tag must be one of {sorted(tags)}. Received: {chosen!r}")
         doc = inspect.getdoc(builder) or ""
-        _REGISTRY[arch] = ModelSpec(
+        spec = ModelSpec(
             name=arch,
             builder=builder,
             default_config=default_config,
@@ -269,7 +271,18 @@ def register_model(
             head=tuple(head),
             module=builder.__module__,
             task=task,
+            registered_by=registered_by,
         )
+        existing = _REGISTRY.get(arch)
+        if existing is not None and replace(existing, registered_by=registered_by) == spec:
+            return builder  # the same registration again (e.g. an entry point its decorator ran): a no-op
+        if existing is not None and not overwrite:
+            raise ValueError(
+                f"{arch!r} is already registered (by {existing.registered_by}) with other weight tags, head or "
+                f"task. Pass overwrite=True to replace it. Received: tags {sorted(tags)}, registered "
+                f"ones {sorted(existing.weights)}"
+            )
+        _REGISTRY[arch] = spec
         return builder
 
     return decorate(fn) if fn is not None else decorate
@@ -319,7 +332,7 @@ def _load_plugins() -> None:
     except BaseException:
         _plugins_loaded = False
         raise
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in plugin_entry_points():
         try:  # a broken plugin (import error, bad name or builder) must not break the zoo
             loaded = entry_point.load()
             if callable(loaded) and not inspect.isclass(loaded) and not inspect.ismodule(loaded):
@@ -337,8 +350,7 @@ def plugin_packages() -> tuple[str, ...]:
         >>> isinstance(plugin_packages(), tuple)
         True
     """
-    points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    return tuple(sorted({point.value.split(":")[0].split(".")[0] for point in points}))
+    return tuple(sorted({point.value.split(":")[0].split(".")[0] for point in plugin_entry_points()}))
 
 
 def split_name(name: str) -> tuple[str, str | None]:
