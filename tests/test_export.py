@@ -17,11 +17,12 @@ import os
 import re
 import shutil
 import sys
+import warnings
 
 import keras
 import numpy as np
 import pytest
-from conftest import run_python
+from conftest import ROOT, run_python
 from conftest_hub import hub_env, local_hub  # noqa: F401
 
 #: The JAX and PyTorch suites check the model layer; zoo's pipeline above it runs in the TensorFlow
@@ -235,9 +236,31 @@ def test_a_hub_handle_is_exported_with_its_metadata_and_hashes(local_hub, monkey
     result = export_model(handle, "litert", tmp_path / "hub.tflite", num_check_images=2)
     data = json.loads(result.sidecar.read_text())
     assert data["source"]["handle"] == handle and result.max_abs_diff <= DEFAULT_TOLERANCE
-    assert data["label_names"] == labels and data["preprocessing"] == {"trim": False}
+    assert data["label_names"] == labels and data["preprocessing"] == {"trim": False, "resize": "fit_and_pad"}
     recorded = {r.name: r.sha256 for r in read_folder(hub.pull("tester/cnn", revision=sha)).records}
     assert data["source"]["weights_sha256"] == recorded and "model.safetensors" in recorded
+
+
+def test_the_sidecar_describes_the_loaded_weights_whatever_the_handle(tmp_path, monkeypatch):
+    """Label names and preprocessing come from what zoo.load resolved, not from the handle read
+    again: a folder named like a model in the current folder, a '~' path, a release folder
+    (whose record predates polarity and trim: the sidecar gives them, as predict applies them)."""
+    from zoo.export import _describe_source, _load
+    from zoo.preprocess import preprocessing_of
+
+    released = load("cnn").zoo_metadata
+    save_folder(create("cnn", num_classes=3), tmp_path / "cnn", metadata={"label_names": ["cat", "dog", "fox"]})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for handle, labels in (("cnn", list(LABEL_NAMES)), ("~/cnn", ["cat", "dog", "fox"]),
+                           (str(ROOT / "weights" / "cnn.fmnist"), list(LABEL_NAMES))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # 'cnn' is also a folder here: the registered model
+            model, resolved = _load(handle, "default")
+        data = _describe_source(handle, model, resolved)
+        assert data["label_names"] == labels and len(labels) == model.output_shape[-1], handle
+        expected = preprocessing_of(released) if len(labels) == 10 else {"resize": "fit_and_pad"}
+        assert data["preprocessing"] == expected, handle
 
 
 def test_compare_pairs_outputs_by_name_else_by_position_and_flags_bad_values():

@@ -124,3 +124,60 @@ def test_a_weights_file_without_a_config_and_bad_hashes_are_refused(tmp_path):
     with pytest.raises(IntegrityError, match="Integrity check failed for 'model.safetensors'"):
         zoo.load(tmp_path / "m")
     assert zoo.load(tmp_path / "m", weights=None).output_shape == (None, 10)  # no weights, no check
+
+
+def test_weights_given_by_path_bring_their_own_record_and_are_checked(tmp_path):
+    """``weights=`` a zoo folder, or a recorded file in one: its metadata.json says what the weights
+    are (label names, preprocessing: what predict applies) and its hashes are checked. A bare file
+    keeps only the handle's input conventions. A file handle is checked like its folder."""
+    from conftest import ROOT
+
+    from zoo.preprocess import preprocessing_of
+
+    released = zoo.load("cnn")
+    picture = ROOT / "examples" / "ankle-boot-on-white.jpg"
+    [expected] = zoo.predict(released, picture)
+    folder = ROOT / "weights" / "cnn.fmnist"
+    for weights in (folder, folder / "model.safetensors"):
+        model = zoo.load("cnn", weights=weights)
+        assert model.zoo_metadata["label_names"] == list(released.zoo_metadata["label_names"])
+        assert preprocessing_of(model.zoo_metadata) == preprocessing_of(released.zoo_metadata)
+        [found] = zoo.predict(model, picture)
+        assert found.top_k[0][0] == expected.top_k[0][0] == "Ankle boot" and found.notes == expected.notes
+    zoo.save_weights(released, tmp_path / "alone.safetensors")
+    bare = zoo.load("cnn", weights=tmp_path / "alone.safetensors")
+    assert set(bare.zoo_metadata) == {"dataset", "preprocessing"}  # no labels or metrics of other weights
+    [found] = zoo.predict(bare, picture)
+    assert found.top_k[0][0] == "class_9" and found.notes == expected.notes
+    copy = shutil.copytree(folder, tmp_path / "cnn.fmnist")
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    for handle, weights in ((copy / "model.safetensors", "default"), ("cnn", copy), ("cnn", copy / "model.safetensors")):
+        with pytest.raises(IntegrityError, match="Integrity check failed for 'model.safetensors'"):
+            zoo.load(handle, weights=weights)
+
+
+def test_a_folder_mixed_from_two_saves_is_refused(tmp_path):
+    """A save over an earlier one, killed after metadata.json and the weights but before config.json,
+    left a folder that built the earlier model and re-initialised its head; now it is refused."""
+    save_folder(zoo.create("cnn"), tmp_path / "m")
+    save_folder(zoo.create("cnn", num_classes=3), tmp_path / "n", metadata={"label_names": ["a", "b", "c"]})
+    for name in ("metadata.json", "model.safetensors"):
+        shutil.copy(tmp_path / "n" / name, tmp_path / "m" / name)
+    with pytest.raises(IntegrityError, match="mixes two saves"):
+        zoo.load(tmp_path / "m")
+
+
+def test_weights_of_another_head_need_num_classes(tmp_path):
+    """Weights given by path whose head has another size are refused, not loaded with a random
+    head; asking for their num_classes loads them."""
+    from zoo.weights import WeightsMismatchError
+
+    three = zoo.create("cnn", num_classes=3)
+    save_folder(three, tmp_path / "n", metadata={"label_names": ["a", "b", "c"]})
+    with pytest.raises(WeightsMismatchError, match="Shape mismatch for 'predictions/kernel'"):
+        zoo.load("cnn", weights=tmp_path / "n")
+    loaded = zoo.load("cnn", weights=tmp_path / "n", num_classes=3)
+    np.testing.assert_array_equal(predict(loaded, sample_batch(three)), predict(three, sample_batch(three)))
+    assert loaded.zoo_metadata["label_names"] == ["a", "b", "c"]

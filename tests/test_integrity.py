@@ -16,7 +16,7 @@ from conftest import predict, sample_batch
 from safetensors.numpy import save_file
 
 import zoo
-from zoo.format import IntegrityError, UnsafeConfigError, read_folder, save_folder
+from zoo.format import IntegrityError, UnsafeConfigError, read_folder, save_folder, sha256_of
 from zoo.weights import INDEX_NAME, WEIGHTS_NAME, WeightsFileError, WeightsMismatchError, read_weights
 
 SHARD = 200_000  # bytes: the cnn (~3.3 MB of float32) splits into many shards
@@ -245,6 +245,12 @@ def _keras_file(tmp_path: Path, layers) -> Path:
     return spoiled
 
 
+def _rewrite_config(folder, change):
+    """Change config.json as a save would have written it: metadata.json records its sha256."""
+    _edit_json(folder / "config.json", change)
+    _edit_json(folder / "metadata.json", lambda m: m.update(config_sha256=sha256_of(folder / "config.json")))
+
+
 _PROBE = "zoo_integrity_probe_module"
 
 CONFIG_CASES = {
@@ -252,7 +258,7 @@ CONFIG_CASES = {
     "config-a-list": (lambda p: (p / "config.json").write_text("[1, 2]"), ValueError, ["must hold a JSON object"]),
     "config-args-a-string": (lambda p: _edit_json(p / "config.json", lambda c: c.update(config="rm -rf")),
                              ValueError, ["'config' must be a dict", "rm -rf"]),
-    "unknown-architecture": (lambda p: _edit_json(p / "config.json", lambda c: c.update(architecture="cnnn", tag=None)),
+    "unknown-architecture": (lambda p: _rewrite_config(p, lambda c: c.update(architecture="cnnn", tag=None)),
                              ValueError, ["Unknown model 'cnnn'", "Did you mean 'cnn'"]),
     "metadata-not-json": (lambda p: (p / "metadata.json").write_text("\x00\x01"), ValueError, ["metadata.json", "not valid JSON"]),
     "metadata-a-list": (lambda p: (p / "metadata.json").write_text("[1, 2]"), ValueError, ["metadata.json", "JSON object"]),

@@ -17,7 +17,7 @@ import json
 import os
 import warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,11 +25,13 @@ import keras
 
 from zoo import hub
 from zoo import weights as weights_io
-from zoo.format import CONFIG_NAME, SAFE_MODULES, ZooFolder, check_keras_config, read_folder, verify_files
+from zoo.format import (
+    CONFIG_NAME, SAFE_MODULES, IntegrityError, ZooFolder, check_keras_config, read_folder, verify_files,
+)
 from zoo.hub import HF_PREFIX
 from zoo.registry import WeightSpec, get_spec, list_models, plugin_packages, split_name
 
-__all__ = ["Resolved", "build", "create", "info", "load", "resolve", "resolve_weights", "weight_info"]
+__all__ = ["Resolved", "build", "create", "info", "load", "load_resolved", "resolve", "resolve_weights", "weight_info"]
 
 
 def create(name: str, **overrides: Any) -> keras.Model:
@@ -120,6 +122,8 @@ class Resolved:
     ``keras_config`` the Keras serialization of a model without a registered builder.
     ``metadata`` is what is known about the weights (label names, preprocessing, metrics,
     dataset): a folder's ``metadata.json``, or the registry's record of a weight tag.
+    ``weights_config`` is the builder's arguments the weights were saved with, when they come
+    from another zoo folder than the handle (``None``: the handle's ``config``).
     """
 
     name: str | None
@@ -127,6 +131,7 @@ class Resolved:
     weights: Path | None
     keras_config: Mapping[str, Any] | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    weights_config: Mapping[str, Any] | None = None
 
 
 def _from_folder(folder: ZooFolder, weights: Path | None) -> Resolved:
@@ -180,7 +185,7 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
     if isinstance(handle, str) and handle.startswith(HF_PREFIX):
         repo_id, revision = hub.parse_handle(handle)
         folder = read_folder(hub.pull(repo_id, revision=revision, weights=own))
-        return _from_folder(folder, folder.path if own else explicit)
+        return _with_weights(_from_folder(folder, folder.path if own else None), explicit)
     path = Path(handle).expanduser() if isinstance(handle, (str, os.PathLike)) else None
     if path is not None and path.exists() and _is_registered_name(handle):
         warnings.warn(
@@ -197,8 +202,8 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
     if path is not None and path.is_dir():
         folder = read_folder(path)
         if own:
-            verify_files(path, folder.records)
-        return _from_folder(folder, path if own else explicit)
+            _verify_folder(folder)
+        return _with_weights(_from_folder(folder, path if own else None), explicit)
     if path is not None and path.is_file() and path.suffix == ".keras":
         raise ValueError(
             f"{str(path)!r} is a .keras file: zoo.load reads it whole (architecture and weights), but it has no "
@@ -212,7 +217,10 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
                 f"next to it. Load it into a named model instead: zoo.load('cnn', weights={str(path)!r}). "
                 f"Received: {str(path)!r}"
             )
-        return _from_folder(read_folder(path.parent), path if own else explicit)
+        folder = read_folder(path.parent)
+        if own:
+            _verify_folder(folder, path)
+        return _with_weights(_from_folder(folder, path if own else None), explicit)
     if not isinstance(handle, str):
         raise ValueError(f"A model handle is a name, 'hf://...', a folder or a file. Received: {handle!r}")
     spec = get_spec(handle)
@@ -220,7 +228,45 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
     config = spec.config_for(tag, {})
     weight = spec.weight(tag)
     metadata = _weight_metadata(weight) if weight is not None else {}
-    return Resolved(handle, config, resolve_weights(handle)[1] if own else explicit, metadata=metadata)
+    return _with_weights(Resolved(handle, config, resolve_weights(handle)[1] if own else None, metadata=metadata), explicit)
+
+
+def _verify_folder(folder: ZooFolder, weights_file: Path | None = None) -> None:
+    """Check the files of a zoo folder against its recorded sha256 (all of them: a weights file of
+    a sharded save is read with its index and shards). A folder that records none is loaded with a
+    warning: nothing says its files are the ones that were saved."""
+    records = folder.records
+    if weights_file is not None and records and weights_file.name not in {r.name for r in records}:
+        raise IntegrityError(
+            f"{weights_file.name!r} is not one of the weight files recorded in {str(folder.path / 'metadata.json')!r} "
+            f"({sorted(r.name for r in records)}): it cannot be verified. Pass the folder, or load it into a "
+            f"named model: zoo.load({folder.architecture or 'name'!r}, weights={str(weights_file)!r}). "
+            f"Received: {str(weights_file)!r}"
+        )
+    if not records:
+        warnings.warn(
+            f"{str(folder.path)!r} records no sha256 of its weight files (no metadata.json, or one without "
+            "'weights'): they are loaded unverified.",
+            stacklevel=4,
+        )
+    verify_files(folder.path, records)
+
+
+def _with_weights(resolved: Resolved, explicit: Path | None) -> Resolved:
+    """``resolved`` with the weights given by path, if any, and what is known about them: the
+    ``metadata.json`` of their own zoo folder (hashes checked), else only the handle's input
+    conventions (dataset, preprocessing): label names and metrics belong to other weights."""
+    if explicit is None:
+        return resolved
+    folder_path = explicit if explicit.is_dir() else explicit.parent
+    if (folder_path / CONFIG_NAME).is_file():
+        folder = read_folder(folder_path)
+        recorded = {r.name for r in folder.records}
+        if explicit.is_dir() or explicit.name in recorded:
+            _verify_folder(folder, None if explicit.is_dir() else explicit)
+            return replace(resolved, weights=explicit, metadata=dict(folder.metadata), weights_config=folder.config)
+    kept = {key: resolved.metadata[key] for key in ("dataset", "preprocessing") if key in resolved.metadata}
+    return replace(resolved, weights=explicit, metadata=kept)
 
 
 def _is_registered_name(handle: str | os.PathLike) -> bool:
@@ -293,9 +339,11 @@ def load(handle: str | os.PathLike, weights: str | os.PathLike | None = "default
     ``handle``: a registered name (``"cnn"``, ``"resnet34.fmnist"``), ``"hf://namespace/name@rev"``,
     a zoo folder, a safetensors file in one, or a ``.keras`` file (loaded by Keras with
     ``safe_mode=True`` once zoo's layers are registered). ``weights``: ``"default"`` (the handle's own,
-    hashes checked), ``None`` (untrained) or a path to a safetensors file or folder. Builder
-    overrides apply to every kind; a new ``num_classes`` keeps every weight but the head, which
-    is freshly initialised (with a warning).
+    hashes checked), ``None`` (untrained) or a path to a safetensors file or folder (a zoo
+    folder's weights bring its own record -- label names, preprocessing -- and are checked against
+    its hashes). Builder overrides apply to every kind; a new ``num_classes`` keeps every weight
+    but the head, which is freshly initialised (with a warning); without it, weights of another
+    head are refused.
 
     Example:
         >>> model = load("cnn")                      # released Fashion-MNIST weights
@@ -305,13 +353,33 @@ def load(handle: str | os.PathLike, weights: str | os.PathLike | None = "default
     keras_file = Path(handle).expanduser() if isinstance(handle, (str, os.PathLike)) else None
     if keras_file is not None and keras_file.suffix == ".keras" and keras_file.is_file():
         return _load_keras_file(keras_file, weights, overrides)
-    resolved = resolve(handle, weights)
+    return load_resolved(resolve(handle, weights), **overrides)
+
+
+def load_resolved(resolved: Resolved, **overrides: Any) -> keras.Model:
+    """Build a :class:`Resolved` handle with builder overrides and load its weights (``load``'s
+    second half). The head layers may differ from the weights' only when ``overrides`` change
+    ``num_classes`` or ``include_top``: otherwise a mis-shaped head is another model's weights,
+    and is refused. ``model.zoo_metadata`` says what is known about the loaded weights.
+
+    Example:
+        >>> load_resolved(resolve("cnn"), num_classes=3).output_shape
+        (None, 3)
+    """
     model = build(resolved, **overrides)
+    head_changed = _head_changed(resolved, overrides)
     if resolved.weights is not None:
-        head = get_spec(resolved.name).head if resolved.name else ()
+        head = get_spec(resolved.name).head if resolved.name and head_changed else ()
         weights_io.load_weights(model, resolved.weights, head=head)
-    model.zoo_metadata = _loaded_metadata(resolved, weights, overrides)
+    model.zoo_metadata = _loaded_metadata(resolved, head_changed)
     return model
+
+
+def _head_changed(resolved: Resolved, overrides: Mapping[str, Any]) -> bool:
+    """Whether ``overrides`` build another head than the weights' (the same value again does not)."""
+    saved_with = resolved.config if resolved.weights_config is None else resolved.weights_config
+    built_with = {**get_spec(resolved.name).default_config, **saved_with} if resolved.name else {}
+    return any(key in overrides and overrides[key] != built_with.get(key) for key in ("num_classes", "include_top"))
 
 
 def _load_keras_file(path: Path, weights: Any, overrides: Mapping[str, Any]) -> keras.Model:
@@ -338,17 +406,13 @@ def _keras_archive_config(path: Path) -> Any:
         ) from None
 
 
-def _loaded_metadata(resolved: Resolved, weights: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
+def _loaded_metadata(resolved: Resolved, head_changed: bool) -> dict[str, Any]:
     """What is known about the loaded weights (label names, preprocessing, metrics), for predict,
-    eval and export: the handle's own record, less what no longer holds once the head changed."""
-    if resolved.weights is None or not (isinstance(weights, str) and weights == "default"):
+    eval and export: their record, less what no longer holds once the head changed."""
+    if resolved.weights is None:
         return {}
     metadata = dict(resolved.metadata)
-    built_with = {**get_spec(resolved.name).default_config, **resolved.config} if resolved.name else {}
-    head_changed = any(
-        key in overrides and overrides[key] != built_with.get(key) for key in ("num_classes", "include_top")
-    )
-    if head_changed:  # the same value given again keeps the head, its labels and its metrics
+    if head_changed:
         for key in ("label_names", "metrics", "evaluation"):
             metadata.pop(key, None)
     return metadata

@@ -34,10 +34,9 @@ from typing import Any, Mapping
 
 import keras
 
-from zoo import hub
 from zoo import weights as weights_io
 from zoo._version import __version__
-from zoo.api import Resolved, build, resolve
+from zoo.api import Resolved, load_resolved, resolve
 from zoo.export_check import (
     INSTALL_HINT,
     RUNNERS,
@@ -51,9 +50,9 @@ from zoo.export_check import (
     reference_outputs,
 )
 from zoo.atomic import atomic_write_text, fsync_dir, temporary_name
-from zoo.format import read_folder, sha256_of
-from zoo.hub import HF_PREFIX
-from zoo.registry import get_spec, split_name
+from zoo.format import sha256_of
+from zoo.preprocess import preprocessing_of
+from zoo.registry import get_spec
 
 __all__ = [
     "DEFAULT_NUM_CHECK_IMAGES",
@@ -233,46 +232,22 @@ def _suffix(format: str) -> str:
 
 
 def _load(handle: str, weights: str | None) -> tuple[keras.Model, Resolved]:
-    """Build and load the model of ``handle`` in float32 (what ONNX and LiteRT export expects)."""
+    """Load the model of ``handle`` as ``zoo.load`` does, in float32 (what ONNX and LiteRT export expects)."""
     resolved = resolve(handle, weights)
     spec = get_spec(resolved.name) if resolved.name else None
     overrides = {"dtype": "float32"} if spec is not None and "dtype" in spec.default_config else {}
-    model = build(resolved, **overrides)
-    if resolved.weights is not None:
-        weights_io.load_weights(model, resolved.weights, head=spec.head if spec else ())
-    return model, resolved
-
-
-def _folder_metadata(handle: str) -> Mapping[str, Any] | None:
-    """The ``metadata.json`` of a folder or Hub handle (``None`` for a registered name)."""
-    if handle.startswith(HF_PREFIX):
-        repo_id, revision = hub.parse_handle(handle)
-        return read_folder(hub.pull(repo_id, revision=revision, weights=False)).metadata
-    path = Path(handle)
-    if path.is_dir():
-        return read_folder(path).metadata
-    if path.is_file():
-        return read_folder(path.parent).metadata
-    return None
+    return load_resolved(resolved, **overrides), resolved
 
 
 def _describe_source(handle: str, model: keras.Model, resolved: Resolved) -> dict[str, Any]:
-    """Label names, preprocessing and the source (handle, architecture, weights' sha256).
-
-    A registered name takes them from its weight tag's record; a folder or Hub repo from its
-    ``metadata.json``, else from the record of the weight tag it names.
-    """
-    metadata = _folder_metadata(handle)
-    tag_named = resolved.name is not None and (metadata is None or split_name(resolved.name)[1] is not None)
-    weight = get_spec(resolved.name).weight(split_name(resolved.name)[1]) if tag_named else None
-    metadata = metadata or {}
-    label_names = metadata.get("label_names") or (list(weight.label_names) if weight else [])
-    preprocessing = metadata.get("preprocessing") or (dict(weight.preprocessing) if weight else {})
+    """Label names, preprocessing (complete, as ``zoo.predict`` applies it) and the source (handle,
+    architecture, weights' sha256): what ``zoo.load`` knows about the loaded weights."""
+    metadata = getattr(model, "zoo_metadata", None) or {}
     files = weights_io.weight_files(resolved.weights) if resolved.weights is not None else []
     zoo_config = getattr(model, "zoo_config", None) or {}
     return {
-        "label_names": list(label_names),
-        "preprocessing": json.loads(json.dumps(preprocessing, default=str)),
+        "label_names": list(metadata.get("label_names") or []),
+        "preprocessing": json.loads(json.dumps(preprocessing_of(metadata) if metadata else {}, default=str)),
         "source": {
             "handle": handle,
             "name": resolved.name,

@@ -255,6 +255,13 @@ def read_folder(path: str | os.PathLike) -> ZooFolder:
         build, metadata = config, (_read_json(metadata_path) if metadata_path.is_file() else {})
     _check_build(config_path, build)
     _check_metadata(path / (CONFIG_NAME if version == 1 else METADATA_NAME), metadata)
+    paired = metadata.get("config_sha256") if version >= 2 else None
+    if paired is not None and paired != sha256_of(config_path):
+        raise IntegrityError(
+            f"{str(path / METADATA_NAME)!r} was written with another {CONFIG_NAME} than the one in {str(path)!r} "
+            f"(config_sha256 {paired}, the file's {sha256_of(config_path)}): the folder mixes two saves "
+            "(one interrupted over another). Save the model again with overwrite=True."
+        )
     return ZooFolder(path, build, metadata)
 
 
@@ -377,14 +384,18 @@ def build_record(architecture: str | None, tag: str | None, config: Mapping[str,
 
 def write_folder_files(folder: str | os.PathLike, build: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
     """Write ``metadata.json`` then ``config.json`` atomically (config last: a folder with a
-    config.json is complete).
+    config.json is complete). ``metadata.json`` records the sha256 of the ``config.json`` it goes
+    with (``config_sha256``): a save killed between the two, over an earlier save, leaves a pair
+    that :func:`read_folder` refuses instead of a model built from the earlier config.
 
     Example:
         >>> write_folder_files("runs/x", build_record("cnn", None, {}), {"metrics": {}})  # doctest: +SKIP
     """
     folder = Path(folder)
-    atomic_write_text(folder / METADATA_NAME, json.dumps(_jsonable(dict(metadata)), indent=2, default=str) + "\n")
-    atomic_write_text(folder / CONFIG_NAME, json.dumps(_jsonable(dict(build)), indent=2) + "\n")
+    config_text = json.dumps(_jsonable(dict(build)), indent=2) + "\n"
+    metadata = {**dict(metadata), "config_sha256": hashlib.sha256(config_text.encode()).hexdigest()}
+    atomic_write_text(folder / METADATA_NAME, json.dumps(_jsonable(metadata), indent=2, default=str) + "\n")
+    atomic_write_text(folder / CONFIG_NAME, config_text)
 
 
 def _jsonable(value: Any) -> Any:
