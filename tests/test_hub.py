@@ -89,6 +89,28 @@ def test_push_is_one_commit_with_sharded_weights(local_hub, endpoint):
     _same(predict(zoo.load("hf://tester/sharded"), x), predict(model, x))
 
 
+def test_a_push_replaces_the_weight_files_and_card_images_of_the_previous_one(local_hub, endpoint, tmp_path):
+    """Shards after a single file (or the reverse) leave no weight file of the earlier push in the
+    commit: a snapshot of it loads. A card written anew drops the old card's images; a kept card keeps them."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    api = HfApi(endpoint=endpoint)
+    model = zoo.create("cnn")
+    save_folder(model, tmp_path / "run")
+    (tmp_path / "run" / "training_curves.png").write_bytes(b"\x89PNG curves")
+    zoo.push(tmp_path / "run", "tester/swap")
+    zoo.push(model, "tester/swap", max_shard_size=1_000_000)
+    files = set(api.list_repo_files("tester/swap"))
+    assert "model.safetensors" not in files and "model.safetensors.index.json" in files
+    assert "training_curves.png" in files  # the card was kept: so are its images
+    sha = zoo.push(model, "tester/swap", replace_card=True)
+    files = set(api.list_repo_files("tester/swap", revision=sha))
+    assert "model.safetensors" in files and not any(name.startswith("model-") or name.endswith(".png") for name in files)
+    snapshot = snapshot_download("tester/swap", revision=sha, cache_dir=tmp_path / "cache", endpoint=endpoint)
+    x = sample_batch(model)
+    _same(predict(zoo.load(Path(snapshot)), x), predict(model, x))
+
+
 def test_private_push_to_a_public_repo_is_refused_and_commits_nothing(local_hub, endpoint):
     from huggingface_hub import HfApi
 
@@ -125,6 +147,10 @@ def test_local_folder_works_like_a_repo(tmp_path):
     x = sample_batch(model)
     _same(predict(zoo.load(tmp_path / "exported"), x), predict(model, x))
     assert zoo.pull(str(tmp_path / "exported")) == tmp_path / "exported"
+    (tmp_path / "exported" / "metadata.json").unlink()  # nothing records the weights' sha256 any more
+    with pytest.raises(IntegrityError, match="records no weight files with their sha256"):
+        zoo.pull(tmp_path / "exported")
+    assert zoo.pull(tmp_path / "exported", weights=False) == tmp_path / "exported"
 
 
 @pytest.mark.parametrize("name", ["model.safetensors", "config.json", "metadata.json"])
@@ -242,9 +268,9 @@ def test_request_counts_of_cold_and_warm_loads(local_hub, endpoint, hub_env):
     local_hub.reset_requests()
     sha = zoo.push(model, "tester/cnn")
     weights_oid = local_hub.repos["tester/cnn"]["commits"][sha]["files"]["model.safetensors"]["sha256"]
-    assert local_hub.requests == [  # a push to a new repo: 9
+    assert local_hub.requests == [  # a push to a new repo: 10 (the tree listed for weight files to delete)
         ("POST", "/api/repos/create"), ("GET", "/api/models/tester/cnn/revision/main"),
-        ("POST", "/api/validate-yaml"), ("POST", "/api/validate-yaml"), ("POST", "/api/models/tester/cnn/preupload/main"),
+        ("GET", "/api/models/tester/cnn/tree/main"), ("POST", "/api/validate-yaml"), ("POST", "/api/validate-yaml"), ("POST", "/api/models/tester/cnn/preupload/main"),
         ("POST", "/tester/cnn.git/info/lfs/objects/batch"), ("PUT", f"/__lfs_upload__/tester/cnn/{weights_oid}"),
         ("POST", "/tester/cnn.git/info/lfs/objects/verify"), ("POST", "/api/models/tester/cnn/commit/main"),
     ]

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -468,3 +469,19 @@ def test_a_changed_cache_while_offline_is_refused_without_requests(pushed, hub_e
     assert hub.requests == []
     with pytest.raises(HubUnavailableError, match="HF_HUB_OFFLINE=1 is set and the Hugging Face cache"):
         zoo.load(f"hf://tester/cnn@{sha}")  # the bad copy is gone; offline there is no other
+
+
+def test_a_changed_cache_while_the_hub_is_unreachable_says_so(pushed, hub_env, monkeypatch):
+    """Not offline mode: the Hub does not answer. The error says that, not that HF_HUB_OFFLINE is set."""
+    hub, model, sha = pushed
+    zoo.load("hf://tester/cnn")  # main: the cache remembers which commit it was
+    _flip_in_place(_snapshot(hub_env, sha) / "model.safetensors")
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")  # nothing listens there
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(IntegrityError, match=r"Integrity check failed for 'model.safetensors'.*"
+                                             r"the Hub could not be reached, so it was not downloaded again") as error:
+        zoo.pull("tester/cnn", retries=0)
+    assert "HF_HUB_OFFLINE" not in str(error.value)

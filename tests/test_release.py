@@ -1,6 +1,8 @@
 """Release staging: weights/<arch>.<tag>/ + record, loading it by name, hash checks."""
 
+import concurrent.futures
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from conftest_hub import hub_env, local_hub  # noqa: F401
 
 import zoo
 from tools import release
-from zoo import api
+from zoo import api, atomic
 from zoo.format import IntegrityError, read_folder, sha256_of
 from zoo.format import save_folder as export_folder
 from zoo.registry import WeightSpec, _REGISTRY, read_release, register_model
@@ -143,9 +145,26 @@ def test_publish_pushes_the_release_and_pins_the_commit(sandbox, local_hub, monk
     monkeypatch.setenv("HF_ENDPOINT", local_hub.endpoint)
     model = zoo.create("cnn")
     staged = release.stage_release(_fake_run(sandbox / "run", model), "cnn.fmnist", slice_size=None)
-    sha = release.publish(sandbox / staged.local_dir, "keras-zoo/cnn.fmnist", register="cnn.fmnist")
+    # The repo holds an earlier release: its own card and shards the new release does not have.
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=local_hub.endpoint)
+    zoo.push(model, "keras-zoo/cnn.fmnist", max_shard_size=1_000_000)
+    api.upload_file(path_or_fileobj=b"---\nlibrary_name: keras\n---\n# OLD RELEASE\n", path_in_repo="README.md",
+                    repo_id="keras-zoo/cnn.fmnist")
+    held = atomic.lock_exclusively(sandbox / "weights")  # a staging under way: publish waits for it
+    publishing = concurrent.futures.ThreadPoolExecutor(1).submit(
+        release.publish, sandbox / staged.local_dir, "keras-zoo/cnn.fmnist", register="cnn.fmnist")
+    with pytest.raises(concurrent.futures.TimeoutError):
+        publishing.result(timeout=1)
+    assert json.loads((sandbox / "records" / "cnn.fmnist.json").read_text()).get("hub_revision") is None
+    os.close(held)
+    sha = publishing.result()
     record = json.loads((sandbox / "records" / "cnn.fmnist.json").read_text())
     assert (record["hub_repo_id"], record["hub_revision"]) == ("keras-zoo/cnn.fmnist", sha)
+    pinned = set(api.list_repo_files("keras-zoo/cnn.fmnist", revision=sha))
+    assert "model.safetensors.index.json" not in pinned and not any(name.startswith("model-") for name in pinned)
+    assert b"OLD RELEASE" not in local_hub.file_bytes("keras-zoo/cnn.fmnist", "README.md", sha)
     catalog = json.loads((sandbox / "registry.json").read_text())
     assert catalog["models"]["cnn"]["weights"]["fmnist"]["release"]["hub_revision"] == sha
     pulled = zoo.pull("keras-zoo/cnn.fmnist", revision=sha, records=release.Release.from_dict(record).files)

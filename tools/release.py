@@ -417,29 +417,46 @@ def publish(
     """Push a run or release folder with :func:`zoo.push`; with ``register``, pin the commit.
 
     Pinning writes the repo id and commit sha into the tag's release record and regenerates
-    ``registry.json``, so ``zoo.load(register)`` pulls exactly that commit from the Hub.
+    ``registry.json``, so ``zoo.load(register)`` pulls exactly that commit from the Hub. The
+    release's own card replaces the Hub's, the pushed commit is pulled back and checked against
+    the record before it is pinned, and no staging can change the record meanwhile (the lock on
+    ``weights/``).
 
     Example:
         >>> publish("weights/cnn.fmnist", "keras-zoo/cnn.fmnist", register="cnn.fmnist")  # doctest: +SKIP
     """
+    if register is None:
+        return hub.push(folder, repo_id, **push_options)
+    (ROOT / "weights").mkdir(exist_ok=True)
+    lock = _lock_weights_folder(ROOT / "weights")  # the record read here is the one pinned below
+    try:
+        return _publish_registered(Path(folder), repo_id, register, push_options)
+    finally:
+        os.close(lock)
+
+
+def _publish_registered(folder: Path, repo_id: str, register: str, push_options: dict[str, Any]) -> str:
+    """``publish`` with ``register``, under the lock on ``weights/``."""
     from zoo.catalog import check_no_plugins, write_catalog
 
-    if register is not None:
-        check_no_plugins()  # registry.json is regenerated after the push: nothing may stop it then
-        if not record_path(register).exists():
-            raise ValueError(
-                f"No release record for {register!r}; stage it with scripts/release.py first. "
-                f"Received: register={register!r}"
-            )
-        if push_options.get("create_pr"):
-            raise ValueError(
-                "A pull request's commit is not on a branch until it is merged: push with create_pr, merge it, "
-                f"then pin the merged commit. Received: register={register!r}, create_pr=True"
-            )
-        # The pinned commit must hold the recorded files, or every installed zoo would refuse to load it.
-        zoo_format.verify_files(folder, Release.from_dict(json.loads(record_path(register).read_text())).files)
-    sha = hub.push(folder, repo_id, **push_options)
-    if register is not None:
-        register_publication(register, repo_id, sha)
-        write_catalog(ROOT / "registry.json")
+    check_no_plugins()  # registry.json is regenerated after the push: nothing may stop it then
+    if not record_path(register).exists():
+        raise ValueError(
+            f"No release record for {register!r}; stage it with scripts/release.py first. "
+            f"Received: register={register!r}"
+        )
+    if push_options.get("create_pr"):
+        raise ValueError(
+            "A pull request's commit is not on a branch until it is merged: push with create_pr, merge it, "
+            f"then pin the merged commit. Received: register={register!r}, create_pr=True"
+        )
+    # The pinned commit must hold the recorded files, or every installed zoo would refuse to load it.
+    recorded = Release.from_dict(json.loads(record_path(register).read_text())).files
+    zoo_format.verify_files(folder, recorded)
+    sha = hub.push(folder, repo_id, **{**push_options, "replace_card": True})
+    with tempfile.TemporaryDirectory(prefix="zoo-publish-check-") as cache:  # what an installed zoo will pull
+        hub.pull(repo_id, revision=sha, cache_dir=cache, records=recorded,
+                 token=push_options.get("token"), endpoint=push_options.get("endpoint"))
+    register_publication(register, repo_id, sha)
+    write_catalog(ROOT / "registry.json")
     return sha

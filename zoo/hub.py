@@ -47,7 +47,9 @@ import keras
 from zoo import format as zoo_format
 from zoo._version import __version__
 from zoo.cards import render_card
-from zoo.format import CARD_NAME, CONFIG_NAME, METADATA_NAME, MODEL_PATTERNS, IntegrityError, read_folder, verify_files
+from zoo.format import (
+    CARD_NAME, CONFIG_NAME, METADATA_NAME, MODEL_PATTERNS, WEIGHT_PATTERNS, IntegrityError, read_folder, verify_files,
+)
 from zoo.registry import FileRecord
 from zoo.weights import DEFAULT_MAX_SHARD_SIZE
 
@@ -566,7 +568,7 @@ def _pull_once(repo_id: str, revision: str | None, cache_dir: Any, records: tupl
                token: str | None, endpoint: str | None, weights: bool) -> Path:
     from huggingface_hub import HfApi, constants, errors, hf_hub_download
 
-    local_only = constants.is_offline_mode()
+    offline_mode = local_only = constants.is_offline_mode()
     sha = revision if revision is not None and _COMMIT_RE.fullmatch(revision) else None
 
     def fetch(name: str, *, optional: bool = False, offline: bool | None = None) -> Path | None:
@@ -606,7 +608,8 @@ def _pull_once(repo_id: str, revision: str | None, cache_dir: Any, records: tupl
                 raise IntegrityError(
                     f"{message} The file was not used and was removed from the cache"
                     + (" (twice: the Hub sends bytes that do not match its own ETag)" if attempt == 2 else
-                       "; HF_HUB_OFFLINE=1 is set, so it was not downloaded again: retry online")
+                       "; HF_HUB_OFFLINE=1 is set, so it was not downloaded again: retry online" if offline_mode else
+                       "; the Hub could not be reached, so it was not downloaded again: retry when it answers")
                     + f". Received: repo_id={repo_id!r}, revision={revision!r}"
                 )
             logger.warning("%s Removed from the cache; downloading it again.", message)
@@ -696,7 +699,14 @@ def pull(
     """
     local = _local_folder(repo_id)
     if local is not None:  # a local copy of a repo: verified like a download
-        verify_files(local, read_folder(local).records if records is None else records)
+        records = read_folder(local).records if records is None else tuple(records)
+        if weights and not records:
+            raise IntegrityError(
+                f"{str(local)!r} records no weight files with their sha256 ({METADATA_NAME} is missing or has "
+                "no 'weights'): its weights cannot be verified, so they are not used. Received: "
+                f"repo_id={str(repo_id)!r}"
+            )
+        verify_files(local, records)
         return local
     repo_id = check_repo_id(repo_id)
     revision = check_revision(revision)
@@ -731,8 +741,9 @@ def push(
     """Upload a model (or a run / release folder) to ``repo_id`` in one commit; return its sha.
 
     The commit holds ``config.json``, ``metadata.json``, the safetensors weights and a
-    ``README.md`` model card (with the images it references). An existing card on the Hub is
-    kept unless ``replace_card=True``. The repo is created when it does not exist. The commit
+    ``README.md`` model card (with the images it references); weight files of an earlier push
+    that this one lacks are deleted in the same commit. An existing card on the Hub (and its
+    images) is kept unless ``replace_card=True``. The repo is created when it does not exist. The commit
     names the head it was prepared against (``parentCommit``): when someone else pushes to the
     branch meanwhile, this push fails with ``HubConflictError`` and commits nothing, instead of
     mixing its files with theirs.
@@ -781,13 +792,17 @@ def push(
                     f"Received: repo_id={repo_id!r}, private=True"
                 )
             has_card = any(s.rfilename == CARD_NAME for s in head.siblings or ())
+            keep_card = has_card and not replace_card
             info = api.upload_folder(
                 repo_id=repo_id,
                 folder_path=staging,
                 revision=revision,
                 commit_message=message,
                 create_pr=create_pr,
-                ignore_patterns=[CARD_NAME] if has_card and not replace_card else None,
+                ignore_patterns=[CARD_NAME] if keep_card else None,
+                # Weight files of an earlier push that this one lacks (a single file after shards, or
+                # the reverse) would mix two saves; a card written anew drops the old card's images.
+                delete_patterns=[*WEIGHT_PATTERNS, *(() if keep_card else ("*.png",))],
                 parent_commit=head.sha,
             )
             return info.oid
