@@ -194,6 +194,17 @@ def test_predict_refuses_an_unreadable_picture_by_name(tmp_path, capsys):
     assert "Traceback" not in err and err.count("\n") == 1
     status, _, err = zoo_in_process(capsys, "predict", "cnn", str(tmp_path / "missing.jpg"))
     assert status == 2 and "No picture at" in err
+    (tmp_path / "empty").mkdir()
+    status, _, err = zoo_in_process(capsys, "predict", "cnn", str(tmp_path / "empty"))
+    assert status == 2 and "is a folder with no picture in it" in err
+
+
+@console
+def test_predict_takes_a_folder_for_the_pictures_in_it(capsys):
+    status, out, err = zoo_in_process(capsys, "predict", "cnn", str(EXAMPLES), "--json")
+    assert status == 0, err
+    by_name = {Path(p["source"]).name: p["top_k"][0]["label"] for p in json.loads(out)}
+    assert {name: by_name.get(name) for name in EXAMPLE_LABELS} == EXAMPLE_LABELS
 
 
 @console

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
+from conftest import ROOT
 
 import zoo
 from zoo.data.fashion_mnist import find_data_dir
@@ -71,6 +74,11 @@ def test_sixteen_bit_pictures_are_scaled_by_their_depth_not_their_content(tmp_pa
         Image.fromarray(np.full((4, 4), value, np.uint16)).save(tmp_path / "deep.png")
         assert Image.open(tmp_path / "deep.png").mode.startswith("I;16")
         assert read_image(tmp_path / "deep.png")[0, 0, 0] == expected
+    # With a transparent gray value (a tRNS chunk): that value is white, the others scaled by depth.
+    gradient = np.tile(np.linspace(0, 65535, 16).astype(np.uint16), (4, 1))
+    Image.fromarray(gradient).save(tmp_path / "clear.png", transparency=0)
+    read = read_image(tmp_path / "clear.png")[..., 0]
+    np.testing.assert_array_equal(read, np.tile([255] + [17 * i for i in range(1, 16)], (4, 1)))  # 4369 -> 17
     assert as_picture(Image.fromarray(np.full((3, 3), 100.4, np.float32)))[0, 0, 0] == 100
     with pytest.raises(ValueError, match="Received: values from 1000.0 to 1000.0"):
         as_picture(Image.fromarray(np.full((3, 3), 1000, np.int32)))
@@ -86,6 +94,8 @@ def test_a_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
     upright = read_image(tmp_path / "phone.jpg")
     assert upright.shape == (6, 4, 3)
     assert upright[:, -1].mean() > 200 and upright[:, 0].mean() < 50  # the top row is now the right column
+    with Image.open(tmp_path / "phone.jpg") as opened:  # the same photo opened with Pillow first
+        np.testing.assert_array_equal(as_picture(opened), upright)
 
 
 def test_a_picture_too_large_to_read_safely_gets_a_clear_error(tmp_path, monkeypatch):
@@ -154,8 +164,26 @@ def test_predict_uses_the_label_names_and_top_k_of_the_weights():
 
 def test_an_untrained_model_predicts_with_placeholder_names():
     model = zoo.load("cnn", weights=None, num_classes=3)
-    [prediction] = zoo.predict(model, [np.zeros((28, 28), np.uint8)], top_k=3)
+    with pytest.warns(UserWarning, match="carries no record of its weights"):
+        [prediction] = zoo.predict(model, [np.zeros((28, 28), np.uint8)], top_k=3)
     assert prediction.label_names == ("class_0", "class_1", "class_2")
+
+
+def test_a_folder_stands_for_its_pictures():
+    """``zoo.predict(model, "my_pictures/")`` (and ``zoo predict cnn my_pictures/``): every PNG/JPEG in it."""
+    model = zoo.load("cnn")
+    found = zoo.predict(model, ROOT / "examples")
+    assert [Path(p.source).name for p in found] == sorted(p.name for p in (ROOT / "examples").iterdir()
+                                                          if p.suffix in (".png", ".jpg"))
+    assert found[0].top_k[0][0] == "Ankle boot"
+    with pytest.raises(ValueError, match=r"is a folder, not a picture.*Received: path="):
+        read_image(ROOT / "examples")
+
+
+def test_a_keras_file_predicts_with_a_warning_that_it_has_no_record(tmp_path):
+    zoo.load("cnn").save(tmp_path / "cnn.keras")
+    with pytest.warns(UserWarning, match="carries no record of its weights.*class_N"):
+        zoo.predict(zoo.load(tmp_path / "cnn.keras"), ROOT / "examples" / "sneaker.png")
 
 
 @pytest.mark.skipif(find_data_dir() is None, reason="Fashion-MNIST IDX files not found ($FASHION_MNIST_DIR)")

@@ -333,6 +333,20 @@ def test_evaluation_metrics():
     assert metrics == {"accuracy": 0.5, "class_accuracy": 0.5, "box_iou": 0.5, "iou_50": 0.5}
 
 
+def test_a_subset_is_held_to_its_sampling_error_nested_or_not():
+    """`zoo eval --limit n` against a record of m examples: the first n of m images (nested) differ
+    by variance p(1-p)|1/n - 1/m|; localization canvases are drawn per set, so their n canvases are
+    not the first n of the record's: p(1-p)(1/n + 1/m)."""
+    from zoo.evaluation import _recorded_for
+
+    metrics = {"box_iou": 0.9}
+    _, nested, _ = _recorded_for("box_iou", metrics, None, 5000, 5000, 0.001, nested=True)
+    _, drawn, _ = _recorded_for("box_iou", metrics, None, 5000, 5000, 0.001, nested=False)
+    assert nested == pytest.approx(3 * (0.09 * (1 / 5000 - 1 / 10000)) ** 0.5)
+    assert drawn == pytest.approx(3 * (0.09 * (1 / 5000 + 1 / 10000)) ** 0.5)
+    assert get_task("classification").nested_evaluation and not get_task("localization").nested_evaluation
+
+
 # --- training runs --------------------------------------------------------------------------
 
 

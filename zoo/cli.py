@@ -2,7 +2,7 @@
 
     zoo list [PATTERN] [--pretrained]          the catalog, without importing Keras
     zoo info NAME [--json]
-    zoo predict MODEL IMAGE... [--top-k K] [--out DIR]
+    zoo predict MODEL IMAGE|FOLDER... [--top-k K] [--out DIR]
     zoo eval MODEL [--limit N]                 measured vs recorded metrics; exit 1 beyond tolerance
     zoo train ARCH [flags]                     = python scripts/train.py (fine-tuning with --data)
     zoo export MODEL --format onnx|litert|saved_model -o PATH
@@ -125,9 +125,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     _import_keras(args.verbose)
     from zoo.api import load
-    from zoo.prediction import draw_box, predict
+    from zoo.prediction import draw_box, list_pictures, predict
     from zoo.tasks import task_of
 
+    images = list_pictures(args.images)  # a folder stands for the pictures in it
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out is a folder for the drawn boxes; {args.out!r} is a file. Received: --out {args.out!r}")
     model = load(args.model)
@@ -137,16 +138,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             f"--out is where a localizer's boxes are drawn; {args.model!r} is a {task} model "
             f"and draws none. Received: --out {args.out!r}"
         )
-    targets = [Path(args.out) / f"{Path(image).stem}.box.png" for image in args.images] if args.out else []
+    targets = [Path(args.out) / f"{Path(image).stem}.box.png" for image in images] if args.out else []
     clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
     if clashes:
-        raise ValueError(f"Pictures with the same name would write the same file: {clashes}. Received: {args.images}")
+        raise ValueError(
+            f"Pictures with the same name would write the same file: {clashes}. Received: {[str(i) for i in images]}"
+        )
     existing = [str(t) for t in targets if t.exists()]
     if existing and not args.overwrite:
         raise FileExistsError(f"{existing} exist; pass --overwrite to replace them. Received: --out {args.out!r}")
-    predictions = predict(model, args.images, top_k=args.top_k)
+    predictions = predict(model, images, top_k=args.top_k)
     written = []
-    for prediction, image, out in zip(predictions, args.images, targets or [None] * len(args.images)):
+    for prediction, image, out in zip(predictions, images, targets or [None] * len(images)):
         if prediction.box is not None and out is not None:
             written.append(str(draw_box(image, prediction, out, overwrite=args.overwrite)))
     if args.json:
@@ -271,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predicting = add("predict", help="top-k labels (and the localizer's box) of your pictures")
     predicting.add_argument("model", help=model_help)
-    predicting.add_argument("images", nargs="+", help="PNG or JPEG files, any size, gray or RGB")
+    predicting.add_argument("images", nargs="+", help="PNG or JPEG files (any size, gray or RGB), or folders of them")
     predicting.add_argument("--top-k", type=int, default=5, help="labels shown per picture (default: 5)")
     predicting.add_argument("--out", help="folder for the pictures with their predicted boxes drawn (localizer)")
     predicting.add_argument("--overwrite", action="store_true", help="replace existing files in --out")

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,9 +27,9 @@ import numpy as np
 
 from zoo.api import load
 from zoo.atomic import atomic_path
-from zoo.preprocess import Preprocessed, as_picture, preprocess_image, preprocessing_of
+from zoo.preprocess import IMAGE_SUFFIXES, Preprocessed, as_picture, preprocess_image, preprocessing_of
 
-__all__ = ["Prediction", "draw_box", "predict", "prepare_batch"]
+__all__ = ["Prediction", "draw_box", "list_pictures", "predict", "prepare_batch"]
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,19 @@ def prepare_batch(
         >>> batch.shape
         (1, 28, 28, 1)
     """
-    images = _as_list(images)
+    images = list_pictures(images)
     if len(images) == 0:
         raise ValueError("Nothing to predict. Received: an empty list of images")
-    metadata = getattr(model, "zoo_metadata", None) or {}
-    preprocessing = preprocessing_of(metadata)
+    metadata = getattr(model, "zoo_metadata", None)
+    if not metadata:
+        warnings.warn(
+            f"Model {model.name!r} carries no record of its weights (a .keras file, a model zoo.load did not "
+            "make, or no weights): pictures are only converted to its input's channels and fitted to its size, "
+            "with no inversion or trimming its training may have used, and labels show as class_N. Load it "
+            "from a zoo folder or a registered name to predict as its weights were trained.",
+            stacklevel=3,
+        )
+    preprocessing = preprocessing_of(metadata or {})
     input_shape = tuple(model.inputs[0].shape[1:])
     details = [preprocess_image(image, input_shape, preprocessing) for image in images]
     shapes = {d.array.shape for d in details}
@@ -97,6 +106,33 @@ def _as_list(images: Any) -> list[Any]:
     if isinstance(images, (list, tuple)):
         return list(images)
     return [images]
+
+
+def list_pictures(images: Sequence[Any] | Any) -> list[Any]:
+    """``images`` as a list of pictures, where a folder stands for the PNG/JPEG files in it (sorted
+    by name; hidden files and sub-folders left out), as ``zoo predict cnn my_pictures/`` means.
+
+    Example:
+        >>> [Path(p).name for p in list_pictures(["examples"])][:2]
+        ['ankle-boot-on-white.jpg', 'bag-wide.png']
+    """
+    pictures: list[Any] = []
+    for item in _as_list(images):
+        folder = Path(item).expanduser() if isinstance(item, (str, os.PathLike)) else None
+        if folder is None or not folder.is_dir():
+            pictures.append(item)
+            continue
+        found = sorted(
+            path for path in folder.iterdir()
+            if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not found:
+            raise ValueError(
+                f"{str(item)!r} is a folder with no picture in it. Accepted: {'/'.join(IMAGE_SUFFIXES)} files, or "
+                f"a folder holding some. Received: {str(item)!r}"
+            )
+        pictures.extend(found)
+    return pictures
 
 
 def _box_in_original(box: np.ndarray, detail: Preprocessed) -> tuple[float, float, float, float]:
@@ -134,7 +170,7 @@ def predict(
         raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
     if not isinstance(model, keras.Model):
         model = load(model)
-    images = _as_list(images)
+    images = list_pictures(images)
     batch, details = prepare_batch(model, images)
     outputs = model.predict(batch, batch_size=batch_size, verbose=verbose)
     outputs = keras.tree.map_structure(np.asarray, outputs)

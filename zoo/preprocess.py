@@ -83,7 +83,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(
+            f"{str(path)!r} is a folder, not a picture: pass the pictures in it (zoo.predict and `zoo predict` "
+            f"take a folder for all of them). Received: path={str(path)!r}"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"No picture at {str(path)!r}. Received: path={str(path)!r}")
     try:
@@ -108,12 +113,16 @@ def _from_pil(image: Any) -> np.ndarray:
     """A PIL image as (height, width, 1 or 3) uint8; transparency is composited on white."""
     from PIL import Image
 
+    if image.mode.startswith("I;16"):  # 16-bit grayscale (e.g. a 16-bit PNG): 65535 is white
+        raw = np.asarray(image, np.float64)
+        array = np.round(raw * (255.0 / 65535.0)).astype(np.uint8)
+        if isinstance(image.info.get("transparency"), int):  # one transparent gray value: white there
+            array[raw == image.info["transparency"]] = 255
+        return array[..., None]
     if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    if image.mode.startswith("I;16"):  # 16-bit grayscale (e.g. a 16-bit PNG): 65535 is white
-        array = np.round(np.asarray(image, np.float64) * (255.0 / 65535.0)).astype(np.uint8)
-    elif image.mode in ("I", "F"):  # 32-bit pixels have no fixed white: [0, 255] is checked like an array's
+    if image.mode in ("I", "F"):  # 32-bit pixels have no fixed white: [0, 255] is checked like an array's
         return np.round(as_picture(np.asarray(image))).astype(np.uint8)
     else:
         array = np.asarray(image.convert("L" if image.mode in ("L", "1") else "RGB"))
@@ -134,8 +143,10 @@ def as_picture(image: Any) -> np.ndarray:
     """
     if isinstance(image, (str, os.PathLike)):
         return read_image(image).astype(np.float32)
-    if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
-        return _from_pil(image).astype(np.float32)
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image, turned upright like a file's
+        from PIL import ImageOps
+
+        return _from_pil(ImageOps.exif_transpose(image)).astype(np.float32)
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[..., None]

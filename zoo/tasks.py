@@ -74,6 +74,9 @@ class Task:
     name: str = ""
     #: The training figures :meth:`compile` makes Keras log (each also as ``val_<name>``).
     logged_figures: tuple[str, ...] = ()
+    #: Whether :meth:`evaluation_data` of the first n test images is the first n examples of a
+    #: larger evaluation (true of plain images; localization canvases are drawn per set).
+    nested_evaluation: bool = True
 
     @property
     def pipeline_tag(self) -> str:
@@ -151,6 +154,7 @@ class LocalizationTask(Task):
     """
 
     name: str = "localization"
+    nested_evaluation: bool = False  # the canvases of test[:n] are not the first n canvases of test[:m]
     logged_figures: tuple[str, ...] = ("loss", "class_loss", "box_loss", "class_accuracy", "box_box_iou", "box_iou_50")
     #: The tutorial's weights of the class and box losses, used unless a recipe gives its own.
     loss_weights: tuple[tuple[str, float], ...] = (("class", 0.8), ("box", 0.2))
