@@ -93,6 +93,14 @@ def test_bad_repo_ids_are_refused_by_pull_and_push(local_hub, monkeypatch, repo_
     assert local_hub.requests == []
 
 
+def test_a_cache_dir_that_is_a_file_is_refused_before_any_request(local_hub, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_ENDPOINT", local_hub.endpoint)
+    (tmp_path / "cache").write_text("not a folder")
+    with pytest.raises(ValueError, match=r"this is a file\. Received: cache_dir="):
+        zoo.pull("tester/cnn", cache_dir=tmp_path / "cache")
+    assert local_hub.requests == []
+
+
 def test_hf_handles_never_read_local_folders(local_hub, monkeypatch, tmp_path):
     """``hf://`` means the Hub: no relative path climbs to a local folder, no repo id is shadowed by one."""
     monkeypatch.setenv("HF_ENDPOINT", local_hub.endpoint)
