@@ -158,6 +158,25 @@ def test_weights_given_by_path_bring_their_own_record_and_are_checked(tmp_path):
             zoo.load(handle, weights=weights)
 
 
+def test_a_file_beside_the_recorded_ones_and_a_foreign_folder_load_with_what_is_known(tmp_path):
+    """A run folder's last.safetensors (not in metadata.json): loaded, unverified, with a warning
+    attributed to the caller, the folder's config and labels, not its metrics. A folder that is no
+    zoo folder (another library's config.json) given as weights= keeps the handle's preprocessing."""
+    three = zoo.create("cnn", num_classes=3)
+    save_folder(three, tmp_path / "run", metadata={"label_names": ["a", "b", "c"], "metrics": {"accuracy": 0.9}})
+    zoo.save_weights(three, tmp_path / "run" / "last.safetensors")
+    with pytest.warns(UserWarning, match="'last.safetensors' is not one of the weight files") as warned:
+        last = zoo.load(tmp_path / "run" / "last.safetensors")
+    assert warned[0].filename == __file__
+    assert last.output_shape == (None, 3) and last.zoo_metadata["label_names"] == ["a", "b", "c"]
+    assert "metrics" not in last.zoo_metadata
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps({"model_type": "custom", "hidden_size": 3}))
+    zoo.save_weights(zoo.create("cnn"), tmp_path / "ckpt" / "model.safetensors")
+    loaded = zoo.load("cnn", weights=tmp_path / "ckpt")
+    assert loaded.zoo_metadata == {key: zoo.load("cnn").zoo_metadata[key] for key in ("dataset", "preprocessing")}
+
+
 def test_a_folder_mixed_from_two_saves_is_refused(tmp_path):
     """A save over an earlier one, killed after metadata.json and the weights but before config.json,
     left a folder that built the earlier model and re-initialised its head; now it is refused."""

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import warnings
@@ -26,10 +27,12 @@ import keras
 from zoo import hub
 from zoo import weights as weights_io
 from zoo.format import (
-    CONFIG_NAME, SAFE_MODULES, IntegrityError, ZooFolder, check_keras_config, read_folder, verify_files,
+    CONFIG_NAME, SAFE_MODULES, ZooFolder, check_keras_config, read_folder, verify_files,
 )
 from zoo.hub import HF_PREFIX
 from zoo.registry import WeightSpec, get_spec, list_models, plugin_packages, split_name
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
 
 __all__ = ["Resolved", "build", "create", "info", "load", "load_resolved", "resolve", "resolve_weights", "weight_info"]
 
@@ -218,9 +221,10 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
                 f"Received: {str(path)!r}"
             )
         folder = read_folder(path.parent)
-        if own:
-            _verify_folder(folder, path)
-        return _with_weights(_from_folder(folder, path if own else None), explicit)
+        resolved = _from_folder(folder, None)
+        if own:  # this file of the folder: checked when recorded (a run's last.safetensors is not)
+            resolved = replace(resolved, weights=path, metadata=_checked_metadata(folder, path))
+        return _with_weights(resolved, explicit)
     if not isinstance(handle, str):
         raise ValueError(f"A model handle is a name, 'hf://...', a folder or a file. Received: {handle!r}")
     spec = get_spec(handle)
@@ -231,42 +235,57 @@ def resolve(handle: str | os.PathLike, weights: str | os.PathLike | None = "defa
     return _with_weights(Resolved(handle, config, resolve_weights(handle)[1] if own else None, metadata=metadata), explicit)
 
 
-def _verify_folder(folder: ZooFolder, weights_file: Path | None = None) -> None:
+def _verify_folder(folder: ZooFolder) -> None:
     """Check the files of a zoo folder against its recorded sha256 (all of them: a weights file of
     a sharded save is read with its index and shards). A folder that records none is loaded with a
     warning: nothing says its files are the ones that were saved."""
-    records = folder.records
-    if weights_file is not None and records and weights_file.name not in {r.name for r in records}:
-        raise IntegrityError(
-            f"{weights_file.name!r} is not one of the weight files recorded in {str(folder.path / 'metadata.json')!r} "
-            f"({sorted(r.name for r in records)}): it cannot be verified. Pass the folder, or load it into a "
-            f"named model: zoo.load({folder.architecture or 'name'!r}, weights={str(weights_file)!r}). "
-            f"Received: {str(weights_file)!r}"
-        )
-    if not records:
-        warnings.warn(
+    if not folder.records:
+        _warn_caller(
             f"{str(folder.path)!r} records no sha256 of its weight files (no metadata.json, or one without "
-            "'weights'): they are loaded unverified.",
-            stacklevel=4,
+            "'weights'): they are loaded unverified."
         )
-    verify_files(folder.path, records)
+    verify_files(folder.path, folder.records)
+
+
+def _checked_metadata(folder: ZooFolder, weights: Path) -> dict[str, Any]:
+    """What the zoo ``folder`` says about ``weights`` (the folder, or a file in it), hashes checked.
+
+    A file the folder records (or one of a folder that records none) gets its ``metadata.json``;
+    another file beside them (a run's ``last.safetensors``) is loaded unverified, with a warning,
+    and keeps the folder's label names and preprocessing but not its metrics, which are the
+    recorded weights'."""
+    recorded = {record.name for record in folder.records}
+    if weights.is_dir() or not recorded or weights.name in recorded:
+        _verify_folder(folder)
+        return dict(folder.metadata)
+    _warn_caller(
+        f"{weights.name!r} is not one of the weight files {str(folder.path / 'metadata.json')!r} records "
+        f"({sorted(recorded)}): it is loaded unverified, and the folder's metrics (of those files) are left out."
+    )
+    return {key: value for key, value in folder.metadata.items() if key not in ("metrics", "evaluation", "weights")}
+
+
+def _warn_caller(message: str) -> None:
+    """A warning attributed to the first caller outside zoo (however deep in zoo it is raised)."""
+    frame, level = inspect.currentframe(), 1
+    while frame is not None and Path(frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, stacklevel=level)
 
 
 def _with_weights(resolved: Resolved, explicit: Path | None) -> Resolved:
     """``resolved`` with the weights given by path, if any, and what is known about them: the
-    ``metadata.json`` of their own zoo folder (hashes checked), else only the handle's input
-    conventions (dataset, preprocessing): label names and metrics belong to other weights."""
+    ``metadata.json`` of their own zoo folder (:func:`_checked_metadata`), over the handle's input
+    conventions (dataset, preprocessing); label names and metrics of the handle belong to other weights."""
     if explicit is None:
         return resolved
-    folder_path = explicit if explicit.is_dir() else explicit.parent
-    if (folder_path / CONFIG_NAME).is_file():
-        folder = read_folder(folder_path)
-        recorded = {r.name for r in folder.records}
-        if explicit.is_dir() or explicit.name in recorded:
-            _verify_folder(folder, None if explicit.is_dir() else explicit)
-            return replace(resolved, weights=explicit, metadata=dict(folder.metadata), weights_config=folder.config)
     kept = {key: resolved.metadata[key] for key in ("dataset", "preprocessing") if key in resolved.metadata}
-    return replace(resolved, weights=explicit, metadata=kept)
+    folder_path = explicit if explicit.is_dir() else explicit.parent
+    folder = read_folder(folder_path) if (folder_path / CONFIG_NAME).is_file() else None
+    if folder is None or (folder.architecture is None and folder.keras_config is None):  # no zoo folder
+        return replace(resolved, weights=explicit, metadata=kept)
+    metadata = {**kept, **_checked_metadata(folder, explicit)}
+    return replace(resolved, weights=explicit, metadata=metadata, weights_config=folder.config)
 
 
 def _is_registered_name(handle: str | os.PathLike) -> bool:
