@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import warnings
@@ -26,13 +25,12 @@ import keras
 
 from zoo import hub
 from zoo import weights as weights_io
+from zoo._warnings import warn_caller
 from zoo.format import (
     CONFIG_NAME, SAFE_MODULES, ZooFolder, check_keras_config, read_folder, verify_files,
 )
 from zoo.hub import HF_PREFIX
 from zoo.registry import WeightSpec, get_spec, list_models, plugin_packages, split_name
-
-_PACKAGE_DIR = Path(__file__).resolve().parent
 
 __all__ = ["Resolved", "build", "create", "info", "load", "load_resolved", "resolve", "resolve_weights", "weight_info"]
 
@@ -240,7 +238,7 @@ def _verify_folder(folder: ZooFolder) -> None:
     a sharded save is read with its index and shards). A folder that records none is loaded with a
     warning: nothing says its files are the ones that were saved."""
     if not folder.records:
-        _warn_caller(
+        warn_caller(
             f"{str(folder.path)!r} records no sha256 of its weight files (no metadata.json, or one without "
             "'weights'): they are loaded unverified."
         )
@@ -258,19 +256,11 @@ def _checked_metadata(folder: ZooFolder, weights: Path) -> dict[str, Any]:
     if weights.is_dir() or not recorded or weights.name in recorded:
         _verify_folder(folder)
         return dict(folder.metadata)
-    _warn_caller(
+    warn_caller(
         f"{weights.name!r} is not one of the weight files {str(folder.path / 'metadata.json')!r} records "
         f"({sorted(recorded)}): it is loaded unverified, and the folder's metrics (of those files) are left out."
     )
     return {key: value for key, value in folder.metadata.items() if key not in ("metrics", "evaluation", "weights")}
-
-
-def _warn_caller(message: str) -> None:
-    """A warning attributed to the first caller outside zoo (however deep in zoo it is raised)."""
-    frame, level = inspect.currentframe(), 1
-    while frame is not None and Path(frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE_DIR):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, stacklevel=level)
 
 
 def _with_weights(resolved: Resolved, explicit: Path | None) -> Resolved:

@@ -710,8 +710,10 @@ def pull(
         return local
     repo_id = check_repo_id(repo_id)
     revision = check_revision(revision)
-    if cache_dir is not None and Path(cache_dir).expanduser().exists() and not Path(cache_dir).expanduser().is_dir():
-        raise ValueError(f"`cache_dir` is a folder for the Hugging Face cache; this is a file. Received: cache_dir={str(cache_dir)!r}")
+    if cache_dir is not None and Path(cache_dir).expanduser().is_file():
+        raise ValueError(
+            f"`cache_dir` is a folder for the Hugging Face cache; this is a file. Received: cache_dir={str(cache_dir)!r}"
+        )
     records = None if records is None else tuple(records)
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     shown = endpoint or "https://huggingface.co"

@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,6 +24,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from zoo._warnings import warn_caller
 from zoo.api import load
 from zoo.atomic import atomic_path
 from zoo.preprocess import IMAGE_SUFFIXES, Preprocessed, as_picture, preprocess_image, preprocessing_of
@@ -80,12 +80,11 @@ def prepare_batch(
         raise ValueError("Nothing to predict. Received: an empty list of images")
     metadata = getattr(model, "zoo_metadata", None)
     if not metadata:
-        warnings.warn(
+        warn_caller(
             f"Model {model.name!r} carries no record of its weights (a .keras file, a model zoo.load did not "
             "make, or no weights): pictures are only converted to its input's channels and fitted to its size, "
             "with no inversion or trimming its training may have used, and labels show as class_N. Load it "
-            "from a zoo folder or a registered name to predict as its weights were trained.",
-            stacklevel=3,
+            "from a zoo folder or a registered name to predict as its weights were trained."
         )
     preprocessing = preprocessing_of(metadata or {})
     input_shape = tuple(model.inputs[0].shape[1:])
