@@ -88,3 +88,14 @@ def test_auto_says_why_when_no_backend_could_train(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_:  # a notebook call cannot restart itself
         train_main(["cnn", "--backend", "auto"])
     assert exit_.value.code == 2 and "restarts the command" in capsys.readouterr().err
+
+
+def test_the_backend_flag_is_taken_only_by_its_full_name():
+    # an abbreviation (`--backe auto`) escaped with_backend's rewrite: the re-executed command probed again
+    from zoo.training.cli import build_parser
+
+    parser = build_parser(["cnn"])
+    assert parser.parse_args(["cnn", "--backend", "auto"]).backend == "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["cnn", "--backe", "auto"])
+    assert backend_probe.with_backend(["cnn", "--backend", "auto"], "torch") == ["cnn", "--backend", "torch"]

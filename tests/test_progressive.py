@@ -25,9 +25,9 @@ from zoo.data.resize import check_resolutions, resize_batch, resize_matrix
 from zoo.format import read_folder
 from zoo.training import Recipe, get_recipe, train
 from zoo.training.fit import scaled_lr, training_phases
-from zoo.training.run_setup import check_resume
+from zoo.training.run_setup import check_resume, open_run
 from zoo.recipe import changes_before, stretch_resolutions
-from zoo.training.run_dir import prepare_run_dir
+from zoo.training.run_dir import RunDir, prepare_run_dir
 
 BACKEND = keras.backend.backend()
 
@@ -176,6 +176,30 @@ def test_epochs_given_with_resolutions_or_restarts_keep_them_and_fine_tuning_has
     assert constant.restarts == () and constant.resolutions == ((0, 16), (3, 22), (5, 28))
 
 
+def test_a_run_that_changes_its_recipe_says_so_in_the_recipe_notes_its_card_shows():
+    from zoo.training.report import training_text
+    from zoo.training.run_setup import apply_flags
+
+    recipe = RESNET34_52
+    assert "then a warm restart at 28" in recipe.notes
+    same, _ = apply_flags(recipe, epochs=None, batch_size=None, lr=None, mixed_precision=True,
+                          overrides={"restarts": [list(pair) for pair in recipe.restarts]})
+    assert same.notes == recipe.notes  # given, but unchanged; precision is not a recipe change
+    plain, _ = apply_flags(recipe, epochs=None, batch_size=None, lr=None, mixed_precision=None, overrides={"restarts": []})
+    assert plain.notes.startswith(recipe.notes) and "This run changed the recipe's restarts;" in plain.notes
+    longer, _ = apply_flags(recipe, epochs=104, batch_size=128, lr=None, mixed_precision=None)
+    assert "changed the recipe's lr, epochs, batch_size, resolutions, restarts;" in longer.notes
+    own, _ = apply_flags(recipe, epochs=None, batch_size=None, lr=None, mixed_precision=None,
+                         overrides={"restarts": [], "notes": "One cosine."})
+    assert own.notes == "One cosine."
+    metadata = {"recipe": plain.to_dict(), "train_command": "python scripts/train.py resnet34 --set 'restarts=[]'",
+                "backend": "tensorflow", "seed": 0, "training": {
+                    "best": {"monitor": "val_accuracy", "value": 0.95, "epoch": 50}, "epochs": 52,
+                    "examples": {"train": 55000, "val": 5000, "test": 10000}, "distribute": "single device"}}
+    card = training_text(metadata)
+    assert "then a warm restart at 28. (This run changed the recipe's restarts;" in card and "| restarts | [] |" in card
+
+
 def test_a_resumed_run_may_change_only_the_schedule_after_the_epochs_it_has_begun(tmp_path):
     recipe = RESNET34_52
     longer = recipe.replace(epochs=64, resolutions=recipe.resolutions, restarts=recipe.restarts, notes="longer")
@@ -215,6 +239,35 @@ def test_a_resumed_run_may_change_only_the_schedule_after_the_epochs_it_has_begu
 
 
 # --- training --------------------------------------------------------------------------------
+
+
+def test_an_epoch_recorded_but_not_backed_up_counts_as_begun_when_the_schedule_changes(tmp_path):
+    # Killed between epoch 4's records (best weights, timing) and its backup: the backup says 3
+    # epochs. Shortening the run to 3 epochs would keep epoch 4's best weights and timing, from an
+    # epoch the new command does not train: refused.
+    recipe = Recipe(arch="cnn", epochs=4, restarts=((3, 1.0),))
+    run = prepare_run_dir(tmp_path / "run", resume=False, overwrite=False)
+    settings = {"name": "cnn", "recipe": recipe.to_dict(), "model_overrides": {}, "seed": 0, "limit": None}
+    run.write_marker(settings=settings, backend=BACKEND)
+    run.release()
+    run.backup.mkdir()
+    (run.backup / "training_metadata.json").write_text(json.dumps({"epoch": 3, "batch": None, "slot": "a"}))
+    shortened = {**settings, "recipe": recipe.replace(epochs=3, restarts=()).to_dict()}
+    open_kwargs = dict(resume=True, overwrite=False, architecture="cnn", settings=shortened, command="",
+                       epochs_done=RunDir.backed_up_epochs, schedule_may_change=True)
+    reopened, done = open_run(run.path, **open_kwargs)  # 3 epochs begun: the shorter run trains them the same
+    reopened.release()
+    assert done == 3 and run.recorded_epochs() == 0
+    run.write_marker(settings=settings)
+    run.best.mkdir()
+    (run.best / "best.json").write_text(json.dumps({"epoch": 3, "value": 0.9, "monitor": "val_accuracy"}))
+    assert run.recorded_epochs() == 4
+    with pytest.raises(ValueError, match="fewer than the 4 epochs begun"):
+        open_run(run.path, **open_kwargs)
+    (run.best / "best.json").unlink()
+    run.timing.write_text(json.dumps({"epochs": {"0": {}, "1": {}, "2": {}, "3": {}}}))
+    with pytest.raises(ValueError, match="fewer than the 4 epochs begun"):
+        open_run(run.path, **open_kwargs)
 
 
 @needs_data

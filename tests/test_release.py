@@ -60,6 +60,12 @@ def test_stage_release_records_hashes_and_loads_by_name(sandbox, monkeypatch):
 
     with pytest.raises(FileExistsError, match="overwrite=True"):
         release.stage_release(run, "cnn.fmnist", slice_size=None)
+    moved = sandbox / "moved"  # the folder moved out of the tree: its committed record is still a release
+    (sandbox / "weights/cnn.fmnist").rename(moved)
+    with pytest.raises(FileExistsError, match=r"cnn\.fmnist\.json' exists; pass overwrite=True"):
+        release.stage_release(run, "cnn.fmnist", slice_size=None)
+    assert json.loads((sandbox / "records" / "cnn.fmnist.json").read_text()) == record
+    moved.rename(sandbox / "weights/cnn.fmnist")
     weights_file = sandbox / "weights/cnn.fmnist/model.safetensors"
     data = bytearray(weights_file.read_bytes())
     data[-1] ^= 0xFF

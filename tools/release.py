@@ -120,8 +120,10 @@ def stage_release(
     lock = _lock_weights_folder(target.parent)  # one staging at a time: the swap and record go together
     try:
         _recover_dead_stagings(name, target)
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{str(target)!r} exists; pass overwrite=True to replace that release.")
+        if not overwrite:
+            for existing in (target, record_path(name)):  # the record alone is a release too (its folder moved away)
+                if existing.exists():
+                    raise FileExistsError(f"{str(existing)!r} exists; pass overwrite=True to replace that release.")
         return _stage(
             run_dir, name, target, config, weight, storage_dtype=storage_dtype, max_shard_size=max_shard_size,
             tolerance=tolerance, data_dir=data_dir, slice_size=slice_size, notes=notes,

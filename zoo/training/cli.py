@@ -58,7 +58,7 @@ def reexec_with_backend(argv: Sequence[str], command: Sequence[str]) -> None:
     Example:
         >>> reexec_with_backend(["cnn"], ["scripts/train.py"])   # no --backend: nothing happens
     """
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--backend", choices=(*BACKENDS, AUTO_BACKEND))
     backend = pre.parse_known_args(list(argv))[0].backend
     if backend and backend != AUTO_BACKEND and os.environ.get("KERAS_BACKEND") != backend:
@@ -74,6 +74,7 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
     """
     parser = argparse.ArgumentParser(
         prog=prog,
+        allow_abbrev=False,  # `--backe auto` would escape with_backend's rewrite and probe again after the re-exec
         description=(
             "Train a zoo model and write a run folder: config.json, metadata.json, model.safetensors "
             "(best epoch), last.safetensors, metrics.json, history.csv, plots and README.md. Without "

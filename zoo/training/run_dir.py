@@ -195,6 +195,17 @@ class RunDir:
         the middle of that epoch (0 when the backup is at an epoch's end, or none)."""
         return int(self.backup_record().get("batch") or 0)
 
+    def recorded_epochs(self) -> int:
+        """Epochs that left a record (``best/best.json``, ``timing.json``): one may be past the
+        backup, when a run was killed between an epoch's records and its backup (0 when none)."""
+        counts = [0]
+        best = self.best / "best.json"
+        if best.exists():
+            counts.append(int(json.loads(best.read_text())["epoch"]) + 1)
+        if self.timing.exists():
+            counts += [int(epoch) + 1 for epoch in json.loads(self.timing.read_text()).get("epochs", {})]
+        return max(counts)
+
     def backup_record(self) -> dict[str, Any]:
         """The backup's ``training_metadata.json`` (empty when none): ``epoch`` (epochs done),
         ``batch`` (batches done of the next), ``slot``; a backup inside an epoch adds ``seconds``

@@ -138,14 +138,31 @@ def apply_flags(
         ((40, 0.2),)
     """
     given = {**dict(overrides or {}), **({"epochs": epochs} if epochs is not None else {})}
-    recipe = recipe.replace(**given) if given else recipe
+    original, recipe = recipe, recipe.replace(**given) if given else recipe
     # The batch size is checked before the lr scaled from it, so a bad one is reported as such.
     sized = recipe.replace(batch_size=batch_size) if batch_size is not None else recipe
     peak_lr = scaled_lr(recipe, batch_size, lr)
     recipe = sized.replace(lr=peak_lr) if peak_lr is not None else sized
     check_monitor(recipe)
     use_mixed, reason = resolve_mixed_precision(recipe.mixed_precision if mixed_precision is None else mixed_precision)
-    return recipe.replace(mixed_precision=use_mixed), reason
+    return _noted_changes(original, recipe.replace(mixed_precision=use_mixed), given), reason
+
+
+def _noted_changes(original: Recipe, recipe: Recipe, given: Mapping[str, Any]) -> Recipe:
+    """``recipe`` whose notes (written for ``original``) name the fields a run changed, unless
+    the run gave notes of its own: a card must not describe a schedule the run did not train.
+
+    Example:
+        >>> base = Recipe(arch="cnn", epochs=4, notes="A 4-epoch recipe.")
+        >>> _noted_changes(base, base.replace(epochs=2), {"epochs": 2}).notes
+        "A 4-epoch recipe. (This run changed the recipe's epochs; the recipe's table has the values it trained with.)"
+    """
+    changed = [name for name in recipe.to_dict()
+               if name not in ("notes", "mixed_precision") and getattr(recipe, name) != getattr(original, name)]
+    if not changed or "notes" in given or not original.notes:
+        return recipe
+    return recipe.replace(notes=f"{original.notes} (This run changed the recipe's {', '.join(changed)}; "
+                                "the recipe's table has the values it trained with.)")
 
 
 def check_run_arguments(*, limit: int | None, seed: int, distribute: bool) -> None:
@@ -347,7 +364,9 @@ def open_run(
         done = epochs_done(run) if resume else 0
         fields: dict[str, Any] = {}
         if resume:
-            begun = done + (1 if run.backed_up_batches() else 0) if schedule_may_change else None
+            # An epoch may have written its best weights and timing but not its backup yet: it was begun.
+            begun = (max(done + (1 if run.backed_up_batches() else 0), run.recorded_epochs())
+                     if schedule_may_change else None)
             change = check_resume(run, settings, epochs_begun=begun)
             if change is not None:
                 previous = run.read_marker()
