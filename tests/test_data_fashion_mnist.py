@@ -94,6 +94,55 @@ def test_find_data_dir_incomplete(tmp_path):
         fm.load_fashion_mnist("train", data_dir=tmp_path)
 
 
+def test_a_damaged_deflate_stream_is_reported_with_its_file(tmp_path):
+    path = make_fake_dir(tmp_path) / "t10k-images-idx3-ubyte.gz"
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0xFF  # the first byte of the deflate stream: an invalid block type (zlib.error)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="Could not read IDX file .*t10k-images-idx3-ubyte.gz"):
+        fm.read_idx(path)
+
+
+def test_fashion_mnist_dir_set_is_the_only_folder_looked_in(tmp_path, monkeypatch):
+    (tmp_path / "debian").mkdir()
+    (tmp_path / "partial").mkdir()
+    debian = make_fake_dir(tmp_path / "debian")  # a complete folder the variable must not fall back to
+    monkeypatch.setattr(fm, "DEFAULT_DATA_DIR", debian)
+    partial = tmp_path / "partial"
+    make_fake_dir(partial)
+    (partial / "train-images-idx3-ubyte.gz").unlink()
+    for chosen in (partial, tmp_path / "misspelt"):
+        monkeypatch.setenv(fm.ENV_VAR, str(chosen))
+        assert fm.find_data_dir() is None
+        with pytest.raises(FileNotFoundError, match=rf"\$FASHION_MNIST_DIR '{chosen}'.*Unset \$FASHION_MNIST_DIR"):
+            fm.load_fashion_mnist("test")
+    monkeypatch.delenv(fm.ENV_VAR)
+    assert fm.find_data_dir() == debian
+
+
+def test_idx_files_of_another_kind_are_refused_naming_both_files(tmp_path, monkeypatch):
+    monkeypatch.delenv(fm.ENV_VAR, raising=False)
+    make_fake_dir(tmp_path)
+    images, labels = tmp_path / "t10k-images-idx3-ubyte.gz", tmp_path / "t10k-labels-idx1-ubyte.gz"
+    original = images.read_bytes()
+    images.write_bytes(labels.read_bytes())  # a labels file where the images belong
+    with pytest.raises(ValueError, match=r"shapes for split='test' in '.*t10k-images.*' and '.*t10k-labels.*': images \(5,\)"):
+        fm.load_fashion_mnist("test", data_dir=tmp_path)
+    images.write_bytes(original)
+    write_idx(labels, np.array([0, 1, 200, 3, 4], np.uint8), 0x08, gz=True)
+    with pytest.raises(ValueError, match="labels uint8 up to 200 \\(expected uint8 below 10\\)"):
+        fm.load_fashion_mnist("test", data_dir=tmp_path)
+    write_idx(images, np.zeros((5, 28, 28), np.float32), 0x0D, gz=True)
+    write_idx(labels, np.arange(5, dtype=np.uint8), 0x08, gz=True)
+    with pytest.raises(ValueError, match="images float32 \\(expected uint8\\)"):
+        fm.load_fashion_mnist("test", data_dir=tmp_path)
+
+
+def test_a_validation_fraction_that_rounds_to_no_sample_is_reported_as_the_fraction():
+    with pytest.raises(ValueError, match=r"`val_fraction` of 4 samples gives 0 validation samples.*Received: val_fraction=0.1"):
+        fm.train_val_split(np.zeros((4, 2)), np.arange(4), val_fraction=0.1)
+
+
 def test_bad_split_and_limit(tmp_path):
     make_fake_dir(tmp_path)
     with pytest.raises(ValueError, match="Received: split='x'"):

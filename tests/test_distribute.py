@@ -15,7 +15,7 @@ BACKEND = keras.backend.backend()
 
 
 _DISTRIBUTED = """
-import json, sys
+import json, os, sys
 import keras, numpy as np
 backend = keras.backend.backend()
 if backend == "tensorflow":
@@ -44,10 +44,29 @@ run = train("cnn", output_dir=sys.argv[1], epochs=1, batch_size=32, limit=160, d
             callbacks=[CheckReplicas()], verbose=0)
 print("METRICS", json.loads((run / "metrics.json").read_text()))
 print("CONFIG", json.loads((run / "metadata.json").read_text())["training"]["distribute"])
+for suffix, kwargs in (("-odd", {"batch_size": 31, "limit": 160}), ("-tiny", {"limit": 10})):  # validation: 1 image
+    try:
+        train("cnn", output_dir=sys.argv[1] + suffix, epochs=1, distribute=True, verbose=0, **kwargs)
+    except ValueError as error:
+        print("REFUSED", error, "| FOLDER", os.path.exists(sys.argv[1] + suffix))
+"""
+
+# In a process of its own: a second MirroredStrategy in one TensorFlow process reuses the first one's
+# collective instances (a shape mismatch between the two models' gradients).
+_DISTRIBUTED_FINETUNE = _DISTRIBUTED.split("from zoo.training import train")[0] + """
+from PIL import Image
+from zoo.training import finetune
+pictures = sys.argv[1] + "-pictures"
+for label in range(3):  # 9 pictures: 7 train + 2 validation
+    os.makedirs(f"{pictures}/class{label}")
+    for i in range(3):
+        Image.fromarray(np.full((28, 28), 40 * label + i, np.uint8)).save(f"{pictures}/class{label}/{i}.png")
+tuned = finetune("cnn", data=pictures, output_dir=sys.argv[1] + "-tuned", epochs=1, batch_size=8, distribute=True, verbose=0)
+print("FINETUNED batch", json.loads((tuned / "metadata.json").read_text())["recipe"]["batch_size"])
 try:
-    train("cnn", output_dir=sys.argv[1] + "-odd", epochs=1, batch_size=31, limit=160, distribute=True, verbose=0)
+    finetune("cnn", data=pictures, output_dir=sys.argv[1] + "-tuned1", epochs=1, val_fraction=0.1, distribute=True, verbose=0)
 except ValueError as error:
-    print("REFUSED", error)
+    print("REFUSED", error, "| FOLDER", os.path.exists(sys.argv[1] + "-tuned1"))
 """
 
 
@@ -59,12 +78,22 @@ def test_distributed_two_devices(tmp_path):
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     code = f"import sys; sys.argv = ['-', {str(tmp_path / 'dist')!r}]\n" + _DISTRIBUTED
     out = run_python(code, env=env)
+    out += run_python(f"import sys; sys.argv = ['-', {str(tmp_path / 'dist')!r}]\n" + _DISTRIBUTED_FINETUNE, env=env)
     assert "REPLICAS 12 STEPS 4" in out, out
     assert "METRICS {'accuracy'" in out
     assert ("DataParallel over 2 device" if BACKEND == "jax" else "MirroredStrategy") in out
     # A batch the two devices cannot share equally is refused before any training, naming the fix.
     assert "REFUSED A distributed run splits each batch equally over its 2 devices. Received: batch_size=31." in out, out
     assert "--batch-size 32" in out
+    # Refused before the run folder exists (they trained an epoch first, then crashed or were refused
+    # leaving a folder that needed --overwrite): too few validation images for the devices...
+    assert ("REFUSED A distributed run splits each validation batch over its 2 devices, and the validation split "
+            "has 1 image(s): raise --limit, or train on one device. Received: val_count=1 | FOLDER False") in out, out
+    assert "(e.g. --batch-size 32). | FOLDER False" in out
+    assert "the validation split has 1 image(s): raise --val-fraction (now 0.1) or add pictures" in out
+    assert out.count("| FOLDER False") == 3
+    # ...while a batch capped at the 7 training pictures is capped to a multiple of the devices (it was 7: refused).
+    assert "FINETUNED batch 6" in out
 
 
 @pytest.mark.skipif(BACKEND in ("jax", "tensorflow"), reason="data-parallel training exists on this backend")

@@ -59,6 +59,24 @@ def test_classes_are_the_sorted_folder_names_and_every_picture_kind_loads(tmp_pa
     np.testing.assert_array_equal(rgb[0, ..., 0], rgb[0, ..., 2])  # a gray picture repeated as RGB
 
 
+def test_linked_folders_are_walked_once_and_never_into_another_class(tmp_path):
+    root = make_folder(tmp_path / "pictures")
+    outside = tmp_path / "elsewhere"  # pictures kept outside the image folder, linked in: followed
+    outside.mkdir()
+    Image.fromarray(item()).save(outside / "extra.png")
+    (root / "boot" / "extra").symlink_to(outside)
+    (root / "boot" / "more" / "loop").symlink_to(root / "boot")  # back to the class folder: skipped
+    (root / "boot" / "extra2").symlink_to(outside)  # the same folder by a second link: once
+    assert scan_image_folder(root).counts == {"boot": 6, "sandal": 5, "sneaker": 5}
+    (root / "boot" / "all").symlink_to(root)  # the other classes' pictures would be labelled boot
+    with pytest.raises(ImageFolderError, match=r"boot/all' links to .*outside the class folder 'boot'"):
+        scan_image_folder(root)
+    (root / "boot" / "all").unlink()
+    (root / "boot" / "sandals").symlink_to(root / "sandal")
+    with pytest.raises(ImageFolderError, match="its pictures would be labelled 'boot'"):
+        scan_image_folder(root)
+
+
 def test_a_fashion_mnist_sized_picture_keeps_its_pixels(tmp_path):
     picture = item(180)
     Image.fromarray(picture).save(tmp_path / "a.png")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "ENV_VAR",
     "LABEL_NAMES",
+    "SPLIT_SIZES",
     "check_limit",
     "find_data_dir",
     "load_fashion_mnist",
@@ -63,6 +65,7 @@ _IDX_DTYPES: dict[int, str] = {
     0x0E: ">f8",
 }
 _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
+SPLIT_SIZES = {"train": 60000, "test": 10000}
 Split = Literal["train", "test"]
 
 
@@ -83,7 +86,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: a damaged deflate stream
         raise ValueError(f"Could not read IDX file '{path}': {e}") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(
@@ -136,21 +139,21 @@ def _split_files(directory: Path, split: str) -> tuple[Path, Path] | None:
 
 
 def _candidate_dirs(data_dir: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:
+    """The folders to look in: ``data_dir``, else ``$FASHION_MNIST_DIR`` (each the only one when
+    given: a user's choice is never passed over silently), else the Debian package's."""
     if data_dir is not None:
         return [("data_dir argument", Path(data_dir))]
-    out = []
     env = os.environ.get(ENV_VAR)
     if env:
-        out.append((f"${ENV_VAR}", Path(env)))
-    out.append((f"Debian package {DEBIAN_PACKAGE}", DEFAULT_DATA_DIR))
-    return out
+        return [(f"${ENV_VAR}", Path(env))]
+    return [(f"Debian package {DEBIAN_PACKAGE}", DEFAULT_DATA_DIR)]
 
 
 def find_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
     """Return the first directory holding all four Fashion-MNIST IDX files.
 
-    Candidates: ``data_dir`` if given (then only it), else ``$FASHION_MNIST_DIR``,
-    else ``/usr/share/datasets/fashion-mnist``. Returns ``None`` if none qualifies.
+    Candidates: ``data_dir`` if given (then only it), else ``$FASHION_MNIST_DIR`` if set (then
+    only it), else ``/usr/share/datasets/fashion-mnist``. Returns ``None`` if none qualifies.
 
     Example:
         >>> find_data_dir()  # doctest: +SKIP
@@ -213,11 +216,13 @@ def load_fashion_mnist(
     if found is not None:
         img_path, lbl_path = _split_files(found, split)  # type: ignore[misc]
         x, y = read_idx(img_path), read_idx(lbl_path)
-    elif data_dir is not None:
+    elif data_dir is not None or os.environ.get(ENV_VAR):
+        (what, folder), = _candidate_dirs(data_dir)
         raise FileNotFoundError(
-            f"No Fashion-MNIST IDX files for both splits in data_dir='{data_dir}'. "
+            f"No Fashion-MNIST IDX files for both splits in {what} '{folder}'. "
             "Expected train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
             "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]."
+            + (f" Unset ${ENV_VAR} to use the {DEBIAN_PACKAGE} package's folder." if data_dir is None else "")
         )
     else:
         try:
@@ -236,10 +241,17 @@ def load_fashion_mnist(
                 f"or set ${ENV_VAR} / pass data_dir= to a directory with the four "
                 "IDX files, or allow network access for the Keras download."
             ) from e
+    source = f"'{img_path}' and '{lbl_path}'" if found is not None else "the Keras download"
     if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (x.shape[0],):
         raise ValueError(
-            f"Unexpected Fashion-MNIST shapes for split={split!r}: "
-            f"images {x.shape}, labels {y.shape}."
+            f"Unexpected Fashion-MNIST shapes for split={split!r} in {source}: "
+            f"images {x.shape} (expected (N, 28, 28)), labels {y.shape} (expected (N,))."
+        )
+    if x.dtype != np.uint8 or y.dtype != np.uint8 or (y.size and int(y.max()) >= len(LABEL_NAMES)):
+        raise ValueError(
+            f"Unexpected Fashion-MNIST values for split={split!r} in {source}: images {x.dtype} "
+            f"(expected uint8), labels {y.dtype} up to {int(y.max()) if y.size else None} "
+            f"(expected uint8 below {len(LABEL_NAMES)})."
         )
     if limit is not None:
         x, y = x[:limit], y[:limit]
@@ -283,6 +295,11 @@ def train_val_indices(
                 f"`val_fraction` must be in (0, 1). Received: val_fraction={frac!r}"
             )
         val_size = int(round(frac * n))
+        if not 0 < val_size < n:
+            raise ValueError(
+                f"`val_fraction` of {n} samples gives {val_size} validation samples; it needs between 1 "
+                f"and {n - 1}. Received: val_fraction={frac!r}"
+            )
     if isinstance(val_size, bool) or not 0 < int(val_size) < n:
         raise ValueError(
             f"`val_size` must be in [1, {n - 1}] for {n} samples. "

@@ -115,11 +115,37 @@ def _shown(names: Sequence[str]) -> str:
     return f"{names[:_SHOWN]}{more}"
 
 
-def _pictures(folder: Path) -> tuple[list[Path], list[str]]:
-    """Picture files under ``folder`` (recursively, sorted) and the other visible files' names."""
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _pictures(folder: Path, root: Path) -> tuple[list[Path], list[str]]:
+    """Picture files under the class folder ``folder`` of the image folder ``root`` (recursively,
+    sorted) and the other visible files' names.
+
+    Linked folders are followed, each real folder once (a link back to a folder walked already, a
+    loop, is skipped); a link that leads elsewhere into ``root`` (another class, or ``root`` itself)
+    would give other classes' pictures this class's label, and is refused.
+    """
     pictures, others = [], []
+    real_root, real_folder = os.path.realpath(root), os.path.realpath(folder)
+    walked = {real_folder}
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        kept = []
+        for name in sorted(d for d in dirnames if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(dirpath, name))
+            if real in walked:
+                continue
+            if _inside(real, real_root) and not _inside(real, real_folder):
+                link = Path(dirpath, name)
+                raise ImageFolderError(
+                    f"{str(link)!r} links to {real!r}, a part of the image folder outside the class folder "
+                    f"{folder.name!r}: its pictures would be labelled {folder.name!r}. Remove the link, or "
+                    f"copy the pictures that belong to {folder.name!r}. Received: data={str(root)!r}"
+                )
+            walked.add(real)
+            kept.append(name)
+        dirnames[:] = kept
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
@@ -168,7 +194,7 @@ def scan_image_folder(root: str | os.PathLike) -> ImageFolder:
     labels: list[int] = []
     empty: list[str] = []
     for label, name in enumerate(classes):
-        pictures, others = _pictures(root / name)
+        pictures, others = _pictures(root / name, root)
         if not pictures:
             found = f"found {len(others)} other file(s): {_shown(others)}" if others else "it is empty"
             empty.append(f"{name!r} ({found})")

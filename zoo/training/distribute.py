@@ -29,7 +29,7 @@ from typing import Any, Iterator
 
 import keras
 
-__all__ = ["Parallel", "check_batch_divisible", "check_distribute", "data_parallel"]
+__all__ = ["Parallel", "check_batch_divisible", "check_distribute", "check_parallel_split", "data_parallel", "device_count"]
 
 _PARALLEL_BACKENDS = ("jax", "tensorflow")
 
@@ -119,6 +119,56 @@ def check_batch_divisible(batch_size: int, num_replicas: int) -> None:
             f"A distributed run splits each batch equally over its {num_replicas} devices. Received: "
             f"batch_size={batch_size}. Use a multiple of {num_replicas} (e.g. --batch-size {suggestion})."
         )
+
+
+def device_count(enabled: bool) -> int | None:
+    """How many devices :func:`data_parallel` would split each batch over (1 when not enabled),
+    for the checks made before a run folder is touched; ``None`` for a multi-host JAX run, whose
+    devices are known only once the hosts have joined.
+
+    Example:
+        >>> device_count(False)
+        1
+    """
+    if not enabled:
+        return 1
+    check_distribute(enabled)
+    if keras.backend.backend() == "jax":
+        if int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1") or 1) > 1:
+            return None
+        return len(keras.distribution.list_devices())
+    import tensorflow as tf
+
+    return len(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))
+
+
+def check_parallel_split(
+    num_replicas: int | None, *, batch_size: int, train_count: int, val_count: int, val_hint: str
+) -> None:
+    """Refuse, before a run starts, a data-parallel run whose batches its devices cannot share:
+    fewer training or validation images than devices (each device needs one of every batch), or
+    a global batch that is no multiple of the devices (:func:`check_batch_divisible`).
+    ``val_hint`` says how to get more validation images.
+
+    Example:
+        >>> check_parallel_split(2, batch_size=8, train_count=8, val_count=1, val_hint="raise --val-fraction")
+        Traceback (most recent call last):
+        ...
+        ValueError: A distributed run splits each validation batch over its 2 devices, and the validation split has 1 image(s): raise --val-fraction, or train on one device. Received: val_count=1
+    """
+    if not num_replicas or num_replicas < 2:
+        return
+    if train_count < num_replicas:
+        raise ValueError(
+            f"A distributed run splits each batch over its {num_replicas} devices, and the training split has "
+            f"{train_count} image(s): add images, or train on one device. Received: train_count={train_count}"
+        )
+    if val_count < num_replicas:
+        raise ValueError(
+            f"A distributed run splits each validation batch over its {num_replicas} devices, and the validation "
+            f"split has {val_count} image(s): {val_hint}, or train on one device. Received: val_count={val_count}"
+        )
+    check_batch_divisible(batch_size, num_replicas)
 
 
 def check_distribute(enabled: bool) -> None:

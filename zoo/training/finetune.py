@@ -57,7 +57,7 @@ from zoo.registry import get_spec, split_name
 from zoo.tasks import task_of
 from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, ResumableBackup, summarize_timing
 from zoo.training.data import make_targets
-from zoo.training.distribute import data_parallel
+from zoo.training.distribute import check_parallel_split, data_parallel, device_count
 from zoo.training.fit import compile_model, train_command
 from zoo.training.initial_weights import check_architecture, initial_weights, recorded_handle
 from zoo.training.report import summary_line, trained_on, trained_on_sessions
@@ -203,8 +203,14 @@ def prepare_finetune(
         finetune_recipe(name, from_weights=resolved is not None), epochs=epochs, batch_size=batch_size, lr=lr,
         mixed_precision=mixed_precision, overrides=recipe_overrides,
     )
-    # A batch is at most the training pictures; the rate follows a capped batch as it follows --batch-size.
+    # A batch is at most the training pictures (a multiple of the devices of a distributed run); the
+    # rate follows a capped batch as it follows --batch-size.
+    devices = device_count(distribute) or 1
     capped = min(recipe.batch_size, len(folder.y_train))
+    if capped < recipe.batch_size and capped >= devices:
+        capped -= capped % devices
+    check_parallel_split(devices, batch_size=capped, train_count=len(folder.y_train), val_count=len(folder.y_val),
+                         val_hint=f"raise --val-fraction (now {val_fraction}) or add pictures")
     rate = scaled_lr(recipe, capped, lr)
     recipe = recipe.replace(batch_size=capped, lr=recipe.lr if rate is None else rate, val_size=len(folder.y_val))
     use_mixed = recipe.mixed_precision

@@ -25,6 +25,7 @@ import keras
 
 from zoo.api import create, resolve
 from zoo.data import LABEL_NAMES
+from zoo.data.fashion_mnist import SPLIT_SIZES
 from zoo.data.pipeline import EpochRemainder
 from zoo.evaluation import predict
 from zoo.hub import check_repo_id
@@ -34,8 +35,8 @@ from zoo.tasks import task_of
 from zoo.training.callbacks import (
     BestWeights, EpochTimer, LogLearningRate, ResumableBackup, ResumedEpochLogs, carried_figures, summarize_timing,
 )
-from zoo.training.data import TrainingData, load_training_data
-from zoo.training.distribute import data_parallel
+from zoo.training.data import TrainingData, load_training_data, validation_size
+from zoo.training.distribute import check_parallel_split, data_parallel, device_count
 from zoo.training.initial_weights import InitialWeights, check_same_model, initial_weights
 from zoo.training.recipes import Recipe, get_recipe
 from zoo.training.report import summary_line, trained_on, trained_on_sessions
@@ -348,6 +349,11 @@ def prepare_run(
     # checked the monitor).
     _training_overrides(recipe, overrides, model_config)
     training_dtype(name, use_mixed)
+    if distribute:  # every device takes a share of each batch: refused now, not after the first epoch
+        images = min(limit or SPLIT_SIZES["train"], SPLIT_SIZES["train"])
+        val_count = validation_size(recipe, images)
+        check_parallel_split(device_count(True), batch_size=recipe.batch_size, train_count=images - val_count,
+                             val_count=val_count, val_hint="raise --limit")
     start = None
     if init_from is not None:  # every weight continues: same architecture, same builder arguments
         resolved = resolve(init_from)
