@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="repeats of load / pull timings (full run: 3)")
     parser.add_argument("--timeout", type=float, help="seconds before a worker is killed (full run: 3600)")
     parser.add_argument("--data-dir", help="Fashion-MNIST IDX folder for the pipeline section (default: "
-                        "$FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist)")
+                        "$FASHION_MNIST_DIR if set, else /usr/share/datasets/fashion-mnist)")
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch folder (exports, caches)")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)

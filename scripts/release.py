@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--below-floor", action="store_true",
                         help="stage weights that score below the tag's release floor: a trial staging only "
                         "(scripts/gpu_release.py --dry-run), never one to commit")
-    parser.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, "
-                        "then /usr/share/datasets/fashion-mnist)")
+    parser.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR if set, "
+                        "else /usr/share/datasets/fashion-mnist)")
     parser.add_argument("--verbose", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     if args.max_shard_mb is not None and args.max_shard_mb <= 0:

@@ -44,7 +44,8 @@ run = train("cnn", output_dir=sys.argv[1], epochs=1, batch_size=32, limit=160, d
             callbacks=[CheckReplicas()], verbose=0)
 print("METRICS", json.loads((run / "metrics.json").read_text()))
 print("CONFIG", json.loads((run / "metadata.json").read_text())["training"]["distribute"])
-for suffix, kwargs in (("-odd", {"batch_size": 31, "limit": 160}), ("-tiny", {"limit": 10})):  # validation: 1 image
+for suffix, kwargs in (("-odd", {"batch_size": 31, "limit": 160}), ("-tiny", {"limit": 11}),  # validation: 1 image (and 10 training)
+                       ("-small", {"batch_size": 32, "limit": 21})):  # 19 training images: one batch of 19
     try:
         train("cnn", output_dir=sys.argv[1] + suffix, epochs=1, distribute=True, verbose=0, **kwargs)
     except ValueError as error:
@@ -91,7 +92,9 @@ def test_distributed_two_devices(tmp_path):
             "has 1 image(s): raise --limit, or train on one device. Received: val_count=1 | FOLDER False") in out, out
     assert "(e.g. --batch-size 32). | FOLDER False" in out
     assert "the validation split has 1 image(s): raise --val-fraction (now 0.1) or add pictures" in out
-    assert out.count("| FOLDER False") == 3
+    assert ("the training split has 19 image(s), trained as one batch (fewer than batch_size=32) that is no multiple "
+            "of the devices: change --limit, or train on one device. Received: train_count=19 | FOLDER False") in out
+    assert out.count("| FOLDER False") == 4
     # ...while a batch capped at the 7 training pictures is capped to a multiple of the devices (it was 7: refused).
     assert "FINETUNED batch 6" in out
 

@@ -67,13 +67,41 @@ def test_linked_folders_are_walked_once_and_never_into_another_class(tmp_path):
     (root / "boot" / "extra").symlink_to(outside)
     (root / "boot" / "more" / "loop").symlink_to(root / "boot")  # back to the class folder: skipped
     (root / "boot" / "extra2").symlink_to(outside)  # the same folder by a second link: once
-    assert scan_image_folder(root).counts == {"boot": 6, "sandal": 5, "sneaker": 5}
-    (root / "boot" / "all").symlink_to(root)  # the other classes' pictures would be labelled boot
-    with pytest.raises(ImageFolderError, match=r"boot/all' links to .*outside the class folder 'boot'"):
+    (root / ".hidden").mkdir()  # no class: a link to it gives no picture two labels
+    Image.fromarray(item()).save(root / ".hidden" / "h.png")
+    (root / "boot" / "hidden").symlink_to(root / ".hidden")
+    assert scan_image_folder(root).counts == {"boot": 7, "sandal": 5, "sneaker": 5}
+    refused = {
+        "all": (root, "holds pictures of the class 'sandal' too"),  # the image folder: every class
+        "sandals": (root / "sandal", "holds pictures of the class 'sandal' too"),
+    }
+    for name, (target, message) in refused.items():
+        (root / "boot" / name).symlink_to(target)
+        with pytest.raises(ImageFolderError, match=rf"boot/{name}' links to .*{message}: they would be labelled 'boot'"):
+            scan_image_folder(root)
+        (root / "boot" / name).unlink()
+    (root / "sneaker" / "extra").symlink_to(outside)  # one folder in two classes
+    with pytest.raises(ImageFolderError, match="sneaker/extra' links to .*elsewhere', which holds pictures of the class 'boot'"):
         scan_image_folder(root)
-    (root / "boot" / "all").unlink()
-    (root / "boot" / "sandals").symlink_to(root / "sandal")
-    with pytest.raises(ImageFolderError, match="its pictures would be labelled 'boot'"):
+
+
+def test_class_folders_given_as_links_get_one_real_folder_each(tmp_path):
+    store = make_folder(tmp_path / "store")
+    root = tmp_path / "pictures"
+    root.mkdir()
+    for name in ("boot", "sandal"):
+        (root / name).symlink_to(store / name)
+    assert scan_image_folder(root).counts == {"boot": 5, "sandal": 5}
+    (store / "boot" / "more" / "sandals").symlink_to(store / "sandal")  # between the classes' real folders
+    with pytest.raises(ImageFolderError, match="holds pictures of the class 'sandal' too"):
+        scan_image_folder(root)
+    (store / "boot" / "more" / "sandals").unlink()
+    (root / "boots").symlink_to(root / "boot")  # two classes, one folder
+    with pytest.raises(ImageFolderError, match="The class folder 'boot' .* overlaps the class folder 'boots'"):
+        scan_image_folder(root)
+    (root / "boots").unlink()
+    (root / "all").symlink_to(root)  # a class that is the image folder
+    with pytest.raises(ImageFolderError, match="The class folder 'all' .* holds the image folder itself"):
         scan_image_folder(root)
 
 

@@ -1,13 +1,14 @@
 """Fashion-MNIST loading from IDX files, with a Keras download fallback.
 
-Lookup order for the raw IDX files (gzipped or not):
+Where the raw IDX files (gzipped or not) are looked for: the first of these that is given,
+and only there:
 
 1. the ``data_dir`` argument,
-2. the ``$FASHION_MNIST_DIR`` environment variable,
+2. the ``$FASHION_MNIST_DIR`` environment variable (when set),
 3. ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``).
 
-When no directory is found (and none was given explicitly), the loader falls
-back to ``keras.datasets.fashion_mnist.load_data()``, which downloads the data.
+A folder given by 1 or 2 that lacks the files is an error; when the Debian folder lacks them,
+the loader falls back to ``keras.datasets.fashion_mnist.load_data()``, which downloads the data.
 
 Example:
     >>> x, y = load_fashion_mnist("test", limit=8)  # doctest: +SKIP
@@ -203,8 +204,8 @@ def load_fashion_mnist(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load one Fashion-MNIST split as ``(images uint8 (N,28,28,1), labels uint8 (N,))``.
 
-    ``limit`` keeps the first ``limit`` samples. An explicit ``data_dir`` that
-    lacks the files raises ``FileNotFoundError`` (no download fallback).
+    ``limit`` keeps the first ``limit`` samples. An explicit ``data_dir`` (or a set
+    ``$FASHION_MNIST_DIR``) that lacks the files raises ``FileNotFoundError`` (no download fallback).
 
     Example:
         >>> x, y = load_fashion_mnist("train", limit=100)  # doctest: +SKIP

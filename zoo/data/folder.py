@@ -119,31 +119,40 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _pictures(folder: Path, root: Path) -> tuple[list[Path], list[str]]:
+def _overlap(a: str, b: str) -> bool:
+    """Whether one of two real folders holds the other (or they are one)."""
+    return _inside(a, b) or _inside(b, a)
+
+
+def _pictures(folder: Path, root: Path, class_folders: dict[str, str], claimed: dict[str, str]) -> tuple[list[Path], list[str]]:
     """Picture files under the class folder ``folder`` of the image folder ``root`` (recursively,
     sorted) and the other visible files' names.
 
     Linked folders are followed, each real folder once (a link back to a folder walked already, a
-    loop, is skipped); a link that leads elsewhere into ``root`` (another class, or ``root`` itself)
-    would give other classes' pictures this class's label, and is refused.
+    loop, is skipped). ``class_folders`` maps each class to its real folder; a linked folder that
+    overlaps another class's (holds it, or lies in it), or that another class walked already
+    (``claimed``: real folder -> class, shared by the classes), would give pictures two labels,
+    and is refused.
     """
     pictures, others = [], []
-    real_root, real_folder = os.path.realpath(root), os.path.realpath(folder)
-    walked = {real_folder}
+    label = folder.name
+    walked = {class_folders[label]}
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         kept = []
         for name in sorted(d for d in dirnames if not d.startswith(".")):
             real = os.path.realpath(os.path.join(dirpath, name))
             if real in walked:
                 continue
-            if _inside(real, real_root) and not _inside(real, real_folder):
-                link = Path(dirpath, name)
+            other = claimed.get(real) or next(
+                (c for c, r in class_folders.items() if c != label and _overlap(real, r)), None)
+            if other is not None and other != label:
                 raise ImageFolderError(
-                    f"{str(link)!r} links to {real!r}, a part of the image folder outside the class folder "
-                    f"{folder.name!r}: its pictures would be labelled {folder.name!r}. Remove the link, or "
-                    f"copy the pictures that belong to {folder.name!r}. Received: data={str(root)!r}"
+                    f"{str(Path(dirpath, name))!r} links to {real!r}, which holds pictures of the class {other!r} "
+                    f"too: they would be labelled {label!r} as well. Remove the link, or copy the pictures that "
+                    f"belong to {label!r}. Received: data={str(root)!r}"
                 )
             walked.add(real)
+            claimed[real] = label
             kept.append(name)
         dirnames[:] = kept
         for name in sorted(filenames):
@@ -190,11 +199,22 @@ def scan_image_folder(root: str | os.PathLike) -> ImageFolder:
             f"The image folder {str(root)!r} has one class sub-folder ({classes[0]!r}); a classifier "
             f"needs at least two. {received}"
         )
+    class_folders = {name: os.path.realpath(root / name) for name in classes}
+    real_root = os.path.realpath(root)
+    for index, name in enumerate(classes):  # class folders given as links: one real folder a class
+        clash = [other for other in classes[index + 1:] if _overlap(class_folders[name], class_folders[other])]
+        if clash or _inside(real_root, class_folders[name]):
+            raise ImageFolderError(
+                f"The class folder {name!r} of {str(root)!r} is (or links to) {class_folders[name]!r}, which "
+                f"{'holds the image folder itself' if not clash else f'overlaps the class folder {clash[0]!r}'}: "
+                f"its pictures would get two labels. Give each class a folder of its own. {received}"
+            )
+    claimed = {real: name for name, real in class_folders.items()}
     files: list[Path] = []
     labels: list[int] = []
     empty: list[str] = []
     for label, name in enumerate(classes):
-        pictures, others = _pictures(root / name, root)
+        pictures, others = _pictures(root / name, root, class_folders, claimed)
         if not pictures:
             found = f"found {len(others)} other file(s): {_shown(others)}" if others else "it is empty"
             empty.append(f"{name!r} ({found})")

@@ -124,7 +124,7 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
     parser.add_argument("--distribute", action="store_true",
                         help="data-parallel over all local devices (JAX or TensorFlow)")
     parser.add_argument("--data-dir", type=Path, help="folder with the Fashion-MNIST IDX files (default: "
-                        "$FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist)")
+                        "$FASHION_MNIST_DIR if set, else /usr/share/datasets/fashion-mnist)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                         help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (default: 1)")
     parser.add_argument("--init-from", metavar="NAME",

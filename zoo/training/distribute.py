@@ -143,25 +143,28 @@ def device_count(enabled: bool) -> int | None:
 
 
 def check_parallel_split(
-    num_replicas: int | None, *, batch_size: int, train_count: int, val_count: int, val_hint: str
+    num_replicas: int | None, *, batch_size: int, train_count: int, val_count: int, train_hint: str, val_hint: str
 ) -> None:
     """Refuse, before a run starts, a data-parallel run whose batches its devices cannot share:
-    fewer training or validation images than devices (each device needs one of every batch), or
-    a global batch that is no multiple of the devices (:func:`check_batch_divisible`).
-    ``val_hint`` says how to get more validation images.
+    fewer training or validation images than devices (each device needs one of every batch), a
+    training split smaller than one batch (trained as one batch of them all) that is no multiple
+    of the devices, or a global batch that is no multiple of them (:func:`check_batch_divisible`).
+    The hints say how to get other image counts.
 
     Example:
-        >>> check_parallel_split(2, batch_size=8, train_count=8, val_count=1, val_hint="raise --val-fraction")
+        >>> check_parallel_split(2, batch_size=8, train_count=8, val_count=1, train_hint="-", val_hint="raise --val-fraction")
         Traceback (most recent call last):
         ...
         ValueError: A distributed run splits each validation batch over its 2 devices, and the validation split has 1 image(s): raise --val-fraction, or train on one device. Received: val_count=1
     """
     if not num_replicas or num_replicas < 2:
         return
-    if train_count < num_replicas:
+    if train_count < num_replicas or (train_count < batch_size and train_count % num_replicas):
+        why = ("fewer than the devices" if train_count < num_replicas else
+               f"trained as one batch (fewer than batch_size={batch_size}) that is no multiple of the devices")
         raise ValueError(
             f"A distributed run splits each batch over its {num_replicas} devices, and the training split has "
-            f"{train_count} image(s): add images, or train on one device. Received: train_count={train_count}"
+            f"{train_count} image(s), {why}: {train_hint}, or train on one device. Received: train_count={train_count}"
         )
     if val_count < num_replicas:
         raise ValueError(

@@ -210,7 +210,7 @@ def prepare_finetune(
     if capped < recipe.batch_size and capped >= devices:
         capped -= capped % devices
     check_parallel_split(devices, batch_size=capped, train_count=len(folder.y_train), val_count=len(folder.y_val),
-                         val_hint=f"raise --val-fraction (now {val_fraction}) or add pictures")
+                         train_hint="add pictures", val_hint=f"raise --val-fraction (now {val_fraction}) or add pictures")
     rate = scaled_lr(recipe, capped, lr)
     recipe = recipe.replace(batch_size=capped, lr=recipe.lr if rate is None else rate, val_size=len(folder.y_val))
     use_mixed = recipe.mixed_precision

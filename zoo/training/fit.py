@@ -353,7 +353,7 @@ def prepare_run(
         images = min(limit or SPLIT_SIZES["train"], SPLIT_SIZES["train"])
         val_count = validation_size(recipe, images)
         check_parallel_split(device_count(True), batch_size=recipe.batch_size, train_count=images - val_count,
-                             val_count=val_count, val_hint="raise --limit")
+                             val_count=val_count, train_hint="change --limit", val_hint="raise --limit")
     start = None
     if init_from is not None:  # every weight continues: same architecture, same builder arguments
         resolved = resolve(init_from)
