@@ -52,9 +52,20 @@ class Parallel:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
 
+def _multi_host() -> bool:
+    return int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1") or 1) > 1
+
+
 def _maybe_initialize_multi_host() -> None:
-    if int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1") or 1) > 1:
+    if _multi_host():
         keras.distribution.initialize()
+
+
+def _tf_devices() -> list:
+    """The devices TensorFlow's MirroredStrategy spans here: the GPUs, else the logical CPUs."""
+    import tensorflow as tf
+
+    return tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
 
 
 @contextlib.contextmanager
@@ -73,8 +84,7 @@ def _jax_parallel() -> Iterator[Parallel]:
 def _tf_parallel() -> Iterator[Parallel]:
     import tensorflow as tf
 
-    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    names = [device.name for device in devices]
+    names = [device.name for device in _tf_devices()]
     strategy = tf.distribute.MirroredStrategy(devices=names)
     yield Parallel(strategy, strategy.num_replicas_in_sync, f"tf.distribute.MirroredStrategy over {names}")
 
@@ -134,12 +144,8 @@ def device_count(enabled: bool) -> int | None:
         return 1
     check_distribute(enabled)
     if keras.backend.backend() == "jax":
-        if int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1") or 1) > 1:
-            return None
-        return len(keras.distribution.list_devices())
-    import tensorflow as tf
-
-    return len(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))
+        return None if _multi_host() else len(keras.distribution.list_devices())
+    return len(_tf_devices())
 
 
 def check_parallel_split(
