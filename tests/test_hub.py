@@ -111,6 +111,28 @@ def test_a_push_replaces_the_weight_files_and_card_images_of_the_previous_one(lo
     _same(predict(zoo.load(Path(snapshot)), x), predict(model, x))
 
 
+def test_a_push_deletes_no_picture_of_the_users_own(local_hub, endpoint, tmp_path):
+    """Pictures a user put in the repo (at its root or in a folder) survive a first push (no card yet)
+    and a push that replaces the card; only the figures of the replaced zoo card are dropped."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=endpoint)
+    api.create_repo("tester/mine")
+    for name in ("diagram.png", "samples/my-sneaker.png", "samples/training_curves.png"):
+        api.upload_file(path_or_fileobj=b"\x89PNG the user's", path_in_repo=name, repo_id="tester/mine")
+    model = zoo.create("cnn")
+    save_folder(model, tmp_path / "run")
+    (tmp_path / "run" / "training_curves.png").write_bytes(b"\x89PNG curves")
+    (tmp_path / "run" / "confusion_matrix.png").write_bytes(b"\x89PNG matrix")
+    zoo.push(tmp_path / "run", "tester/mine")
+    users = {"diagram.png", "samples/my-sneaker.png", "samples/training_curves.png"}
+    assert users | {"training_curves.png", "confusion_matrix.png"} <= set(api.list_repo_files("tester/mine"))
+    (tmp_path / "run" / "confusion_matrix.png").unlink()
+    zoo.push(tmp_path / "run", "tester/mine", replace_card=True)
+    files = set(api.list_repo_files("tester/mine"))
+    assert users | {"training_curves.png"} <= files and "confusion_matrix.png" not in files
+
+
 def test_private_push_to_a_public_repo_is_refused_and_commits_nothing(local_hub, endpoint):
     from huggingface_hub import HfApi
 

@@ -98,6 +98,28 @@ def test_a_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
         np.testing.assert_array_equal(as_picture(opened), upright)
 
 
+def test_other_picture_formats_are_read_and_listed_and_several_frames_refused(tmp_path):
+    """BMP, WebP and TIFF files are read like PNGs, named or in a folder; an animation or a
+    multi-page TIFF is refused naming the file (not predicted from its first frame); 32-bit pixels
+    outside [0, 255] are refused naming the file."""
+    item = np.zeros((10, 10), np.uint8)
+    item[2:8, 3:7] = 200
+    for suffix in (".png", ".bmp", ".webp", ".tif"):
+        Image.fromarray(item).save(tmp_path / f"item{suffix}", **({"lossless": True} if suffix == ".webp" else {}))
+        np.testing.assert_array_equal(read_image(tmp_path / f"item{suffix}")[..., 0], item)
+    found = zoo.predict(zoo.load("cnn"), tmp_path)
+    assert sorted(Path(p.source).suffix for p in found) == [".bmp", ".png", ".tif", ".webp"]
+    frames = [Image.fromarray(np.full((6, 6), v, np.uint8)) for v in (0, 255)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "pages.tif", save_all=True, append_images=frames[1:])
+    for name in ("anim.gif", "pages.tif"):
+        with pytest.raises(ValueError, match=rf"'.*{name}' holds 2 frames.*Received: path="):
+            read_image(tmp_path / name)
+    Image.fromarray(np.full((3, 3), 60000, np.int32)).save(tmp_path / "deep.tif")
+    with pytest.raises(ValueError, match=r"Cannot use '.*deep.tif' as a picture: .*values from 60000.0"):
+        read_image(tmp_path / "deep.tif")
+
+
 def test_a_picture_too_large_to_read_safely_gets_a_clear_error(tmp_path, monkeypatch):
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "bomb.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1,600 pixels > twice the limit: Pillow refuses

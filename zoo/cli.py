@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predicting = add("predict", help="top-k labels (and the localizer's box) of your pictures")
     predicting.add_argument("model", help=model_help)
-    predicting.add_argument("images", nargs="+", help="PNG or JPEG files (any size, gray or RGB), or folders of them")
+    predicting.add_argument("images", nargs="+", help="picture files (PNG, JPEG, BMP, WebP, TIFF; any size, gray or RGB), or folders of them")
     predicting.add_argument("--top-k", type=int, default=5, help="labels shown per picture (default: 5)")
     predicting.add_argument("--out", help="folder for the pictures with their predicted boxes drawn (localizer)")
     predicting.add_argument("--overwrite", action="store_true", help="replace existing files in --out")

@@ -47,6 +47,7 @@ import keras
 from zoo import format as zoo_format
 from zoo._version import __version__
 from zoo.cards import render_card
+from zoo.plots import PLOT_NAMES
 from zoo.format import (
     CARD_NAME, CONFIG_NAME, METADATA_NAME, MODEL_PATTERNS, WEIGHT_PATTERNS, IntegrityError, read_folder, verify_files,
 )
@@ -747,7 +748,9 @@ def push(
     The commit holds ``config.json``, ``metadata.json``, the safetensors weights and a
     ``README.md`` model card (with the images it references); weight files of an earlier push
     that this one lacks are deleted in the same commit. An existing card on the Hub (and its
-    images) is kept unless ``replace_card=True``. The repo is created when it does not exist. The commit
+    images) is kept unless ``replace_card=True``, which also deletes the figures a zoo run writes
+    (``training_curves.png``, ``confusion_matrix.png``, ``boxes.png``) that this push lacks; no
+    other file of the repo is deleted. The repo is created when it does not exist. The commit
     names the head it was prepared against (``parentCommit``): when someone else pushes to the
     branch meanwhile, this push fails with ``HubConflictError`` and commits nothing, instead of
     mixing its files with theirs.
@@ -795,8 +798,12 @@ def push(
                     "(HfApi().update_repo_settings(repo_id, private=True)) or push with private=False. "
                     f"Received: repo_id={repo_id!r}, private=True"
                 )
-            has_card = any(s.rfilename == CARD_NAME for s in head.siblings or ())
-            keep_card = has_card and not replace_card
+            on_hub = {s.rfilename for s in head.siblings or ()}
+            keep_card = CARD_NAME in on_hub and not replace_card
+            # A card written anew over an earlier one drops that card's figures when this push has
+            # none of that name; pictures of any other name (a user's own) stay.
+            stale_figures = [name for name in PLOT_NAMES if CARD_NAME in on_hub and replace_card
+                             and name in on_hub and not (staging / name).exists()]
             info = api.upload_folder(
                 repo_id=repo_id,
                 folder_path=staging,
@@ -805,8 +812,8 @@ def push(
                 create_pr=create_pr,
                 ignore_patterns=[CARD_NAME] if keep_card else None,
                 # Weight files of an earlier push that this one lacks (a single file after shards, or
-                # the reverse) would mix two saves; a card written anew drops the old card's images.
-                delete_patterns=[*WEIGHT_PATTERNS, *(() if keep_card else ("*.png",))],
+                # the reverse) would mix two saves. Exact names only: fnmatch's "*" crosses "/".
+                delete_patterns=[*WEIGHT_PATTERNS, *stale_figures],
                 parent_commit=head.sha,
             )
             return info.oid

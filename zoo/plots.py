@@ -17,7 +17,15 @@ import numpy as np
 
 from zoo.atomic import atomic_path
 
-__all__ = ["plot_boxes", "plot_confusion_matrix", "plot_history", "read_history"]
+__all__ = ["BOXES_NAME", "CONFUSION_NAME", "CURVES_NAME", "PLOT_NAMES", "plot_boxes", "plot_confusion_matrix",
+           "plot_history", "read_history"]
+
+#: File names of the figures a run writes beside its weights (and its card shows). Fixed, so that a
+#: push that writes a card anew can drop the figures of the card it replaces and nothing else.
+CURVES_NAME = "training_curves.png"
+CONFUSION_NAME = "confusion_matrix.png"
+BOXES_NAME = "boxes.png"
+PLOT_NAMES = (CURVES_NAME, CONFUSION_NAME, BOXES_NAME)
 
 
 def _figure(width: float, height: float) -> Any:

@@ -108,7 +108,7 @@ def _as_list(images: Any) -> list[Any]:
 
 
 def list_pictures(images: Sequence[Any] | Any) -> list[Any]:
-    """``images`` as a list of pictures, where a folder stands for the PNG/JPEG files in it (sorted
+    """``images`` as a list of pictures, where a folder stands for the picture files in it (sorted
     by name; hidden files and sub-folders left out), as ``zoo predict cnn my_pictures/`` means.
 
     Example:
@@ -154,7 +154,7 @@ def predict(
 ) -> list[Prediction]:
     """Predict pictures with ``model`` (a handle for ``zoo.load`` or a loaded model).
 
-    ``images``: paths to PNG/JPEG files, PIL images or arrays in [0, 255] (gray or RGB, any
+    ``images``: paths to picture files (PNG, JPEG, BMP, WebP, TIFF), PIL images or arrays in [0, 255] (gray or RGB, any
     size), or one of them. Each is preprocessed as the weights' record says. ``verbose`` is
     ``model.predict``'s (``"auto"`` shows Keras' progress bar).
 

@@ -41,8 +41,9 @@ __all__ = [
     "read_image",
 ]
 
-#: Picture files read by :func:`read_image` (anything Pillow opens is tried; these are listed).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: Picture files a folder stands for (``zoo predict FOLDER``, training folders), torchvision's list less
+#: the rare ones; :func:`read_image` tries any file named directly that Pillow opens.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 #: Accepted ``polarity`` values: ``None`` keeps the picture as it is.
 POLARITIES = ("light_on_dark", None)
 RESIZE_MODES = ("fit_and_pad",)
@@ -71,9 +72,11 @@ class Preprocessed:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read a PNG or JPEG (or anything Pillow reads) as ``(height, width, channels)`` uint8.
+    """Read a picture file (PNG, JPEG, BMP, WebP, TIFF: one Pillow reads) as ``(height, width, channels)`` uint8.
 
-    Gray pictures give 1 channel, colour ones 3 (an alpha channel is composited on white).
+    Gray pictures give 1 channel, colour ones 3 (an alpha channel is composited on white). A file
+    of several frames (an animation, a multi-page TIFF) is refused rather than read as its first
+    frame; a phone's multi-picture JPEG (MPO) is read as its main picture.
 
     Example:
         >>> read_image("missing.png")
@@ -96,6 +99,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             image.load()
             # A phone photo stores its rotation in the EXIF orientation tag: turn it upright.
             upright = ImageOps.exif_transpose(image)
+            frames = getattr(image, "n_frames", 1)
+            several = frames > 1 and image.format != "MPO"  # MPO: a JPEG with a preview or depth map after it
     except Image.DecompressionBombError as error:
         raise ValueError(
             f"{str(path)!r} is too large to read safely ({error}). Accepted: pictures of at most "
@@ -103,10 +108,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(
-            f"Cannot read {str(path)!r} as a picture ({error}). Accepted: PNG or JPEG files "
+            f"Cannot read {str(path)!r} as a picture ({error}). Accepted: picture files "
             f"({', '.join(IMAGE_SUFFIXES)}). Received: path={str(path)!r}"
         ) from None
-    return _from_pil(upright)
+    if several:
+        raise ValueError(
+            f"{str(path)!r} holds {frames} frames (an animation or a multi-page file); zoo reads one "
+            f"picture a file: save the frame you want as its own file. Received: path={str(path)!r}"
+        )
+    try:
+        return _from_pil(upright)
+    except ValueError as error:  # 32-bit pixels outside [0, 255]: say which file
+        raise ValueError(f"Cannot use {str(path)!r} as a picture: {error}") from None
 
 
 def _from_pil(image: Any) -> np.ndarray:

@@ -139,7 +139,7 @@ class ClassificationTask(Task):
     def plot_results(self, folder, x, y, outputs, label_names):
         probs = np.asarray(outputs)
         matrix = confusion_matrix(np.asarray(y), np.argmax(probs, axis=-1), num_classes=probs.shape[-1])
-        return [plots.plot_confusion_matrix(matrix, label_names, os.path.join(folder, "confusion_matrix.png")).name]
+        return [plots.plot_confusion_matrix(matrix, label_names, os.path.join(folder, plots.CONFUSION_NAME)).name]
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ class LocalizationTask(Task):
         labels = np.asarray(y["class"])
         predicted = np.argmax(outputs["class"], axis=-1)
         path = plots.plot_boxes(
-            x[:count], y["box"][:count], outputs["box"][:count], os.path.join(folder, "boxes.png"),
+            x[:count], y["box"][:count], outputs["box"][:count], os.path.join(folder, plots.BOXES_NAME),
             true_labels=labels[:count], pred_labels=predicted[:count], label_names=label_names,
         )
         # the class head's confusion matrix, drawn as a classifier's

@@ -1,4 +1,4 @@
-"""A user's image folder as training data: one sub-folder per class, any PNG/JPEG.
+"""A user's image folder as training data: one sub-folder per class, PNG/JPEG (BMP, WebP, TIFF too).
 
 Layout (as ``keras.utils.image_dataset_from_directory`` reads it)::
 
@@ -7,8 +7,9 @@ Layout (as ``keras.utils.image_dataset_from_directory`` reads it)::
         sandal/    ...
         sneaker/   ...
 
-Class names are the sorted sub-folder names (label ``i`` is the ``i``-th name). Every ``.png``,
-``.jpg`` or ``.jpeg`` file under a class folder (sub-folders included) is one example; hidden
+Class names are the sorted sub-folder names (label ``i`` is the ``i``-th name). Every picture file
+(``zoo.preprocess.IMAGE_SUFFIXES``: ``.png``, ``.jpg``, ``.jpeg``, ``.bmp``, ``.webp``, ``.tif``,
+``.tiff``) under a class folder (sub-folders included) is one example; hidden
 files and folders (``.DS_Store``, ``.ipynb_checkpoints``) and other files are ignored. Pictures
 of any size, gray or colour, become inputs of the model's ``input_shape`` with
 :func:`zoo.preprocess.preprocess_image` and the weights' preprocessing record (grayscale or RGB,

@@ -134,7 +134,7 @@ def build_parser(architectures: Sequence[str] | None = None, prog: str = "script
                         "but the head, num_classes coming from the folder")
     own = parser.add_argument_group("training on your own pictures")
     own.add_argument("--data", type=Path, metavar="DIR",
-                     help="image folder with one sub-folder of PNG/JPEG pictures per class; the class names are the "
+                     help="image folder with one sub-folder of pictures (PNG, JPEG, BMP, WebP, TIFF) per class; the class names are the "
                      "sorted folder names")
     own.add_argument("--freeze-backbone", action="store_true",
                      help="first train the head alone on the frozen backbone (a linear probe), then every layer "

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.atomic import atomic_write_text, is_temporary, lock_exclusively
+from zoo.plots import BOXES_NAME, CONFUSION_NAME, CURVES_NAME
 
 __all__ = ["RunDir", "RunExistsError", "RunInUseError", "RunLock", "default_run_dir", "prepare_run_dir"]
 
@@ -155,9 +156,9 @@ class RunDir:
     metrics = property(lambda self: self.path / "metrics.json")
     history = property(lambda self: self.path / "history.csv")
     timing = property(lambda self: self.path / "timing.json")
-    curves = property(lambda self: self.path / "training_curves.png")
-    confusion = property(lambda self: self.path / "confusion_matrix.png")
-    boxes = property(lambda self: self.path / "boxes.png")
+    curves = property(lambda self: self.path / CURVES_NAME)
+    confusion = property(lambda self: self.path / CONFUSION_NAME)
+    boxes = property(lambda self: self.path / BOXES_NAME)
     readme = property(lambda self: self.path / "README.md")
     backup = property(lambda self: self.path / "backup")
     best = property(lambda self: self.path / "best")
