@@ -1,6 +1,6 @@
 """Regenerate ``registry.json`` from code; ``--check`` fails when the file is stale.
 
-Usage: python scripts/update_registry.py [--check] [--path registry.json]
+Usage: python scripts/update_registry.py [--check] [--path FILE [--overwrite]]
 """
 
 import sys
@@ -15,6 +15,7 @@ if __name__ == "__main__":
     argv = sys.argv[1:]
     if not any(arg == "--path" or arg.startswith("--path=") for arg in argv):
         argv += ["--path", str(ROOT / "registry.json")]
-    if "--check" not in argv:
-        argv.append("--overwrite")  # this script exists to regenerate the checkout's file
+        if "--check" not in argv:
+            argv.append("--overwrite")  # this script exists to regenerate the checkout's file
+    # Another --path is the user's file: replaced only with their own --overwrite, like `zoo registry`.
     sys.exit(main(["registry", *argv]))

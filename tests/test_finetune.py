@@ -26,7 +26,7 @@ from PIL import Image
 import zoo
 from zoo.data import find_data_dir, load_fashion_mnist
 from zoo.data.folder import load_images
-from zoo.format import read_folder
+from zoo.format import read_folder, save_folder
 from zoo.registry import get_spec
 from zoo.training.cli import main as train_main
 from zoo.training.finetune import finetune
@@ -480,7 +480,19 @@ def test_the_released_cnn_loads_as_a_feature_extractor(tmp_path):
         np.testing.assert_array_equal(value, full[key])
     zoo.save_weights(features, tmp_path / "features.safetensors")
     with pytest.raises(WeightsMismatchError, match=r"Missing keys \(2\): \['predictions/bias', 'predictions/kernel'\]"):
-        zoo.load_weights(zoo.create("cnn"), tmp_path / "features.safetensors", head=("predictions",))
+        zoo.load_weights(zoo.create("cnn"), tmp_path / "features.safetensors")
+    # Told which layers are the head, the backbone loads and the head stays fresh (as zoo.load
+    # of a feature extractor's folder with include_top=True or a num_classes does).
+    with pytest.warns(UserWarning, match=r"have no head .*\(\['predictions'\]\) keeps its fresh initialisation"):
+        report = zoo.load_weights(zoo.create("cnn"), tmp_path / "features.safetensors", head=("predictions",))
+    assert report.reinitialized == ["predictions/bias", "predictions/kernel"]
+    save_folder(features, tmp_path / "feat")
+    for overrides in ({"include_top": True}, {"include_top": True, "num_classes": 5}):
+        with pytest.warns(UserWarning, match="have no head"):
+            headed = zoo.load(tmp_path / "feat", **overrides)
+        trained = arrays(headed)
+        assert all(np.array_equal(trained[key], value) for key, value in arrays(features).items())
+        assert headed.output_shape == (None, overrides.get("num_classes", 10))
     with pytest.raises(ValueError, match="Received: include_top='no'"):
         zoo.create("cnn", include_top="no")
 

@@ -177,6 +177,21 @@ def test_bad_arguments_raise_clear_errors(name, overrides, message):
     assert message in str(error.value)
 
 
+def test_numpy_numbers_are_taken_as_arguments_and_recorded_as_plain_values():
+    """``num_classes=y.max() + 1`` is a NumPy integer: accepted like an int, recorded in
+    zoo_config (config.json) as one; ResidualUnit records a plain int too."""
+    from zoo.layers import ResidualUnit
+
+    model = zoo.create("cnn", num_classes=np.int64(5), dropout=np.float32(0.25), input_shape=np.array([28, 28, 1]))
+    assert model.output_shape == (None, 5)
+    config = model.zoo_config["config"]
+    assert type(config["num_classes"]) is int and type(config["dropout"]) is float and config["input_shape"] == (28, 28, 1)
+    json.dumps(config)
+    unit = ResidualUnit(filters=np.int64(8), strides=np.int32(2))
+    assert type(unit.get_config()["filters"]) is int and type(unit.get_config()["strides"]) is int
+    assert zoo.load("cnn", num_classes=np.int64(10)).output_shape == (None, 10)
+
+
 @pytest.fixture
 def channels_first():
     """The global image data format set to channels_first (as PyTorch users often do), then restored."""

@@ -21,6 +21,7 @@ def test_list_models_with_wildcards_is_naturally_sorted():
     assert zoo.list_models("resnet*") == ["resnet18", "resnet34"]
     assert zoo.list_models(["cnn", "x*"]) == ["cnn", "xception_localizer"]
     assert zoo.list_models("nothing*") == []
+    assert zoo.list_models("") == zoo.list_models() and zoo.list_models([]) == []  # timm: "" lists everything
     assert zoo.list_models("*.fmnist") == ["cnn.fmnist", "resnet18.fmnist", "resnet34.fmnist"]  # planned too
     assert zoo.list_models("*.fmnist", pretrained=True) == ["cnn.fmnist", "resnet34.fmnist"]
     assert zoo.list_models("cnn.fmnist") == ["cnn.fmnist"]
@@ -55,6 +56,8 @@ def test_unknown_name_suggests_the_closest_names():
         zoo.create("resnet43")
     assert "Did you mean 'resnet34'" in str(error.value)
     assert "Received: name='resnet43'" in str(error.value)
+    with pytest.raises(ValueError, match=r"Unknown model 'CNN'. Did you mean 'cnn'"):
+        zoo.create("CNN")
 
 
 def test_unknown_tag_lists_known_tags():
@@ -145,6 +148,12 @@ def test_stale_registry_json_is_detected(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(decoy.parent)},
     )
     assert result.returncode == 1 and "entries differ: ['cnn']" in result.stderr, result.stderr[-2000:]
+    # a --path of the user's own is not replaced without their --overwrite (only the checkout's file is)
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"my": "notes"}')
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "update_registry.py"), "--path", str(mine)],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2 and "pass --overwrite" in result.stderr and mine.read_text() == '{"my": "notes"}'
 
 
 class _FakeEntryPoint:
@@ -186,6 +195,46 @@ def test_a_broken_plugin_warns_and_the_zoo_still_works(monkeypatch):
     assert any("'mycnn' failed to load" in m and "already registered by zoo.models.cnn" in m for m in messages)
     assert zoo.registry.get_spec("cnn").module == "zoo.models.cnn"
     assert not any("'renamed'" in m for m in messages) and registry.get_spec("resnet18").module == "zoo.models.resnet"
+
+
+def test_a_plugin_model_that_does_not_build_is_left_out_of_the_catalog_with_a_warning(monkeypatch):
+    """One plugin model whose builder raises does not break `zoo list` / the catalog of the others;
+    a model with a list of outputs is described; a builder default that is no JSON value is refused
+    at registration; a model registered over a built-in name does not take zoo's release record."""
+    import keras
+
+    from zoo import catalog, registry
+    from zoo.registry import WeightSpec
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    def needs_gpu(input_shape=(4,), num_classes=2):
+        raise RuntimeError("needs a GPU")
+
+    def two_heads(input_shape=(4,), num_classes=3):
+        inputs = keras.Input(input_shape)
+        return keras.Model(inputs, [keras.layers.Dense(num_classes, name="a")(inputs),
+                                    keras.layers.Dense(2, name="b")(inputs)])
+
+    zoo.register_model(needs_gpu)
+    zoo.register_model(two_heads)
+    assert zoo.info("two_heads")["outputs"] == {"a": [None, 3], "b": [None, 2]}
+    monkeypatch.setattr(catalog, "all_specs", lambda: [registry.get_spec("needs_gpu"), registry.get_spec("two_heads")])
+    with pytest.warns(UserWarning, match=r"needs_gpu \(registered by test_registry\) could not be built.*needs a GPU"):
+        assert sorted(catalog.catalog()["models"]) == ["two_heads"]
+
+    def gelu_mlp(input_shape=(4,), activation=keras.activations.gelu):  # pragma: no cover - refused
+        return None
+
+    with pytest.raises(ValueError, match=r"must be a JSON value.*Received: activation=<function gelu"):
+        zoo.register_model(gelu_mlp)
+
+    def resnet34(input_shape=(28, 28, 1), num_classes=10):  # pragma: no cover - never built
+        return None
+
+    zoo.register_model(resnet34, overwrite=True, weights=[WeightSpec("fmnist", "my data", "mine")])
+    assert registry.get_spec("resnet34").weight("fmnist").release is None
+    assert zoo.list_models("resnet34*", pretrained=True) == []
 
 
 def test_plugin_package_registers_through_entry_point(tmp_path):

@@ -58,6 +58,43 @@ def test_metrics_follow_the_task_not_the_outputs():
     }
 
 
+def test_a_localizer_without_its_record_is_refused_not_scored_as_a_classifier(tmp_path):
+    """A localizer saved by Keras (.keras) loses zoo's record: its task is not guessed from its
+    outputs, and a classifier's accuracy of a dict of outputs is refused (it was a number)."""
+    model = zoo.create("xception_localizer", input_shape=(71, 71, 1))
+    model.save(tmp_path / "loc.keras")
+    loaded = zoo.load(tmp_path / "loc.keras")
+    with pytest.raises(ValueError, match=r"carries no zoo record and has 2 outputs.*Received: outputs="):
+        task_of(loaded)
+    with pytest.raises(ValueError, match="one array of class scores.*Received: outputs of type dict with keys"):
+        get_task("classification").metrics_from_predictions(np.array([0]), {"class": np.ones((1, 10)), "box": np.ones((1, 4))})
+
+
+@pytest.mark.parametrize("name, shape, expected", [
+    ("resnet18", (32, 32, 1), (4, 32, 32, 1)),
+    ("resnet18", (28, 28, 3), (4, 28, 28, 3)),
+    ("resnet18", (None, None, 1), (4, 28, 28, 1)),
+    ("xception_localizer", (71, 71, 3), (4, 71, 71, 3)),
+    ("xception_localizer", (71, 80, 1), "canvases are square.*Received: input_shape=\\(71, 80, 1\\)"),
+    ("xception_localizer", (None, None, 1), "canvases are square.*Received: input_shape=\\(None, None, 1\\)"),
+])
+def test_evaluation_data_is_shaped_for_the_models_input(name, shape, expected):
+    """`zoo eval` of a model of another input size or RGB input: the test images are resized and
+    repeated as RGB for it (the localizer's canvases drawn at its size); what cannot be fed is refused."""
+    from zoo.evaluation import evaluation_data
+
+    model = zoo.create(name, input_shape=shape)
+    if isinstance(expected, str):
+        with pytest.raises(ValueError, match=expected):
+            evaluation_data(model, limit=4)
+        return
+    x, y = evaluation_data(model, limit=4)
+    assert x.shape == expected and x.dtype == np.uint8
+    assert zoo.evaluation.evaluate(model, x, y)["accuracy"] >= 0
+    if expected[-1] == 3:
+        np.testing.assert_array_equal(x[..., 0], x[..., 2])
+
+
 def test_bad_tasks_are_refused(monkeypatch):
     with pytest.raises(ValueError, match="Received: task='segmentation'"):
         get_task("segmentation")

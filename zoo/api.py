@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import keras
+import numpy as np
 
 from zoo import hub
 from zoo import weights as weights_io
@@ -48,12 +49,24 @@ def create(name: str, **overrides: Any) -> keras.Model:
     """
     spec = get_spec(name)
     _, tag = split_name(name)
-    config = spec.config_for(tag, overrides)
+    config = spec.config_for(tag, _plain(overrides))
     model = spec.builder(**config)
     # Like timm's ``pretrained_cfg``: what built this model, for export and pushing (as JSON values).
     recorded = {key: _recorded_value(value) for key, value in config.items()}
     model.zoo_config = {"architecture": spec.name, "tag": tag or spec.default_tag, "config": recorded}
     return model
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays in builder arguments as Python values (``num_classes=y.max() + 1``
+    is an ``np.int64``): the builders check them like any int, and config.json records them."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        return tuple(_plain(item) for item in value.tolist()) if value.ndim else value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _recorded_value(value: Any) -> Any:
@@ -375,6 +388,7 @@ def load_resolved(resolved: Resolved, **overrides: Any) -> keras.Model:
         >>> load_resolved(resolve("cnn"), num_classes=3).output_shape
         (None, 3)
     """
+    overrides = _plain(overrides)
     model = build(resolved, **overrides)
     head_changed = _head_changed(resolved, overrides)
     if resolved.weights is not None:
@@ -461,6 +475,11 @@ def _output_shapes(model: keras.Model) -> dict[str, list]:
     output = model.outputs[0] if len(model.outputs) == 1 else model.output
     if isinstance(output, dict):
         return {key: list(tensor.shape) for key, tensor in output.items()}
+    if isinstance(output, (list, tuple)):  # several outputs in a list: named by the layers that make them
+        names = list(getattr(model, "output_names", None) or ())
+        if len(names) != len(output) or len(set(names)) != len(names):
+            names = [f"output_{index}" for index in range(len(output))]
+        return {name: list(tensor.shape) for name, tensor in zip(names, output)}
     return {"output": list(output.shape)}
 
 

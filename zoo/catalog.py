@@ -38,7 +38,16 @@ def catalog() -> dict[str, Any]:
     """
     models = {}
     for spec in all_specs():
-        details = info(spec.name)
+        try:
+            details = info(spec.name)
+        except Exception as error:
+            if is_builtin(spec.module):
+                raise
+            # A plugin's model that does not build (or describe itself) must not break the listing
+            # of every other model: it is left out, with a warning that says why.
+            warnings.warn(f"{spec.name} (registered by {spec.module}) could not be built for the catalog and is "
+                          f"left out: {error!r}", stacklevel=2)
+            continue
         details.pop("name")
         details.pop("tag")
         default = spec.weight(spec.default_tag)

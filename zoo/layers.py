@@ -6,6 +6,7 @@ its sublayers fixed names, because safetensors weight keys are built from those 
 
 from __future__ import annotations
 
+import numbers
 from functools import partial
 from typing import Any
 
@@ -47,9 +48,10 @@ DefaultConv2D = CNNConv2D
 
 
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """``value`` as an int >= 1 (a NumPy integer too: get_config then records a plain int)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return value
+    return int(value)
 
 
 def _activation_name(activation: Any) -> str:

@@ -140,11 +140,12 @@ def model_rows(pattern: str | Iterable[str] = "*", pretrained: bool = False) -> 
 
 
 def name_patterns(pattern: str | Iterable[str]) -> list[str]:
-    """``pattern`` (one fnmatch pattern or several) as a list, checked to be strings.
+    """``pattern`` (one fnmatch pattern or several) as a list, checked to be strings; an empty
+    pattern matches every name, as timm's ``list_models("")`` does.
 
     Example:
-        >>> name_patterns("resnet*"), name_patterns(["cnn", "res*"])
-        (['resnet*'], ['cnn', 'res*'])
+        >>> name_patterns("resnet*"), name_patterns(["cnn", "res*"]), name_patterns("")
+        (['resnet*'], ['cnn', 'res*'], ['*'])
     """
     patterns = [pattern] if isinstance(pattern, str) else list(pattern) if isinstance(pattern, Iterable) else None
     if patterns is None or not all(isinstance(p, str) for p in patterns):
@@ -152,7 +153,7 @@ def name_patterns(pattern: str | Iterable[str]) -> list[str]:
             "A model name pattern is a string with fnmatch wildcards (e.g. 'resnet*') or a list of them. "
             f"Received: pattern={pattern!r}"
         )
-    return patterns
+    return [p or "*" for p in patterns]
 
 
 def names_tags(patterns: Iterable[str]) -> bool:

@@ -174,6 +174,19 @@ def _signature_defaults(builder: Callable[..., Any]) -> dict[str, Any]:
     return defaults
 
 
+def _check_json_defaults(builder: Callable[..., Any], defaults: Mapping[str, Any]) -> None:
+    """A builder's defaults are its config.json: each must be a JSON value (numbers, strings, lists)."""
+    for key, value in defaults.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"Builder {builder.__name__!r}: every default is written to config.json, so it must be a JSON "
+                "value (a number, string, bool, None, or a list/tuple/dict of them; an activation by its "
+                f"name, e.g. 'gelu'). Received: {key}={value!r}"
+            ) from None
+
+
 def read_release(name: str) -> Release | None:
     """The release record of ``arch.tag`` shipped in ``zoo/released/``, or ``None``.
 
@@ -238,6 +251,7 @@ def register_model(
         if task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
         default_config = _signature_defaults(builder)
+        _check_json_defaults(builder, default_config)
         tags: dict[str, WeightSpec] = {}
         for spec in weights:
             if not _TAG_RE.match(spec.tag):
@@ -255,7 +269,9 @@ def register_model(
                     f"The recipe of {arch}.{spec.tag} is for task {spec.recipe.task!r}, the architecture's "
                     f"is {task!r}. Received: recipe.task={spec.recipe.task!r}"
                 )
-            release = spec.release or read_release(f"{arch}.{spec.tag}")
+            # zoo's own release records belong to zoo's own builders: a plugin (or a user's model
+            # registered over a built-in name) gives its WeightSpec.release itself.
+            release = spec.release or (read_release(f"{arch}.{spec.tag}") if is_builtin(builder.__module__) else None)
             tags[spec.tag] = replace(spec, release=release)
         chosen = default_tag or (next(iter(tags)) if tags else None)
         if chosen is not None and chosen not in tags:
@@ -379,7 +395,7 @@ def get_spec(name: str) -> ModelSpec:
     arch, tag = split_name(name)
     if arch not in _REGISTRY:
         candidates = list(_REGISTRY) + [f"{a}.{t}" for a, s in _REGISTRY.items() for t in s.weights]
-        close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.4)
+        close = difflib.get_close_matches(name.lower(), candidates, n=3, cutoff=0.4)  # names are lower-case
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(
             f"Unknown model {name!r}.{hint} Registered: {sorted(_REGISTRY)}. "

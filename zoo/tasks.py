@@ -29,6 +29,7 @@ import numpy as np
 
 from zoo import plots
 from zoo.data import make_localization_set
+from zoo.data.resize import resize_batch
 from zoo.logits import outputs_are_logits
 from zoo.metrics import BoxIoUAbove, MeanBoxIoU, box_iou, confusion_matrix
 from zoo.recipe import PIPELINE_TAGS, TASKS
@@ -63,8 +64,29 @@ def _auto_optimizer(optimizer: Any) -> Any:
 
 
 def _accuracy(labels: Any, probs: Any) -> float:
+    if isinstance(probs, (dict, list, tuple)):  # np.asarray would argmax over a dict object: a number that means nothing
+        raise ValueError(
+            "Classification accuracy needs one array of class scores (N, classes). Received: outputs of type "
+            f"{type(probs).__name__}" + (f" with keys {sorted(probs)}" if isinstance(probs, dict) else "")
+        )
     labels = np.asarray(labels).astype(np.int64).ravel()
     return round(float(np.mean(np.argmax(np.asarray(probs), axis=-1) == labels)), _DIGITS)
+
+
+def _image_input(input_shape: Sequence[int | None], task: str) -> tuple[int | None, int | None, int | None]:
+    """``(height, width, channels)`` of an image model's input, refusing other inputs."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or shape[2] not in (1, 3, None):
+        raise ValueError(
+            f"A {task} model is evaluated on Fashion-MNIST pictures: its input must be (height, width, 1 or 3). "
+            f"Received: input_shape={shape}"
+        )
+    return shape  # type: ignore[return-value]
+
+
+def _as_channels(x: np.ndarray, channels: int | None) -> np.ndarray:
+    """Gray images ``(N, H, W, 1)`` as the model's channels (gray repeated as RGB for 3)."""
+    return np.repeat(x, 3, axis=-1) if channels == 3 else x
 
 
 @dataclass(frozen=True)
@@ -131,7 +153,18 @@ class ClassificationTask(Task):
         return model
 
     def evaluation_data(self, x, y, input_shape):
-        return x, y
+        height, width, channels = _image_input(input_shape, self.name)
+        if height is not None and width is not None and (height, width) != tuple(np.shape(x)[1:3]):
+            if height != width:
+                raise ValueError(
+                    f"Fashion-MNIST images are square: they are resized for a model of a square input only. "
+                    f"Received: input_shape={tuple(input_shape)}"
+                )
+            x = resize_batch(x, height)  # the resampling of progressive-resizing training
+        elif (height is None) != (width is None):
+            raise ValueError(f"An input of fixed height and free width (or the reverse) cannot be fed Fashion-MNIST "
+                             f"images. Received: input_shape={tuple(input_shape)}")
+        return _as_channels(x, channels), y
 
     def metrics_from_predictions(self, y, outputs):
         return {"accuracy": _accuracy(y, outputs)}
@@ -170,9 +203,15 @@ class LocalizationTask(Task):
         return model
 
     def evaluation_data(self, x, y, input_shape):
-        size = int(input_shape[0])
-        canvases, labels, boxes = make_localization_set(x, y, canvas_size=size, seed=LOCALIZATION_TEST_SEED)
-        return canvases, {"class": labels, "box": boxes}
+        height, width, channels = _image_input(input_shape, self.name)
+        if height is None or height != width:
+            raise ValueError(
+                "The localization canvases are square, of the model's fixed input size: a localizer is "
+                "evaluated at an input of shape (size, size, 1 or 3). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        canvases, labels, boxes = make_localization_set(x, y, canvas_size=height, seed=LOCALIZATION_TEST_SEED)
+        return _as_channels(canvases, channels), {"class": labels, "box": boxes}
 
     def metrics_from_predictions(self, y, outputs):
         accuracy = _accuracy(y["class"], outputs["class"])
@@ -215,11 +254,22 @@ def get_task(name: str) -> Task:
 
 def task_of(model: keras.Model) -> Task:
     """The task of a model built by the zoo (its registered architecture's); classification
-    for any other Keras model.
+    for any other Keras model with one output. A model without a zoo record and with several
+    outputs (a localizer saved as a ``.keras`` file) is refused: its task is not guessed.
 
     Example:
-        >>> task_of(zoo.create("cnn")).name  # doctest: +SKIP
+        >>> task_of(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])).name
         'classification'
     """
     architecture = (getattr(model, "zoo_config", None) or {}).get("architecture")
-    return get_task(get_spec(architecture).task) if architecture else _TASKS["classification"]
+    if architecture:
+        return get_task(get_spec(architecture).task)
+    if len(model.outputs) != 1:
+        names = list(getattr(model, "output_names", None) or ())
+        raise ValueError(
+            f"Model {model.name!r} carries no zoo record and has {len(model.outputs)} outputs {names}: zoo "
+            "does not guess what they mean. Accepted: a model loaded by zoo.load from a registered name, "
+            "a zoo folder (zoo.save_folder) or an hf:// handle, or a Keras model with one class output. "
+            f"Received: outputs={names}"
+        )
+    return _TASKS["classification"]

@@ -416,7 +416,9 @@ def load_weights(
     :class:`WeightsMismatchError` listing them all. Keys under the ``head`` layers whose shapes
     differ (weights trained with another ``num_classes``) are skipped with a warning: the head
     keeps its fresh initialisation. Keys under ``head`` layers the model does not have at all
-    (a feature extractor built with ``include_top=False``) are left unused, silently.
+    (a feature extractor built with ``include_top=False``) are left unused, silently; ``head``
+    layers the file does not have at all (weights saved from a feature extractor) keep their
+    fresh initialisation, with a warning.
     ``strict=False`` also tolerates missing/unexpected keys.
 
     Example:
@@ -437,6 +439,10 @@ def load_weights(
     absent = tuple(name for name in head if not any(_under(key, (name,)) for key in state))
     skipped_head = [k for k in unexpected if _under(k, absent)]
     unexpected = [k for k in unexpected if k not in skipped_head]
+    # Weights without their head (saved from include_top=False) load into a model with one: the head stays fresh.
+    headless = tuple(name for name in head if not any(_under(key, (name,)) for key in arrays))
+    fresh_head = [k for k in missing if _under(k, headless)]
+    missing = [k for k in missing if k not in fresh_head]
     mis_shaped = sorted(
         key for key in set(state) & set(arrays) if tuple(state[key].shape) != arrays[key].shape
     )
@@ -469,7 +475,7 @@ def load_weights(
                 "weights were saved with."
             )
         raise WeightsMismatchError("\n".join(lines))
-    report = LoadReport(reinitialized=reinitialized, skipped_head=skipped_head)
+    report = LoadReport(reinitialized=reinitialized + fresh_head, skipped_head=skipped_head)
     for key, variable in state.items():
         if key in arrays and key not in reinitialized:
             variable.assign(arrays[key].astype(keras.backend.standardize_dtype(variable.dtype)))
@@ -479,6 +485,13 @@ def load_weights(
             f"The head of {model.name!r} ({sorted({k.split('/')[0] for k in reinitialized})}) "
             "has a different shape than the saved weights (another num_classes?): it keeps its "
             f"fresh initialisation. Re-initialised keys: {reinitialized}",
+            stacklevel=2,
+        )
+    if fresh_head:
+        warnings.warn(
+            f"The weights at {str(path)!r} have no head (saved from a feature extractor, include_top=False): "
+            f"the head of {model.name!r} ({sorted({k.split('/')[0] for k in fresh_head})}) keeps its fresh "
+            f"initialisation. Fresh keys: {fresh_head}",
             stacklevel=2,
         )
     return report
