@@ -233,6 +233,23 @@ def test_push_without_token_is_refused_clearly(local_hub_auth, monkeypatch):
     assert len(zoo.push(zoo.create("cnn"), "tester/cnn", token=HUB_TOKEN)) == 40
 
 
+def test_push_takes_the_hf_handle_and_says_when_offline_mode_is_set(local_hub, endpoint, monkeypatch, capsys, tmp_path):
+    """`zoo push DIR hf://ns/name` (the handle zoo prints and pulls) pushes to ns/name; with
+    HF_HUB_OFFLINE=1 a push says so instead of failing inside the client."""
+    from huggingface_hub import HfApi, constants
+
+    from zoo.cli import main
+
+    model = zoo.create("cnn")
+    save_folder(model, tmp_path / "m")
+    assert main(["push", str(tmp_path / "m"), "hf://tester/handle"]) == 0
+    sha = HfApi(endpoint=endpoint).model_info("tester/handle").sha
+    assert f'zoo.load("hf://tester/handle@{sha}")' in capsys.readouterr().out
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubUnavailableError, match=r"HF_HUB_OFFLINE=1 is set, and a push needs the Hub.*Received: repo_id='tester/handle'"):
+        zoo.push(model, "hf://tester/handle")
+
+
 def test_no_network_and_no_cache_says_what_to_do(hub_env, monkeypatch):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -180,6 +180,8 @@ def test_predict_uses_the_label_names_and_top_k_of_the_weights():
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.0001
     with pytest.raises(ValueError, match="Received: top_k=0"):
         zoo.predict("cnn", [item], top_k=0)
+    [again] = zoo.predict("cnn", [item], top_k=np.int64(4), batch_size=np.int64(8))  # NumPy integers, like Keras
+    assert again.top_k == prediction.top_k
     with pytest.raises(ValueError, match="empty list"):
         zoo.predict("cnn", [], top_k=1)
 

@@ -212,12 +212,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_push(args: argparse.Namespace) -> int:
     _import_keras(args.verbose)
-    from zoo.hub import push
+    from zoo.hub import HF_PREFIX, push, push_target
 
-    sha = push(args.folder, args.repo, revision=args.revision, private=args.private,
+    repo = push_target(args.repo)
+    sha = push(args.folder, repo, revision=args.revision, private=args.private,
                commit_message=args.message, replace_card=args.replace_card)
-    print(f"pushed {args.folder} to {args.repo}@{sha}")
-    print(f'load it with: zoo.load("hf://{args.repo}@{sha}")')
+    print(f"pushed {args.folder} to {repo}@{sha}")
+    print(f'load it with: zoo.load("{HF_PREFIX}{repo}@{sha}")')
     return 0
 
 
@@ -308,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pushing = add("push", help="upload a zoo folder to the Hub (one commit)")
     pushing.add_argument("folder", help="a run or release folder")
-    pushing.add_argument("repo", help="namespace/name")
+    pushing.add_argument("repo", help="namespace/name (or hf://namespace/name)")
     pushing.add_argument("--revision", default="main")
     pushing.add_argument("--private", action="store_true")
     pushing.add_argument("--message", help="commit message")

@@ -71,6 +71,7 @@ __all__ = [
     "parse_handle",
     "pull",
     "push",
+    "push_target",
 ]
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,16 @@ class HubConflictError(HubError):
 
 
 # -- names ------------------------------------------------------------------------------------
+def push_target(repo: Any) -> str:
+    """The repo id of a push target given as ``namespace/name`` or ``hf://namespace/name``, checked.
+
+    Example:
+        >>> push_target("hf://me/cnn.fmnist"), push_target("me/cnn.fmnist")
+        ('me/cnn.fmnist', 'me/cnn.fmnist')
+    """
+    return check_repo_id(repo.removeprefix(HF_PREFIX) if isinstance(repo, str) else repo)
+
+
 def check_repo_id(repo_id: Any) -> str:
     """Return ``repo_id`` when it is a valid ``namespace/name`` Hub id, else raise.
 
@@ -743,7 +754,8 @@ def push(
     retries: int = DEFAULT_RETRIES,
     retry_wait: float = DEFAULT_RETRY_WAIT,
 ) -> str:
-    """Upload a model (or a run / release folder) to ``repo_id`` in one commit; return its sha.
+    """Upload a model (or a run / release folder) to ``repo_id`` (``namespace/name``, or the
+    ``hf://namespace/name`` handle) in one commit; return its sha.
 
     The commit holds ``config.json``, ``metadata.json``, the safetensors weights and a
     ``README.md`` model card (with the images it references); weight files of an earlier push
@@ -758,12 +770,18 @@ def push(
     Example:
         >>> sha = push("runs/cnn-001", "me/cnn.fmnist", commit_message="First release")  # doctest: +SKIP
     """
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, constants
 
-    repo_id = check_repo_id(repo_id)
+    # The handle zoo prints after a push (and pulls) is hf://namespace/name: taken here as the repo id.
+    repo_id = push_target(repo_id)
     revision = check_revision(revision) or "main"
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     shown = endpoint or "https://huggingface.co"
+    if constants.is_offline_mode():
+        raise HubUnavailableError(
+            f"Cannot push to {repo_id!r}: HF_HUB_OFFLINE=1 is set, and a push needs the Hub at {shown}. "
+            f"Unset HF_HUB_OFFLINE to push. Received: repo_id={repo_id!r}"
+        )
     api = HfApi(endpoint=endpoint, token=token, library_name="keras-zoo", library_version=__version__)
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as staging_name:
         staging = Path(staging_name)

@@ -22,7 +22,7 @@ from typing import Sequence
 import keras
 
 from zoo.data.folder import DEFAULT_VAL_FRACTION
-from zoo.hub import HubError, check_repo_id
+from zoo.hub import HubError, push_target
 from zoo.preprocess import POLARITIES
 from zoo.recipe import parse_recipe_settings
 from zoo.training import backend_probe
@@ -215,7 +215,7 @@ def main(
     )
     try:
         if args.push is not None:
-            check_repo_id(args.push)  # now, not after training
+            push_target(args.push)  # now, not after training
         if args.data is not None:
             if args.limit is not None or args.data_dir is not None:
                 raise ValueError(

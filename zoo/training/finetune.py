@@ -51,7 +51,7 @@ from zoo.data.folder import DEFAULT_VAL_FRACTION, FolderData, load_image_folder
 from zoo.data.pipeline import ArrayDataset
 from zoo.evaluation import predict
 from zoo.format import sha256_of
-from zoo.hub import check_repo_id
+from zoo.hub import push_target
 from zoo.preprocess import preprocessing_of
 from zoo.registry import get_spec, split_name
 from zoo.tasks import task_of
@@ -517,7 +517,7 @@ def finetune(
         ['boot', 'sandal', 'sneaker']
     """
     if push is not None:
-        check_repo_id(push)  # now, not after training
+        push_target(push)  # now, not after training
     plan = prepare_finetune(
         name, data=data, output_dir=output_dir, init_from=init_from, freeze_backbone=freeze_backbone,
         probe_epochs=probe_epochs, probe_lr=probe_lr, epochs=epochs, batch_size=batch_size, lr=lr,

@@ -28,7 +28,7 @@ from zoo.data import LABEL_NAMES
 from zoo.data.fashion_mnist import SPLIT_SIZES
 from zoo.data.pipeline import EpochRemainder
 from zoo.evaluation import predict
-from zoo.hub import check_repo_id
+from zoo.hub import push_target
 from zoo.logits import logits_view
 from zoo.registry import WeightSpec, get_spec, split_name
 from zoo.tasks import task_of
@@ -610,7 +610,7 @@ def train(
         {'accuracy': 0.7432}
     """
     if push is not None:
-        check_repo_id(push)  # now, not after training
+        push_target(push)  # now, not after training
     plan = prepare_run(
         arch_or_name, output_dir=output_dir, epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,
         seed=seed, resume=resume, overwrite=overwrite, mixed_precision=mixed_precision, distribute=distribute,

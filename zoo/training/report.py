@@ -22,7 +22,7 @@ from zoo import plots
 from zoo.atomic import atomic_write_text
 from zoo.cards import public_command, render_card
 from zoo.format import read_folder, save_folder
-from zoo.hub import push
+from zoo.hub import push, push_target
 from zoo.recipe import DESCRIPTIVE_FIELDS
 from zoo.tasks import task_of
 from zoo.training.precision import accelerator_description
@@ -295,6 +295,7 @@ def push_run(run_path: Path, repo_id: str, **kwargs: Any) -> str:
         >>> push_run(Path("runs/cnn-0"), "me/cnn.fmnist")  # doctest: +SKIP
         '3f1c...'
     """
+    repo_id = push_target(repo_id)
     with tempfile.TemporaryDirectory(prefix="zoo-run-push-") as name:
         staging = Path(name)
         for path in Path(run_path).iterdir():
