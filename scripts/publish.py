@@ -13,13 +13,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's t
 
 from tools.release import publish  # noqa: E402
 from zoo.cli import report_user_errors  # noqa: E402
+from zoo.hub import push_target  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     """Push a run or release folder to the Hub: ``main(["weights/cnn.fmnist", "keras-zoo/cnn.fmnist"])``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="run folder or weights/<arch>.<tag> release folder")
-    parser.add_argument("repo_id", help="namespace/name on the Hub")
+    parser.add_argument("repo_id", help="namespace/name on the Hub (or hf://namespace/name)")
     parser.add_argument("--revision", default="main", help="branch to commit to (default: main)")
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument("--message", help="commit message")
@@ -36,7 +37,8 @@ def _publish(args: argparse.Namespace) -> int:
         args.folder, args.repo_id, register=args.register, revision=args.revision, private=args.private,
         commit_message=args.message, create_pr=args.create_pr, replace_card=args.replace_card,
     )
-    print(f"pushed {args.folder} to {args.repo_id}@{sha}" + (f"; pinned for {args.register}" if args.register else ""))
+    repo = push_target(args.repo_id)
+    print(f"pushed {args.folder} to {repo}@{sha}" + (f"; pinned for {args.register}" if args.register else ""))
     return 0
 
 

@@ -477,6 +477,7 @@ def test_info_and_list_of_a_tag_show_the_model_that_tag_builds(capsys, monkeypat
     from zoo import catalog, cli, listing, registry
     from zoo.registry import WeightSpec
 
+    zoo.list_models()  # the built-ins registered first: the copy below is then a full registry
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     zoo.register_model(_two_tags, name="two_tags", head=("predictions",), weights=[
         WeightSpec("small", "d", "ten classes"), WeightSpec("big", "d", "a wide head", overrides={"num_classes": 1000}),

@@ -59,6 +59,26 @@ def test_classes_are_the_sorted_folder_names_and_every_picture_kind_loads(tmp_pa
     np.testing.assert_array_equal(rgb[0, ..., 0], rgb[0, ..., 2])  # a gray picture repeated as RGB
 
 
+def test_bmp_webp_and_tiff_pictures_count_and_a_bad_one_is_named_once(tmp_path):
+    """A class folder's BMP, WebP and TIFF pictures are examples like its PNGs (they are read when
+    named to zoo predict); a picture of several frames is refused with read_image's message, which
+    names the file (not wrapped in a second "Cannot use picture")."""
+    root = tmp_path / "pictures"
+    for name in ("boot", "sandal"):
+        (root / name).mkdir(parents=True)
+        for suffix in (".png", ".bmp", ".webp", ".tif", ".tiff"):
+            Image.fromarray(item(90)).save(root / name / f"{name}{suffix}", **({"lossless": True} if suffix == ".webp" else {}))
+    folder = scan_image_folder(root)
+    assert folder.counts == {"boot": 5, "sandal": 5}
+    x, _ = load_images(folder.files, (28, 28, 1), LIGHT_ON_DARK)
+    assert all(np.array_equal(x[0], one) for one in x[:5])  # boot's five files: the same picture in each format
+    frames = [Image.fromarray(item(v)) for v in (60, 200)]
+    frames[0].save(root / "boot" / "pages.tif", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageFolderError) as error:
+        load_images(scan_image_folder(root).files, (28, 28, 1), LIGHT_ON_DARK)
+    assert str(error.value).startswith(f"{str(root / 'boot' / 'pages.tif')!r} holds 2 frames")
+
+
 def test_linked_folders_are_walked_once_and_never_into_another_class(tmp_path):
     root = make_folder(tmp_path / "pictures")
     outside = tmp_path / "elsewhere"  # pictures kept outside the image folder, linked in: followed

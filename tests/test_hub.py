@@ -18,7 +18,7 @@ pytestmark = pytest.mark.pipeline
 
 import zoo
 from zoo.format import file_records, save_folder
-from zoo.hub import HubAuthError, HubError, HubNotFoundError, HubUnavailableError, IntegrityError
+from zoo.hub import HubAuthError, HubError, HubNotFoundError, HubUnavailableError, IntegrityError, InvalidHandleError
 from zoo.registry import Release, WeightSpec, _REGISTRY, register_model
 
 
@@ -245,6 +245,8 @@ def test_push_takes_the_hf_handle_and_says_when_offline_mode_is_set(local_hub, e
     assert main(["push", str(tmp_path / "m"), "hf://tester/handle"]) == 0
     sha = HfApi(endpoint=endpoint).model_info("tester/handle").sha
     assert f'zoo.load("hf://tester/handle@{sha}")' in capsys.readouterr().out
+    with pytest.raises(InvalidHandleError, match=r"names a commit to load, not where to push.*Received: 'hf://tester/handle@"):
+        zoo.push(model, f"hf://tester/handle@{sha}")  # the handle a push prints, revision included
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(HubUnavailableError, match=r"HF_HUB_OFFLINE=1 is set, and a push needs the Hub.*Received: repo_id='tester/handle'"):
         zoo.push(model, "hf://tester/handle")

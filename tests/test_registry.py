@@ -206,6 +206,7 @@ def test_a_plugin_model_that_does_not_build_is_left_out_of_the_catalog_with_a_wa
     from zoo import catalog, registry
     from zoo.registry import WeightSpec
 
+    zoo.list_models()  # the built-ins registered first: the copy below is then a full registry
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
     def needs_gpu(input_shape=(4,), num_classes=2):

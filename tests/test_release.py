@@ -160,7 +160,7 @@ def test_publish_pushes_the_release_and_pins_the_commit(sandbox, local_hub, monk
                     repo_id="keras-zoo/cnn.fmnist")
     held = atomic.lock_exclusively(sandbox / "weights")  # a staging under way: publish waits for it
     publishing = concurrent.futures.ThreadPoolExecutor(1).submit(
-        release.publish, sandbox / staged.local_dir, "keras-zoo/cnn.fmnist", register="cnn.fmnist")
+        release.publish, sandbox / staged.local_dir, "hf://keras-zoo/cnn.fmnist", register="cnn.fmnist")  # the handle
     with pytest.raises(concurrent.futures.TimeoutError):
         publishing.result(timeout=1)
     assert json.loads((sandbox / "records" / "cnn.fmnist.json").read_text()).get("hub_revision") is None

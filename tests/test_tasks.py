@@ -75,6 +75,8 @@ def test_a_localizer_without_its_record_is_refused_not_scored_as_a_classifier(tm
     ("resnet18", (28, 28, 3), (4, 28, 28, 3)),
     ("resnet18", (None, None, 1), (4, 28, 28, 1)),
     ("xception_localizer", (71, 71, 3), (4, 71, 71, 3)),
+    ("keras_tutorial", (28, 28), (4, 28, 28)),
+    ("keras_tutorial", (32, 32), (4, 32, 32)),
     ("xception_localizer", (71, 80, 1), "canvases are square.*Received: input_shape=\\(71, 80, 1\\)"),
     ("xception_localizer", (None, None, 1), "canvases are square.*Received: input_shape=\\(None, None, 1\\)"),
 ])
@@ -83,7 +85,10 @@ def test_evaluation_data_is_shaped_for_the_models_input(name, shape, expected):
     repeated as RGB for it (the localizer's canvases drawn at its size); what cannot be fed is refused."""
     from zoo.evaluation import evaluation_data
 
-    model = zoo.create(name, input_shape=shape)
+    if name == "keras_tutorial":  # Keras' Fashion-MNIST tutorial model: an input without a channel axis
+        model = keras.Sequential([keras.Input(shape), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    else:
+        model = zoo.create(name, input_shape=shape)
     if isinstance(expected, str):
         with pytest.raises(ValueError, match=expected):
             evaluation_data(model, limit=4)

@@ -427,6 +427,7 @@ def publish(
     Example:
         >>> publish("weights/cnn.fmnist", "keras-zoo/cnn.fmnist", register="cnn.fmnist")  # doctest: +SKIP
     """
+    repo_id = hub.push_target(repo_id)  # hf://namespace/name too; checked before anything is pushed
     if register is None:
         return hub.push(folder, repo_id, **push_options)
     (ROOT / "weights").mkdir(exist_ok=True)

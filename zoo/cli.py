@@ -132,7 +132,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out is a folder for the drawn boxes; {args.out!r} is a file. Received: --out {args.out!r}")
     model = load(args.model)
-    task = task_of(model).name
+    task = task_of(model).name if args.out else None  # a .keras localizer predicts its boxes; draws with a record
     if args.out and task != "localization":
         raise ValueError(
             f"--out is where a localizer's boxes are drawn; {args.model!r} is a {task} model "

@@ -126,11 +126,23 @@ class HubConflictError(HubError):
 def push_target(repo: Any) -> str:
     """The repo id of a push target given as ``namespace/name`` or ``hf://namespace/name``, checked.
 
+    A handle with a revision (``hf://me/cnn@abc123``, as a push prints it) is refused: a push
+    goes onto a branch, given apart (``revision=``, ``--revision``).
+
     Example:
         >>> push_target("hf://me/cnn.fmnist"), push_target("me/cnn.fmnist")
         ('me/cnn.fmnist', 'me/cnn.fmnist')
     """
-    return check_repo_id(repo.removeprefix(HF_PREFIX) if isinstance(repo, str) else repo)
+    if not (isinstance(repo, str) and repo.startswith(HF_PREFIX)):
+        return check_repo_id(repo)
+    repo_id, revision = parse_handle(repo)
+    if revision is not None:
+        raise InvalidHandleError(
+            f"A push goes to a repo, onto a branch given apart (revision=..., --revision): a handle with "
+            f"'@{revision}' names a commit to load, not where to push. Push to {HF_PREFIX}{repo_id}, with "
+            f"revision= / --revision for a branch other than main. Received: {repo!r}"
+        )
+    return repo_id
 
 
 def check_repo_id(repo_id: Any) -> str:

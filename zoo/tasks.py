@@ -74,19 +74,23 @@ def _accuracy(labels: Any, probs: Any) -> float:
 
 
 def _image_input(input_shape: Sequence[int | None], task: str) -> tuple[int | None, int | None, int | None]:
-    """``(height, width, channels)`` of an image model's input, refusing other inputs."""
+    """``(height, width, channels)`` of an image model's input, refusing other inputs; channels
+    0 for an input without a channel axis (``keras.Input((28, 28))``, Keras' own tutorial)."""
     shape = tuple(input_shape)
+    if len(shape) == 2:
+        return (*shape, 0)  # type: ignore[return-value]
     if len(shape) != 3 or shape[2] not in (1, 3, None):
         raise ValueError(
-            f"A {task} model is evaluated on Fashion-MNIST pictures: its input must be (height, width, 1 or 3). "
-            f"Received: input_shape={shape}"
+            f"A {task} model is evaluated on Fashion-MNIST pictures: its input must be (height, width), or "
+            f"(height, width, 1 or 3). Received: input_shape={shape}"
         )
     return shape  # type: ignore[return-value]
 
 
 def _as_channels(x: np.ndarray, channels: int | None) -> np.ndarray:
-    """Gray images ``(N, H, W, 1)`` as the model's channels (gray repeated as RGB for 3)."""
-    return np.repeat(x, 3, axis=-1) if channels == 3 else x
+    """Gray images ``(N, H, W, 1)`` as the model's channels (gray repeated as RGB for 3, no
+    channel axis for 0)."""
+    return np.repeat(x, 3, axis=-1) if channels == 3 else x[..., 0] if channels == 0 else x
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,7 @@ class LocalizationTask(Task):
         if height is None or height != width:
             raise ValueError(
                 "The localization canvases are square, of the model's fixed input size: a localizer is "
-                "evaluated at an input of shape (size, size, 1 or 3). "
+                "evaluated at an input of shape (size, size, 1 or 3) or (size, size). "
                 f"Received: input_shape={tuple(input_shape)}"
             )
         canvases, labels, boxes = make_localization_set(x, y, canvas_size=height, seed=LOCALIZATION_TEST_SEED)

@@ -262,8 +262,9 @@ def load_images(
             result = preprocess_image(Path(path), (int(height), int(width), int(channels)), preprocessing)
         except (ValueError, OSError) as error:
             message = str(error)
-            where = "" if str(path) in message else f" {str(path)!r}:"
-            raise ImageFolderError(f"Cannot use picture{where} {message}") from None
+            if str(path) in message:  # read_image's messages name the file already
+                raise ImageFolderError(message) from None
+            raise ImageFolderError(f"Cannot use picture {str(path)!r}: {message}") from None
         out[index] = np.clip(np.rint(result.array), 0, 255).astype(np.uint8)
         notes.update({_note_kind(note) for note in result.notes})
     return out, dict(sorted(notes.items()))
