@@ -161,11 +161,13 @@ def test_info_is_readable_and_json_matches_the_library():
 
 
 @console
-def test_info_of_an_unknown_name_names_close_matches_without_a_traceback():
+def test_info_of_an_unknown_name_names_close_matches_without_a_traceback(capsys):
     result = run_zoo("info", "resnet35")
     assert result.returncode == 2
     assert "Unknown model 'resnet35'" in result.stderr and "resnet34" in result.stderr
     assert "Traceback" not in result.stderr
+    status, _, err = zoo_in_process(capsys, "info", "CNN")  # names are lower-case: suggested whatever the case
+    assert status == 2 and "Unknown model 'CNN'. Did you mean 'cnn'" in err
 
 
 @console

@@ -111,7 +111,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     entry = models.get(arch)
     if entry is None or (tag and tag not in (entry.get("weights") or {})):
         known = list(models) + [f"{a}.{t}" for a, e in models.items() for t in e.get("weights") or {}]
-        close = difflib.get_close_matches(args.name, known, n=3, cutoff=0.4)
+        close = difflib.get_close_matches(args.name.lower(), known, n=3, cutoff=0.4)  # names are lower-case
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(f"Unknown model {args.name!r}.{hint} Registered: {sorted(models)}. Received: name={args.name!r}")
     details = {"name": arch, "tag": tag or entry.get("default_tag"), **tag_entry(entry, tag or entry.get("default_tag"))}
