@@ -139,6 +139,22 @@ def test_release_refuses_weights_below_the_tag_floor_and_keeps_the_previous_rele
         release.stage_release(run, "cnn.fmnist", slice_size=None, overwrite=True)
 
 
+def test_release_refuses_a_run_trained_or_measured_with_limit(sandbox, monkeypatch):
+    """A --limit run's metrics.json is about test[:limit]: its floor check and the card's "10,000
+    images" would be false, so it is refused (a trial staging with --below-floor still works)."""
+    monkeypatch.setitem(_REGISTRY, "cnn", _REGISTRY["cnn"])  # restore the real release afterwards
+    model = zoo.create("cnn")
+    for key in ("evaluation", "training"):
+        run = sandbox / f"run-{key}"
+        export_folder(model, run, metadata={"train_command": "python scripts/train.py cnn --limit 256", "seed": 3,
+                                            key: {"limit": 256}})
+        (run / "metrics.json").write_text(json.dumps({"accuracy": 0.95}))
+        with pytest.raises(ValueError, match=rf"used --limit.*Received: .*{key}.limit=256"):
+            release.stage_release(run, "cnn.fmnist", slice_size=None, overwrite=True)
+        assert not (sandbox / "records" / "cnn.fmnist.json").exists()
+    assert release.stage_release(run, "cnn.fmnist", slice_size=None, allow_below_floor=True)
+
+
 def test_unreleased_tag_says_so(unreleased):
     unreleased("resnet34.fmnist")
     with pytest.raises(ValueError, match="No released weights for 'resnet34.fmnist' yet"):

@@ -91,7 +91,8 @@ def stage_release(
     ``tolerance`` stops the release.
     The record, config.json and model card carry the figures of the staged files; config.json
     keeps the run's figures next to them. Weights that score below the tag's ``release_floor``
-    (``zoo.registry.WeightSpec``) are not released (``allow_below_floor=True`` is for trial
+    (``zoo.registry.WeightSpec``), and neither are runs trained or measured with ``--limit``
+    (``allow_below_floor=True`` is for trial
     stagings that are never committed, such as ``scripts/gpu_release.py --dry-run``). The folder is built aside and swapped in when
     complete, so a failed staging leaves an existing release untouched; the previous release is
     removed only after the new record is written, and a staging killed between the swap and the
@@ -115,6 +116,15 @@ def stage_release(
             f"Received: name={name!r}"
         )
     _check_finished(run_dir)
+    limits = {key: (config.get(key) or {}).get("limit") for key in ("evaluation", "training")}
+    if not allow_below_floor and any(value is not None for value in limits.values()):
+        # The floor and the card's "test split (10,000 images)" are about the whole split and a full run.
+        raise ValueError(
+            f"The run in {str(run_dir)!r} used --limit (trained or measured on the first images only): a release "
+            "is trained on the whole training split and measured on the whole test split. Train again without "
+            "--limit, or stage a trial with allow_below_floor=True (--below-floor), never committed. "
+            f"Received: evaluation.limit={limits['evaluation']}, training.limit={limits['training']}"
+        )
     target = ROOT / "weights" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = _lock_weights_folder(target.parent)  # one staging at a time: the swap and record go together
