@@ -382,6 +382,20 @@ def test_bad_run_arguments_are_refused_before_the_run_folder_exists(tmp_path, kw
     assert not (tmp_path / "run").exists()
 
 
+def test_a_missing_data_folder_is_refused_before_the_run_folder_exists(tmp_path, capsys):
+    """`--data-dir` mistyped: one line and exit status 2, and no run folder that would block the
+    corrected command ("already holds an unfinished run")."""
+    from zoo.training.cli import main
+
+    with pytest.raises(FileNotFoundError, match="No Fashion-MNIST IDX files for both splits in data_dir argument"):
+        train("cnn", output_dir=tmp_path / "run", epochs=1, limit=64, verbose=0, data_dir=tmp_path / "nowhere")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit) as stopped:
+        main(["cnn", "--data-dir", str(tmp_path / "nowhere"), "--output", str(tmp_path / "run"), "--epochs", "1"])
+    assert stopped.value.code == 2 and "No Fashion-MNIST IDX files" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_backup_whose_state_does_not_fit_the_model_is_refused_on_resume(tmp_path):
     from zoo.training.callbacks import ResumableBackup
 

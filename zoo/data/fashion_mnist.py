@@ -32,6 +32,7 @@ __all__ = [
     "ENV_VAR",
     "LABEL_NAMES",
     "SPLIT_SIZES",
+    "check_data_dir",
     "check_limit",
     "find_data_dir",
     "load_fashion_mnist",
@@ -166,6 +167,29 @@ def find_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path | None
     return None
 
 
+def check_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The folder :func:`load_fashion_mnist` reads (``None``: the Keras download is tried), or
+    ``FileNotFoundError`` when a folder the user chose (``data_dir``, ``$FASHION_MNIST_DIR``)
+    lacks the files: checked before a training run opens its folder.
+
+    Example:
+        >>> check_data_dir("no-such-folder")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: No Fashion-MNIST IDX files for both splits in data_dir argument 'no-such-folder'. ...
+    """
+    found = find_data_dir(data_dir)
+    if found is None and (data_dir is not None or os.environ.get(ENV_VAR)):
+        (what, folder), = _candidate_dirs(data_dir)
+        raise FileNotFoundError(
+            f"No Fashion-MNIST IDX files for both splits in {what} '{folder}'. "
+            "Expected train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+            "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]."
+            + (f" Unset ${ENV_VAR} to use the {DEBIAN_PACKAGE} package's folder." if data_dir is None else "")
+        )
+    return found
+
+
 def _check_split_limit(split: object, limit: object) -> None:
     if split not in _SPLIT_PREFIX:
         raise ValueError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
@@ -213,18 +237,10 @@ def load_fashion_mnist(
         ((100, 28, 28, 1), True)
     """
     _check_split_limit(split, limit)
-    found = find_data_dir(data_dir)
+    found = check_data_dir(data_dir)
     if found is not None:
         img_path, lbl_path = _split_files(found, split)  # type: ignore[misc]
         x, y = read_idx(img_path), read_idx(lbl_path)
-    elif data_dir is not None or os.environ.get(ENV_VAR):
-        (what, folder), = _candidate_dirs(data_dir)
-        raise FileNotFoundError(
-            f"No Fashion-MNIST IDX files for both splits in {what} '{folder}'. "
-            "Expected train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
-            "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]."
-            + (f" Unset ${ENV_VAR} to use the {DEBIAN_PACKAGE} package's folder." if data_dir is None else "")
-        )
     else:
         try:
             x, y = _load_from_keras(split)

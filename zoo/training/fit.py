@@ -25,7 +25,7 @@ import keras
 
 from zoo.api import create, resolve
 from zoo.data import LABEL_NAMES
-from zoo.data.fashion_mnist import SPLIT_SIZES
+from zoo.data.fashion_mnist import SPLIT_SIZES, check_data_dir
 from zoo.data.pipeline import EpochRemainder
 from zoo.evaluation import predict
 from zoo.hub import push_target
@@ -349,6 +349,7 @@ def prepare_run(
     # checked the monitor).
     _training_overrides(recipe, overrides, model_config)
     training_dtype(name, use_mixed)
+    check_data_dir(data_dir)  # a mistyped --data-dir: refused now, with no run folder left behind
     if distribute:  # every device takes a share of each batch: refused now, not after the first epoch
         images = min(limit or SPLIT_SIZES["train"], SPLIT_SIZES["train"])
         val_count = validation_size(recipe, images)
