@@ -382,6 +382,21 @@ def test_bad_run_arguments_are_refused_before_the_run_folder_exists(tmp_path, kw
     assert not (tmp_path / "run").exists()
 
 
+def test_resume_into_a_folder_without_a_run_says_that_it_starts_at_epoch_1(tmp_path, capsys):
+    """`--resume --output <a mistyped folder>` would start the whole schedule unnoticed: it is said."""
+    from zoo.training.run_dir import RunDir
+    from zoo.training.run_setup import open_run
+
+    run, done = open_run(tmp_path / "typo", resume=True, overwrite=False, architecture="cnn", settings={},
+                         command="", epochs_done=RunDir.backed_up_epochs)
+    run.release()
+    assert done == 0 and "holds no run yet, so training starts at epoch 1" in capsys.readouterr().out
+    run, _ = open_run(tmp_path / "typo", resume=True, overwrite=False, architecture="cnn", settings={},
+                      command="", epochs_done=RunDir.backed_up_epochs)  # now it holds one: nothing said
+    run.release()
+    assert "holds no run yet" not in capsys.readouterr().out
+
+
 def test_a_missing_data_folder_is_refused_before_the_run_folder_exists(tmp_path, capsys):
     """`--data-dir` mistyped: one line and exit status 2, and no run folder that would block the
     corrected command ("already holds an unfinished run")."""

@@ -363,6 +363,9 @@ def open_run(
     try:
         done = epochs_done(run) if resume else 0
         fields: dict[str, Any] = {}
+        if resume and not run.marker.exists():  # a mistyped --output would otherwise start hours of training unnoticed
+            print(f"[zoo] --resume: {run.path} holds no run yet, so training starts at epoch 1 (check --output "
+                  "if you meant to continue a run)", flush=True)
         if resume:
             # An epoch may have written its best weights and timing but not its backup yet: it was begun.
             begun = (max(done + (1 if run.backed_up_batches() else 0), run.recorded_epochs())
