@@ -296,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     earlier = [name for name in ("results.json", "results.md") if (out / name).exists()]
+    if (out / "logs").is_dir() and any((out / "logs").iterdir()):
+        earlier.append("logs/")  # replaced as a whole below: never without asking
     if earlier and not args.overwrite:
         parser.exit(2, f"benchmarks/run.py: error: {out} already holds {' and '.join(earlier)} (the default --out holds "
                     f"the committed results). Pass --overwrite to replace them, or choose another --out. "

@@ -30,6 +30,18 @@ def _positive(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
+def test_a_benchmark_run_keeps_an_output_folders_logs_without_overwrite(tmp_path):
+    """--out onto a folder whose logs/ holds files (a user's notes, an earlier run's logs): refused
+    before anything is measured; logs/ was deleted without asking."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "mine.txt").write_text("notes")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--models", "cnn", "--sections", "load",
+         "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert done.returncode == 2 and "already holds logs/" in done.stderr and "--overwrite" in done.stderr
+    assert (tmp_path / "logs" / "mine.txt").read_text() == "notes"
+
+
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="plumbing smoke test of benchmarks/run.py (no figures asserted): TensorFlow suite only")
 @pytest.mark.slow
 @pytest.mark.extended  # run before a benchmark session: a plumbing check of benchmarks/run.py, ~100 s
