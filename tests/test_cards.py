@@ -49,6 +49,21 @@ def test_a_fine_tune_names_its_base_model_and_a_subset_evaluation_its_split():
     assert ModelCard(card).data.base_model is None and "/home/me" not in card
 
 
+def test_a_fine_tunes_card_says_what_it_was_measured_on_and_how_to_load_it():
+    """A fine-tune on a picture folder is measured on that folder's validation split: its card
+    says so (not "the Fashion-MNIST test split (10,000 images)"), the Hub reads that split, and
+    its usage does not load zoo's released cnn; a --limit run states the images it was measured on."""
+    fields = {"architecture": "cnn", "tag": None, "dataset": "shoes", "label_names": ["boot", "sandal"],
+              "data": {"kind": "image_folder", "name": "shoes"}, "evaluation": {"split": "validation", "examples": 7},
+              "metrics": {"accuracy": 0.857}}
+    card = ModelCard(render_card(fields))
+    assert "validation split of 'shoes' (7 images)" in card.text and "Fashion-MNIST" not in card.text
+    assert card.data.eval_results[0].dataset_split == "validation"
+    assert "zoo.load('cnn')" not in card.text and "zoo predict cnn " not in card.text
+    limited = render_card({**FIELDS, "evaluation": {"split": "test", "examples": 256, "limit": 256}})
+    assert "Fashion-MNIST test split (256 images)" in limited and "10,000" not in limited
+
+
 def test_the_localizer_card_is_object_detection_with_both_metrics():
     fields = {"architecture": "xception_localizer", "tag": "fmnist-loc", "dataset": "fashion_mnist_localization",
               "metrics": {"accuracy": 0.9, "box_iou": 0.8, "iou_50": 0.95}, "config": {"input_shape": [72, 72, 1]}}

@@ -37,6 +37,8 @@ A `$architecture` model from the keras-zoo.
 
 ## Evaluation
 
+$evaluation
+
 $metrics_table
 
 ## Usage
@@ -154,8 +156,9 @@ def card_data(config: Mapping[str, Any], *, repo_id: str | None = None, metrics:
     scores = _model_index_metrics(dict(metrics if metrics is not None else config.get("metrics") or {}))
     evaluation = config.get("evaluation") or {}
     limit = evaluation.get("limit")
+    measured_on = evaluation.get("split") or "test"  # a fine-tune on a picture folder: its validation split
     # A --limit at least as large as the test split (examples < limit) evaluated the whole split.
-    split = f"test[:{limit}]" if limit and evaluation.get("examples", limit) >= limit else "test"
+    split = f"{measured_on}[:{limit}]" if limit and evaluation.get("examples", limit) >= limit else measured_on
     eval_results = [
         EvalResult(task_type=pipeline_tag, dataset_type=hub_dataset or str(dataset), dataset_name=dataset_name or str(dataset),
                    dataset_split=split, metric_type=key, metric_value=round(value, 4))
@@ -196,7 +199,8 @@ def render_card(
     repo_id = repo_id or config.get("hub_repo_id")
     data = card_data(config, repo_id=repo_id, metrics=metrics)
     images = sorted(p.name for p in folder.glob("*.png")) if folder else []
-    handle = f"hf://{repo_id}" if repo_id else f"{arch}.{tag}" if tag else arch
+    # Without a Hub repo or a tag (a fine-tune), the bare name would load zoo's released weights instead.
+    handle = f"hf://{repo_id}" if repo_id else f"{arch}.{tag}" if tag else "path/to/this-model-folder"
     body = string.Template(template_for(arch)).safe_substitute(
         title=f"{arch}.{tag}" if tag else arch,
         repo_id=repo_id or "",
@@ -204,12 +208,53 @@ def render_card(
         tag=tag or "",
         input_size="x".join(str(n) for n in (config.get("config") or {}).get("input_shape") or ()) or "see config.json",
         metrics_table=metrics_table(metrics),
+        evaluation=evaluation_text(config),
+        limitations=limitations_text(config),
         images="\n\n".join(f"![{Path(name).stem}]({name})" for name in images),
         labels=", ".join(config.get("label_names") or []),
         usage=_usage(handle),
         training=training or public_command(config.get("train_command") or "") or "See the keras-zoo repository.",
     )
     return f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n"
+
+
+def evaluation_text(config: Mapping[str, Any]) -> str:
+    """The card's sentence on what the metrics were measured on, from the record's ``evaluation``
+    (a fine-tune is measured on its own pictures' validation split, not on Fashion-MNIST's test).
+
+    Example:
+        >>> evaluation_text({"dataset": "fashion_mnist", "evaluation": {"split": "test", "examples": 10000}})
+        'Measured with `zoo eval` on the Fashion-MNIST test split (10,000 images), never used for training or model selection:'
+        >>> evaluation_text({"dataset": "shoes", "evaluation": {"split": "validation", "examples": 40}})
+        "Measured on the validation split of 'shoes' (40 images): held out from training, but it chose the best epoch, so it is no independent test:"
+    """
+    evaluation = config.get("evaluation") or {}
+    dataset = config.get("dataset")
+    split = evaluation.get("split") or "test"
+    examples = evaluation.get("examples")
+    count = f" ({examples:,} images)" if isinstance(examples, int) and not isinstance(examples, bool) else ""
+    if split == "test" and (dataset is None or str(dataset).startswith("fashion_mnist")):
+        return f"Measured with `zoo eval` on the Fashion-MNIST test split{count}, never used for training or model selection:"
+    name = (config.get("data") or {}).get("name") or dataset or "its own pictures"
+    return (f"Measured on the {split} split of {str(name)!r}{count}: held out from training, but it chose the best "
+            "epoch, so it is no independent test:" if split == "validation"
+            else f"Measured on the {split} split of {str(name)!r}{count}:")
+
+
+def limitations_text(config: Mapping[str, Any]) -> str:
+    """What the weights were trained on, and so what they say nothing about.
+
+    Example:
+        >>> limitations_text({"dataset": "fashion_mnist"})[:40]
+        'Trained on 28x28 grayscale Fashion-MNIST'
+    """
+    dataset = config.get("dataset")
+    if dataset is None or str(dataset).startswith("fashion_mnist"):
+        return "Trained on 28x28 grayscale Fashion-MNIST product photos only; it says nothing useful about other images."
+    name = (config.get("data") or {}).get("name") or dataset
+    labels = ", ".join(config.get("label_names") or [])
+    return (f"Trained on the pictures of {str(name)!r} only" + (f" (classes: {labels})" if labels else "")
+            + ": every picture gets one of these labels, whatever it shows.")
 
 
 def _usage(handle: str) -> str:
