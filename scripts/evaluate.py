@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of ``python scripts/evaluate.py MODEL`` (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="scripts/evaluate.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="scripts/evaluate.py", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("model", help="registered name, run/release folder, or hf://namespace/name@revision")
     parser.add_argument("--split", default="test", choices=("test", "train"), help="Fashion-MNIST split (default: test)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images of the split")
@@ -40,9 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Evaluate, print the report, exit 0 (2 on a user's mistake): ``main(["cnn", "--limit", "1000"])``."""
-    from zoo.cli import report_user_errors
+    from zoo.cli import import_keras, report_user_errors
 
     args = build_parser().parse_args(argv)
+    import_keras(args.verbose)  # the native start-up logs would come before a one-line error
     return report_user_errors("scripts/evaluate.py", lambda: _evaluate(args), verbose=args.verbose)
 
 

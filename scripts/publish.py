@@ -11,14 +11,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tools/ (not installed)
 
-from tools.release import publish  # noqa: E402
-from zoo.cli import report_user_errors  # noqa: E402
-from zoo.hub import push_target  # noqa: E402
+from zoo.cli import import_keras, report_user_errors  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     """Push a run or release folder to the Hub: ``main(["weights/cnn.fmnist", "keras-zoo/cnn.fmnist"])``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("folder", type=Path, help="run folder or weights/<arch>.<tag> release folder")
     parser.add_argument("repo_id", help="namespace/name on the Hub (or hf://namespace/name)")
     parser.add_argument("--revision", default="main", help="branch to commit to (default: main)")
@@ -29,10 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--register", metavar="ARCH.TAG", help="pin the pushed commit for this released tag")
     parser.add_argument("--verbose", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
+    import_keras(args.verbose)  # the native start-up logs would come before a one-line error
     return report_user_errors("scripts/publish.py", lambda: _publish(args), verbose=args.verbose)
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from tools.release import publish
+    from zoo.hub import push_target
+
     sha = publish(
         args.folder, args.repo_id, register=args.register, revision=args.revision, private=args.private,
         commit_message=args.message, create_pr=args.create_pr, replace_card=args.replace_card,

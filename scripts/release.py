@@ -10,14 +10,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tools/ (not installed)
 
-from zoo.catalog import write_catalog  # noqa: E402
-from zoo.cli import report_user_errors  # noqa: E402
-from tools.release import ROOT, stage_release  # noqa: E402
+from zoo.cli import import_keras, report_user_errors  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     """Stage a finished run as a release: ``main(["runs/cnn-0", "cnn.fmnist", "--overwrite"])``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("run_dir", type=Path, help="a run folder made by scripts/train.py")
     parser.add_argument("name", help="the registered arch.tag the weights are released as")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing release folder")
@@ -38,10 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.max_shard_mb is not None and args.max_shard_mb <= 0:
         parser.error(f"--max-shard-mb must be > 0. Received: {args.max_shard_mb}")
+    import_keras(args.verbose)  # the native start-up logs would come before a one-line error
     return report_user_errors("scripts/release.py", lambda: _stage(args), verbose=args.verbose)
 
 
 def _stage(args: argparse.Namespace) -> int:
+    from tools.release import ROOT, stage_release
+    from zoo.catalog import write_catalog
+
     release = stage_release(
         args.run_dir, args.name, overwrite=args.overwrite, notes=args.notes, data_dir=args.data_dir,
         storage_dtype=args.storage_dtype, allow_below_floor=args.below_floor,

@@ -292,6 +292,18 @@ def _script_main(name: str):
 
 
 @console
+def test_a_script_mistake_is_the_only_line_it_prints():
+    """scripts/ print their one-line error without TensorFlow's native start-up logs before it
+    (8 lines of absl/oneDNN logs came first), like `zoo` does."""
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "nosuchmodel"],
+                            capture_output=True, text=True, timeout=300,
+                            env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [line for line in result.stderr.splitlines() if line.startswith("scripts/evaluate.py: error: ")]
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+@console
 @pytest.mark.parametrize("script, args, piece", [
     ("evaluate", ["cnnn"], "Unknown model 'cnnn'. Did you mean 'cnn'"),
     ("evaluate", ["cnn", "--limit", "16", "--batch-size", "0"], "Received: batch_size=0"),

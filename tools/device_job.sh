@@ -12,7 +12,7 @@
 # checkout to $W/repo and starts gpu_release.py there in a new session, so it outlives the call
 # while the machine is warm. Every call then waits up to WAIT_S seconds for a staged release not
 # shipped yet and ships at most one (a float16 ResNet-34 or Xception is ~42 MB) into $OUT as
-# 15 MiB tar parts (`cat NAME.tar.part* | tar -x` in a checkout), plus status.txt and logs.tar.gz.
+# 15 MiB tar parts (`rm -rf weights/NAME && cat NAME.tar.part* | tar -x` in a checkout), plus status.txt and logs.tar.gz.
 # Make the next call at once (within 30 s) to ship the other model. The working tree that travels is
 # capped at 64 MiB: move committed releases you are not retraining (weights/<name>/, ~42 MB each)
 # out of the working tree for the call, and put them back after.

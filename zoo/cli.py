@@ -78,7 +78,13 @@ def quiet_native_logs(enabled: bool = True) -> Iterator[None]:
                 warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
-def _import_keras(verbose: bool) -> None:
+def import_keras(verbose: bool = False) -> None:
+    """Import Keras and its backend without the native start-up logs (unless ``verbose``), so a
+    command's one-line error is the only thing it prints: for ``zoo`` and ``scripts/``.
+
+    Example:
+        >>> import_keras()
+    """
     with quiet_native_logs(not verbose):
         import keras  # noqa: F401  imports the backend
 
@@ -123,7 +129,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    _import_keras(args.verbose)
+    import_keras(args.verbose)
     from zoo.api import load
     from zoo.prediction import draw_box, list_pictures, predict
     from zoo.tasks import task_of
@@ -177,7 +183,7 @@ _ONEDNN = ("TF_ENABLE_ONEDNN_OPTS", "1")
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     os.environ.setdefault(*_ONEDNN)
-    _import_keras(args.verbose)
+    import_keras(args.verbose)
     from zoo.evaluation import compare_with_record
 
     report = compare_with_record(
@@ -194,14 +200,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     os.environ.setdefault(*_ONEDNN)
     if "-h" not in args.train_args and "--help" not in args.train_args:
-        _import_keras(False)  # quiet start-up; a --backend other than this one restarts the command
+        import_keras(False)  # quiet start-up; a --backend other than this one restarts the command
     from zoo.training.cli import main as train_main
 
     return train_main(args.train_args, prog="zoo train", reexec=["-m", "zoo.cli", "train"])
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    _import_keras(args.verbose)
+    import_keras(args.verbose)
     from zoo.export import export_model
 
     options = {} if args.tolerance is None else {"tolerance": args.tolerance}
@@ -211,7 +217,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
-    _import_keras(args.verbose)
+    import_keras(args.verbose)
     from zoo.hub import HF_PREFIX, push, push_target
 
     repo = push_target(args.repo)
@@ -223,7 +229,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:
-    _import_keras(args.verbose)
+    import_keras(args.verbose)
     from zoo.hub import parse_handle, pull
 
     repo_id, revision = parse_handle(args.repo)
@@ -234,7 +240,7 @@ def _cmd_pull(args: argparse.Namespace) -> int:
 def _cmd_registry(args: argparse.Namespace) -> int:
     if not args.check and os.path.exists(args.path) and not args.overwrite:
         raise FileExistsError(f"{args.path!r} exists; pass --overwrite to regenerate it. Received: --path {args.path!r}")
-    _import_keras(args.verbose)
+    import_keras(args.verbose)
     from zoo.catalog import CatalogStaleError, check_catalog, write_catalog
 
     if not args.check:
