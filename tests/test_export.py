@@ -31,7 +31,7 @@ pytestmark = pytest.mark.pipeline
 
 from zoo import export_check, hub
 from zoo.api import create, load
-from zoo.data import LABEL_NAMES
+from zoo.data import LABEL_NAMES, find_data_dir
 from zoo.export import (
     DEFAULT_TOLERANCE,
     FORMATS,
@@ -276,12 +276,15 @@ def test_compare_pairs_outputs_by_name_else_by_position_and_flags_bad_values():
 
 
 def test_check_images_fall_back_to_seeded_random_pixels_when_the_data_does_not_fit():
-    model = create("cnn", input_shape=(32, 32, 3))
+    model = create("cnn", input_shape=(32, 40, 3))  # no square input: Fashion-MNIST is not resized for it
     x, what = export_check.check_images(model, 3)
-    assert x.shape == (3, 32, 32, 3) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 255
+    assert x.shape == (3, 32, 40, 3) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 255
     assert what == "uniform random pixels in [0, 255] (seed 0)"
     again, _ = export_check.check_images(model, 3)
     assert np.array_equal(x, again)
+    if find_data_dir() is not None:  # a square input of another size and RGB: the test images, fitted to it
+        x, what = export_check.check_images(create("cnn", input_shape=(32, 32, 3)), 3)
+        assert x.shape == (3, 32, 32, 3) and what == "Fashion-MNIST test[:3] resized to 32x32, gray repeated as RGB"
 
 
 def test_the_documented_formats_are_the_ones_tested_and_sidecars_follow_the_file_name():

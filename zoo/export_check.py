@@ -103,6 +103,10 @@ def check_images(model: keras.Model, count: int) -> tuple[np.ndarray, str]:
             what = f"Fashion-MNIST test[:{count}]"
             if task_of(model).name == "localization":
                 what += f" as {shape[0]}x{shape[1]} localization canvases (seed {LOCALIZATION_TEST_SEED})"
+            elif shape[:2] != (28, 28):
+                what += f" resized to {shape[0]}x{shape[1]}"
+            if len(shape) == 3 and shape[2] == 3:
+                what += ", gray repeated as RGB"
             return np.asarray(x, np.float32), what
     concrete = tuple(32 if dim is None else int(dim) for dim in shape)
     x = np.random.default_rng(RANDOM_SEED).uniform(0, 255, size=(count, *concrete)).astype(np.float32)
