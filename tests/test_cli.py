@@ -154,6 +154,11 @@ def test_info_is_readable_and_json_matches_the_library():
     assert text.stdout.startswith("resnet34: ")
     assert f"parameters: {zoo.info('resnet34')['parameters']:,}" in text.stdout
     assert "release floor: {'accuracy': 0.945}" in text.stdout  # nothing below it is released
+    # The Hub line says whether the weights are published (pinned) and shows the command that trained them.
+    release = zoo.registry.get_spec("resnet34").weight("fmnist").release
+    hub_line = next(line for line in text.stdout.splitlines() if line.strip().startswith("hub: "))
+    assert (f"@{release.hub_revision[:12]}" in hub_line) if release.hub_revision else ("not published yet" in hub_line)
+    assert hub_line.endswith(f"train: {release.train_command}")
     data = json.loads(run_zoo("info", "cnn.fmnist", "--json").stdout)
     expected = zoo.info("cnn.fmnist")
     assert data["parameters"] == expected["parameters"]

@@ -211,6 +211,14 @@ def format_info(name: str, entry: Mapping[str, Any]) -> str:
             lines.append(f"    targets: {weight['targets']}{floor}")
         if weight.get("label_names"):
             lines.append(f"    labels: {', '.join(weight['label_names'])}")
-        if weight.get("hub_repo_id"):
-            lines.append(f"    hub: {weight['hub_repo_id']}    train: {weight.get('train_command', '')}")
+        if release.get("hub_revision"):  # published: the pinned commit zoo.load pulls
+            hub = f"{release.get('hub_repo_id') or weight.get('hub_repo_id')}@{release['hub_revision'][:12]}"
+        elif weight.get("hub_repo_id"):
+            hub = f"{weight['hub_repo_id']} (" + ("not published yet: loads from a checkout's "
+                                                  f"{release['local_dir']}/)" if release.get("local_dir") else "planned)")
+        else:
+            hub = ""
+        command = release.get("train_command") or weight.get("train_command", "")  # what trained these weights
+        if hub or command:
+            lines.append(f"    hub: {hub or '-'}    train: {command}")
     return "\n".join(lines)
