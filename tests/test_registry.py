@@ -154,6 +154,11 @@ def test_stale_registry_json_is_detected(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "update_registry.py"), "--path", str(mine)],
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2 and "pass --overwrite" in result.stderr and mine.read_text() == '{"my": "notes"}'
+    from zoo.catalog import write_catalog
+
+    with pytest.raises(FileNotFoundError, match=r"No folder .*nowhere.* Received: path="):
+        write_catalog(tmp_path / "nowhere" / "registry.json")  # a mistyped folder is not created
+    assert not (tmp_path / "nowhere").exists()
 
 
 class _FakeEntryPoint:

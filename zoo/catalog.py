@@ -109,7 +109,10 @@ def write_catalog(path: str | os.PathLike) -> Path:
         >>> write_catalog("registry.json")                                  # doctest: +SKIP
         PosixPath('/.../zoo/registry.json')
     """
-    return atomic_write_text(Path(path).resolve(), render_catalog())
+    target = Path(path).resolve()
+    if not target.parent.is_dir():  # a mistyped folder is not created
+        raise FileNotFoundError(f"No folder {str(target.parent)!r} to write {target.name!r} into. Received: path={str(path)!r}")
+    return atomic_write_text(target, render_catalog())
 
 
 def check_catalog(path: str | os.PathLike) -> None:
