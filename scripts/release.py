@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="split the weights into shards of at most this many MiB of tensors (whole tensors "
                         "per shard) plus model.safetensors.index.json")
     parser.add_argument("--below-floor", action="store_true",
-                        help="stage weights that score below the tag's release floor: a trial staging only "
-                        "(scripts/gpu_release.py --dry-run), never one to commit")
+                        help="stage weights that score below the tag's release floor, or of a --limit run: a trial "
+                        "staging only (scripts/gpu_release.py --dry-run), never one to commit")
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR if set, "
                         "else /usr/share/datasets/fashion-mnist)")
     parser.add_argument("--verbose", action="store_true", help="show the traceback of an error")

@@ -53,15 +53,26 @@ def test_a_fine_tunes_card_says_what_it_was_measured_on_and_how_to_load_it():
     """A fine-tune on a picture folder is measured on that folder's validation split: its card
     says so (not "the Fashion-MNIST test split (10,000 images)"), the Hub reads that split, and
     its usage does not load zoo's released cnn; a --limit run states the images it was measured on."""
-    fields = {"architecture": "cnn", "tag": None, "dataset": "shoes", "label_names": ["boot", "sandal"],
+    fields = {"architecture": "cnn", "tag": None, "dataset": None, "label_names": ["boot", "sandal"],  # as finetune writes it
               "data": {"kind": "image_folder", "name": "shoes"}, "evaluation": {"split": "validation", "examples": 7},
               "metrics": {"accuracy": 0.857}}
     card = ModelCard(render_card(fields))
     assert "validation split of 'shoes' (7 images)" in card.text and "Fashion-MNIST" not in card.text
-    assert card.data.eval_results[0].dataset_split == "validation"
+    assert "Trained on the pictures of 'shoes' only (classes: boot, sandal)" in card.text
     assert "zoo.load('cnn')" not in card.text and "zoo predict cnn " not in card.text
+    named = ModelCard(render_card({**fields, "dataset": "shoes"})).data  # a record naming its dataset: the Hub reads the split
+    assert named.eval_results[0].dataset_split == "validation"
     limited = render_card({**FIELDS, "evaluation": {"split": "test", "examples": 256, "limit": 256}})
     assert "Fashion-MNIST test split (256 images)" in limited and "10,000" not in limited
+
+
+def test_an_untrained_models_card_claims_no_evaluation_or_training_data(tmp_path):
+    """zoo.push(model) of a model with no record (untrained, 3 classes): its card says nothing of a
+    Fashion-MNIST evaluation or training it never had."""
+    card = render_card({"architecture": "cnn", "config": {"num_classes": 3}})
+    assert "Fashion-MNIST" not in card and "Measured" not in card
+    assert "No training data is recorded for these weights." in card
+    assert "Measured" not in render_card({"architecture": "no_such_architecture"})
 
 
 def test_the_localizer_card_is_object_detection_with_both_metrics():

@@ -149,10 +149,15 @@ def test_release_refuses_a_run_trained_or_measured_with_limit(sandbox, monkeypat
         export_folder(model, run, metadata={"train_command": "python scripts/train.py cnn --limit 256", "seed": 3,
                                             key: {"limit": 256}})
         (run / "metrics.json").write_text(json.dumps({"accuracy": 0.95}))
-        with pytest.raises(ValueError, match=rf"used --limit.*Received: .*{key}.limit=256"):
+        with pytest.raises(ValueError, match=rf"used --limit.*Received: {key}.limit=256 \(256 of"):
             release.stage_release(run, "cnn.fmnist", slice_size=None, overwrite=True)
         assert not (sandbox / "records" / "cnn.fmnist.json").exists()
     assert release.stage_release(run, "cnn.fmnist", slice_size=None, allow_below_floor=True)
+    whole = sandbox / "run-whole"  # a --limit beyond both splits used every image: a full run
+    export_folder(model, whole, metadata={"train_command": "python scripts/train.py cnn --limit 100000", "seed": 3,
+                                          "evaluation": {"limit": 100000, "examples": 10000}, "training": {"limit": 100000}})
+    (whole / "metrics.json").write_text(json.dumps({"accuracy": 0.95}))
+    assert release.stage_release(whole, "cnn.fmnist", slice_size=None, overwrite=True).metrics == {"accuracy": 0.95}
 
 
 def test_unreleased_tag_says_so(unreleased):

@@ -116,14 +116,14 @@ def stage_release(
             f"Received: name={name!r}"
         )
     _check_finished(run_dir)
-    limits = {key: (config.get(key) or {}).get("limit") for key in ("evaluation", "training")}
-    if not allow_below_floor and any(value is not None for value in limits.values()):
+    short = _short_splits(config)
+    if short and not allow_below_floor:
         # The floor and the card's "test split (10,000 images)" are about the whole split and a full run.
         raise ValueError(
             f"The run in {str(run_dir)!r} used --limit (trained or measured on the first images only): a release "
             "is trained on the whole training split and measured on the whole test split. Train again without "
             "--limit, or stage a trial with allow_below_floor=True (--below-floor), never committed. "
-            f"Received: evaluation.limit={limits['evaluation']}, training.limit={limits['training']}"
+            f"Received: {', '.join(short)}"
         )
     target = ROOT / "weights" / name
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -230,6 +230,26 @@ def _add_notes_to_card(card: Path, notes: str) -> None:
     """Append the release's ``notes`` to its model card (when the run wrote one) as a last section."""
     if card.exists():
         atomic.atomic_write_text(card, card.read_text().rstrip("\n") + f"\n\n## Release notes\n\n{notes.strip()}\n")
+
+
+def _short_splits(config: dict[str, Any]) -> list[str]:
+    """``"key=value"`` for each Fashion-MNIST split a run's record says it used only in part
+    (``--limit`` below the split's size); empty for a full run (or a limit beyond the split).
+
+    Example:
+        >>> _short_splits({"evaluation": {"limit": 256, "examples": 256}, "training": {"limit": 256}})
+        ['evaluation.limit=256 (256 of 10000 test images)', 'training.limit=256 (256 of 60000 train images)']
+        >>> _short_splits({"evaluation": {"limit": 100000, "examples": 10000}, "training": {"limit": None}})
+        []
+    """
+    from zoo.data.fashion_mnist import SPLIT_SIZES
+
+    short = []
+    for key, split in (("evaluation", "test"), ("training", "train")):
+        limit = (config.get(key) or {}).get("limit")
+        if limit is not None and limit < SPLIT_SIZES[split]:
+            short.append(f"{key}.limit={limit} ({limit} of {SPLIT_SIZES[split]} {split} images)")
+    return short
 
 
 def check_release_floor(name: str, metrics: dict[str, float], floor: dict[str, float]) -> None:

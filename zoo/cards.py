@@ -2,7 +2,8 @@
 
 Templates use ``string.Template`` placeholders: ``$title``, ``$repo_id``, ``$architecture``,
 ``$tag``, ``$input_size`` (``HxWxC``), ``$metrics_table``, ``$images``, ``$labels``, ``$usage``,
-``$training``. The YAML
+``$training``, ``$evaluation`` (what the metrics were measured on) and ``$limitations`` (what the
+weights were trained on), both from the record. The YAML
 front matter is Hub-native, generated with ``huggingface_hub.ModelCardData``: ``library_name:
 keras-zoo``, ``tags`` (keras, the task, the dataset), ``datasets`` (Hub dataset ids),
 ``pipeline_tag``, a ``model-index`` with the measured metrics (``EvalResult``), ``base_model`` for
@@ -218,24 +219,37 @@ def render_card(
     return f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n"
 
 
+def _folder_name(config: Mapping[str, Any]) -> str | None:
+    """The picture folder a fine-tune trained on (``data.name``), ``None`` for other records."""
+    data = config.get("data") or {}
+    return (data.get("name") or "its own pictures") if data.get("kind") == "image_folder" else None
+
+
 def evaluation_text(config: Mapping[str, Any]) -> str:
     """The card's sentence on what the metrics were measured on, from the record's ``evaluation``
-    (a fine-tune is measured on its own pictures' validation split, not on Fashion-MNIST's test).
+    (a fine-tune is measured on its own pictures' validation split, not on Fashion-MNIST's test);
+    empty for a record without an evaluation (an untrained model pushed as it is).
 
     Example:
         >>> evaluation_text({"dataset": "fashion_mnist", "evaluation": {"split": "test", "examples": 10000}})
         'Measured with `zoo eval` on the Fashion-MNIST test split (10,000 images), never used for training or model selection:'
-        >>> evaluation_text({"dataset": "shoes", "evaluation": {"split": "validation", "examples": 40}})
+        >>> evaluation_text({"dataset": None, "data": {"kind": "image_folder", "name": "shoes"},
+        ...                  "evaluation": {"split": "validation", "examples": 40}})
         "Measured on the validation split of 'shoes' (40 images): held out from training, but it chose the best epoch, so it is no independent test:"
+        >>> evaluation_text({"architecture": "cnn"})
+        ''
     """
-    evaluation = config.get("evaluation") or {}
-    dataset = config.get("dataset")
+    evaluation = config.get("evaluation")
+    if not evaluation:
+        return ""
     split = evaluation.get("split") or "test"
     examples = evaluation.get("examples")
     count = f" ({examples:,} images)" if isinstance(examples, int) and not isinstance(examples, bool) else ""
-    if split == "test" and (dataset is None or str(dataset).startswith("fashion_mnist")):
+    folder = _folder_name(config)
+    dataset = config.get("dataset")
+    if folder is None and split == "test" and (dataset is None or str(dataset).startswith("fashion_mnist")):
         return f"Measured with `zoo eval` on the Fashion-MNIST test split{count}, never used for training or model selection:"
-    name = (config.get("data") or {}).get("name") or dataset or "its own pictures"
+    name = folder or dataset or "its own pictures"
     return (f"Measured on the {split} split of {str(name)!r}{count}: held out from training, but it chose the best "
             "epoch, so it is no independent test:" if split == "validation"
             else f"Measured on the {split} split of {str(name)!r}{count}:")
@@ -247,14 +261,20 @@ def limitations_text(config: Mapping[str, Any]) -> str:
     Example:
         >>> limitations_text({"dataset": "fashion_mnist"})[:40]
         'Trained on 28x28 grayscale Fashion-MNIST'
+        >>> limitations_text({"architecture": "cnn"})
+        'No training data is recorded for these weights.'
     """
+    folder = _folder_name(config)
     dataset = config.get("dataset")
-    if dataset is None or str(dataset).startswith("fashion_mnist"):
+    if folder is not None:
+        labels = ", ".join(config.get("label_names") or [])
+        return (f"Trained on the pictures of {folder!r} only" + (f" (classes: {labels})" if labels else "")
+                + ": every picture gets one of these labels, whatever it shows.")
+    if dataset is not None and str(dataset).startswith("fashion_mnist"):
         return "Trained on 28x28 grayscale Fashion-MNIST product photos only; it says nothing useful about other images."
-    name = (config.get("data") or {}).get("name") or dataset
-    labels = ", ".join(config.get("label_names") or [])
-    return (f"Trained on the pictures of {str(name)!r} only" + (f" (classes: {labels})" if labels else "")
-            + ": every picture gets one of these labels, whatever it shows.")
+    if dataset is not None:
+        return f"Trained on {str(dataset)!r} only; it says nothing useful about other images."
+    return "No training data is recorded for these weights."
 
 
 def _usage(handle: str) -> str:
