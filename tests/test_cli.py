@@ -308,6 +308,18 @@ def test_a_script_mistake_is_the_only_line_it_prints():
     assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
+@pytest.mark.parametrize("script, args", [
+    ("evaluate", ["cnn", "--lim", "16"]),
+    ("release", ["runs/x", "cnn.fmnist", "--over"]),
+    ("publish", ["runs/x", "me/model", "--reg", "cnn.fmnist"]),
+])
+def test_scripts_take_flags_by_their_full_names_only(capsys, script, args):
+    """An abbreviation (argparse's default) is refused, as by scripts/train.py: `--over` is not `--overwrite`."""
+    with pytest.raises(SystemExit) as stopped:
+        _script_main(script)(args)
+    assert stopped.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+
+
 @console
 @pytest.mark.parametrize("script, args, piece", [
     ("evaluate", ["cnnn"], "Unknown model 'cnnn'. Did you mean 'cnn'"),
