@@ -219,6 +219,10 @@ def render_card(
     return f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n"
 
 
+def _is_fashion_mnist(dataset: Any) -> bool:
+    return dataset is not None and str(dataset).startswith("fashion_mnist")
+
+
 def _folder_name(config: Mapping[str, Any]) -> str | None:
     """The picture folder a fine-tune trained on (``data.name``), ``None`` for other records."""
     data = config.get("data") or {}
@@ -247,7 +251,7 @@ def evaluation_text(config: Mapping[str, Any]) -> str:
     count = f" ({examples:,} images)" if isinstance(examples, int) and not isinstance(examples, bool) else ""
     folder = _folder_name(config)
     dataset = config.get("dataset")
-    if folder is None and split == "test" and (dataset is None or str(dataset).startswith("fashion_mnist")):
+    if folder is None and split == "test" and (dataset is None or _is_fashion_mnist(dataset)):
         return f"Measured with `zoo eval` on the Fashion-MNIST test split{count}, never used for training or model selection:"
     name = folder or dataset or "its own pictures"
     return (f"Measured on the {split} split of {str(name)!r}{count}: held out from training, but it chose the best "
@@ -270,7 +274,7 @@ def limitations_text(config: Mapping[str, Any]) -> str:
         labels = ", ".join(config.get("label_names") or [])
         return (f"Trained on the pictures of {folder!r} only" + (f" (classes: {labels})" if labels else "")
                 + ": every picture gets one of these labels, whatever it shows.")
-    if dataset is not None and str(dataset).startswith("fashion_mnist"):
+    if _is_fashion_mnist(dataset):
         return "Trained on 28x28 grayscale Fashion-MNIST product photos only; it says nothing useful about other images."
     if dataset is not None:
         return f"Trained on {str(dataset)!r} only; it says nothing useful about other images."

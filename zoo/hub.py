@@ -832,8 +832,8 @@ def push(
             keep_card = CARD_NAME in on_hub and not replace_card
             # A card written anew over an earlier one drops that card's figures when this push has
             # none of that name; pictures of any other name (a user's own) stay.
-            stale_figures = [name for name in PLOT_NAMES if CARD_NAME in on_hub and replace_card
-                             and name in on_hub and not (staging / name).exists()]
+            replaces_card = CARD_NAME in on_hub and replace_card
+            stale_figures = [name for name in PLOT_NAMES if name in on_hub and not (staging / name).exists()] if replaces_card else []
             info = api.upload_folder(
                 repo_id=repo_id,
                 folder_path=staging,

@@ -211,13 +211,13 @@ def format_info(name: str, entry: Mapping[str, Any]) -> str:
             lines.append(f"    targets: {weight['targets']}{floor}")
         if weight.get("label_names"):
             lines.append(f"    labels: {', '.join(weight['label_names'])}")
+        repo = weight.get("hub_repo_id")
         if release.get("hub_revision"):  # published: the pinned commit zoo.load pulls
-            hub = f"{release.get('hub_repo_id') or weight.get('hub_repo_id')}@{release['hub_revision'][:12]}"
-        elif weight.get("hub_repo_id"):
-            hub = f"{weight['hub_repo_id']} (" + ("not published yet: loads from a checkout's "
-                                                  f"{release['local_dir']}/)" if release.get("local_dir") else "planned)")
+            hub = f"{release.get('hub_repo_id') or repo}@{release['hub_revision'][:12]}"
+        elif repo and release.get("local_dir"):
+            hub = f"{repo} (not published yet: loads from a checkout's {release['local_dir']}/)"
         else:
-            hub = ""
+            hub = f"{repo} (planned)" if repo else ""
         command = release.get("train_command") or weight.get("train_command", "")  # what trained these weights
         if hub or command:
             lines.append(f"    hub: {hub or '-'}    train: {command}")

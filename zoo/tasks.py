@@ -78,12 +78,15 @@ def _image_input(input_shape: Sequence[int | None], task: str) -> tuple[int | No
     0 for an input without a channel axis (``keras.Input((28, 28))``, Keras' own tutorial)."""
     shape = tuple(input_shape)
     if len(shape) == 2:
-        return (*shape, 0)  # type: ignore[return-value]
-    if len(shape) != 3 or shape[2] not in (1, 3, None):
+        shape = (*shape, 0)
+    if len(shape) != 3 or shape[2] not in (0, 1, 3, None):
         raise ValueError(
             f"A {task} model is evaluated on Fashion-MNIST pictures: its input must be (height, width), or "
-            f"(height, width, 1 or 3). Received: input_shape={shape}"
+            f"(height, width, 1 or 3). Received: input_shape={tuple(input_shape)}"
         )
+    if (shape[0] is None) != (shape[1] is None):
+        raise ValueError(f"An input of fixed height and free width (or the reverse) cannot be fed Fashion-MNIST "
+                         f"images. Received: input_shape={tuple(input_shape)}")
     return shape  # type: ignore[return-value]
 
 
@@ -158,16 +161,13 @@ class ClassificationTask(Task):
 
     def evaluation_data(self, x, y, input_shape):
         height, width, channels = _image_input(input_shape, self.name)
-        if height is not None and width is not None and (height, width) != tuple(np.shape(x)[1:3]):
+        if height is not None and (height, width) != tuple(np.shape(x)[1:3]):
             if height != width:
                 raise ValueError(
                     f"Fashion-MNIST images are square: they are resized for a model of a square input only. "
                     f"Received: input_shape={tuple(input_shape)}"
                 )
             x = resize_batch(x, height)  # the resampling of progressive-resizing training
-        elif (height is None) != (width is None):
-            raise ValueError(f"An input of fixed height and free width (or the reverse) cannot be fed Fashion-MNIST "
-                             f"images. Received: input_shape={tuple(input_shape)}")
         return _as_channels(x, channels), y
 
     def metrics_from_predictions(self, y, outputs):
