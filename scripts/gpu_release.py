@@ -31,7 +31,9 @@ comparable in expectation, not image for image.
 A training run still going when ``--budget-s`` runs out is stopped and reported; its run folder
 keeps the finished epochs, and ``--resume`` on the same (still warm) machine continues it.
 ``--dry-run`` checks the plumbing on a CPU: one epoch on 256 images, in a scratch copy of the
-repository so the checkout's ``weights/`` and records are never touched. Without ``--dry-run``, a
+repository so the checkout's ``weights/`` and records are never touched; the copy (with its runs, a
+few hundred MB) is deleted at the end unless ``--keep-scratch`` (tools/device_job.sh ships from it).
+Without ``--dry-run``, a
 release already staged in the checkout (e.g. a CPU release of the same tag) is replaced only
 with ``--overwrite``; on the lent machine, whose checkout is a disposable copy, pass it.
 """
@@ -62,11 +64,11 @@ COMPARED_FIELDS = ("monitor", "val_size")
 RECIPE_LABEL = "recipe"
 
 
-def _scratch_copy() -> Path:
-    """A copy of the checkout without .git, build outputs and runs (for --dry-run)."""
+def _scratch_copy(source: Path = ROOT) -> Path:
+    """A copy of the checkout without .git, build outputs and runs (for --dry-run), in a new temporary folder."""
     target = Path(tempfile.mkdtemp(prefix="zoo-gpu-release-")) / "repo"
     ignore = shutil.ignore_patterns(".git", "build", "runs", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis")
-    shutil.copytree(ROOT, target, ignore=ignore)
+    shutil.copytree(source, target, ignore=ignore)
     return target
 
 
@@ -255,12 +257,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the runs of an earlier call on this machine")
     parser.add_argument("--device-note", default="one NVIDIA H200", help="where it ran, for the release notes")
     parser.add_argument("--dry-run", action="store_true", help="one epoch on 256 images in a scratch copy (CPU check)")
+    parser.add_argument("--keep-scratch", action="store_true",
+                        help="with --dry-run: keep the scratch copy (deleted at the end by default) and print where it is")
     parser.add_argument("--variant", action="append", default=[], metavar="ARCH:LABEL=FLAGS",
                         help="one more training run of ARCH with these scripts/train.py flags, beside the recipe run "
                         "(repeatable); the release is each ARCH's run with the best validation figure")
     parser.add_argument("--overwrite", action="store_true", help="replace releases already staged in this checkout "
                         "(weights/<arch>.<tag>/, e.g. a CPU release the GPU run upgrades); without it they are refused")
     args = parser.parse_args(argv)
+    if args.keep_scratch and not args.dry_run:
+        parser.error("--keep-scratch only applies to --dry-run (a real run stages into the checkout itself).")
     archs = [a.strip() for a in args.models.split(",") if a.strip()]
     unknown = sorted(set(archs) - set(RELEASES))
     if unknown or not archs:
@@ -289,11 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"wheels": install_wheels(args.wheels)}
     root = _scratch_copy() if args.dry_run else ROOT
     summary["root"] = "a scratch copy of the checkout" if args.dry_run else "the checkout"  # no machine path recorded
-    summary["training"] = train_all(root, runs, args, logs)
-    chosen = choose_runs(summary["training"])
-    summary["releases"] = [stage(root, arch, chosen[arch]["run"], args, logs, choice_note(summary["training"], arch))
-                           for arch in archs if arch in chosen]
-    collect(root, archs, [run_folder(arch, label) for arch, label, _ in runs], out)
+    try:
+        summary["training"] = train_all(root, runs, args, logs)
+        chosen = choose_runs(summary["training"])
+        summary["releases"] = [stage(root, arch, chosen[arch]["run"], args, logs, choice_note(summary["training"], arch))
+                               for arch in archs if arch in chosen]
+        collect(root, archs, [run_folder(arch, label) for arch, label, _ in runs], out)
+    finally:
+        if args.dry_run and not args.keep_scratch:
+            shutil.rmtree(root.parent, ignore_errors=True)  # the temporary folder _scratch_copy made
+        elif args.dry_run:
+            print(f"The dry run's scratch copy is kept in {root}")
     sys.path.insert(0, str(ROOT))  # zoo's atomic writer (stdlib only; zoo need not be installed here)
     from zoo.atomic import atomic_write_text
 

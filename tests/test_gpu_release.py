@@ -62,6 +62,41 @@ def test_an_out_folder_with_earlier_results_is_refused(tmp_path, capsys):
     assert (out / "gpu_release.json").read_text() == "{}" and sorted(p.name for p in out.iterdir()) == ["gpu_release.json", "logs"]
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_the_dry_runs_scratch_copy_is_deleted_unless_kept(tmp_path, monkeypatch, capsys, keep):
+    script = _script()
+    source = tmp_path / "checkout"  # a small stand-in for the checkout the scratch copy copies
+    (source / "zoo").mkdir(parents=True)
+    (source / "zoo" / "x.py").write_text("x = 1")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(script.tempfile, "tempdir", str(temp))
+    real_copy = script._scratch_copy
+    monkeypatch.setattr(script, "_scratch_copy", lambda: real_copy(source))
+    seen = []
+
+    def fake_train_all(root, runs, args, logs):  # the scratch copy exists while the runs train
+        seen.append((root / "zoo" / "x.py").read_text())
+        raise RuntimeError("training failed")
+
+    monkeypatch.setattr(script, "train_all", fake_train_all)
+    argv = ["--dry-run", "--models", "resnet34", "--out", str(tmp_path / "out")] + (["--keep-scratch"] if keep else [])
+    with pytest.raises(RuntimeError, match="training failed"):  # deleted even when a step fails
+        script.main(argv)
+    assert seen == ["x = 1"]
+    kept = list(temp.glob("zoo-gpu-release-*/repo"))
+    assert len(kept) == (1 if keep else 0)
+    assert ("scratch copy is kept in" in capsys.readouterr().out) == keep
+    assert (source / "zoo" / "x.py").exists()  # the checkout itself is never touched
+
+
+def test_keep_scratch_without_a_dry_run_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _script().main(["--keep-scratch", "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2 and "--keep-scratch only applies to --dry-run" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_resume_keeps_runs_finished_in_an_earlier_call(tmp_path):
     import argparse
 

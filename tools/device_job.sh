@@ -39,7 +39,7 @@ alive() { [ -f "$W/pid" ] && kill -0 "$(cat "$W/pid")" 2>/dev/null; }
 
 launch() {  # gpu_release.py in a new session (it outlives the call); exec: no shell keeps the call's stdout open
   (cd "$REPO" && exec setsid nohup $PY scripts/gpu_release.py --out "$W/out" \
-     --data-dir "$W/fashion-mnist" --overwrite --budget-s "${BUDGET_S:-480}" "$@") >> "$W/gpu_release.log" 2>&1 < /dev/null &
+     --data-dir "$W/fashion-mnist" --overwrite --budget-s "${BUDGET_S:-480}" ${SIM:+--keep-scratch} "$@") >> "$W/gpu_release.log" 2>&1 < /dev/null &
   echo $! > "$W/pid"
   log "started gpu_release.py $*"
 }
@@ -60,7 +60,7 @@ elif ! alive && { [ ! -f "$W/out/gpu_release.json" ] || [ "${RESUME:-}" = 1 ]; }
   launch --resume "$@"
 fi
 
-staged_root() {  # the checkout gpu_release.py stages into (--dry-run: its newest scratch copy)
+staged_root() {  # the checkout gpu_release.py stages into (--dry-run: its newest scratch copy, kept by --keep-scratch)
   if [ -n "$SIM" ]; then ls -td "${TMPDIR:-/tmp}"/zoo-gpu-release-*/repo 2>/dev/null | head -1; else echo "$REPO"; fi
 }
 
