@@ -31,6 +31,8 @@ def test_front_matter_is_what_the_hub_reads():
     assert (result.metric_type, result.metric_value) == ("accuracy", 0.9397)
     assert data.model_name == "keras-zoo/cnn.fmnist"
     assert 'zoo.load(\'hf://keras-zoo/cnn.fmnist\')' in card.text
+    assert "pip install keras-zoo" not in card.text  # not on PyPI: the usage installs from a checkout
+    assert 'pip install -e ".[tensorflow]"' in card.text
     assert "/home/me" not in card.content and "/data" not in card.content
     assert data.base_model is None
 

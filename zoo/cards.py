@@ -283,7 +283,8 @@ def limitations_text(config: Mapping[str, Any]) -> str:
 
 def _usage(handle: str) -> str:
     return (
-        "```bash\npip install keras-zoo\n"
+        "```bash\n# keras-zoo is not on PyPI yet: install it from a checkout of its source\n"
+        "pip install -e \".[tensorflow]\"\n"
         f"zoo predict {handle} my_picture.jpg --top-k 3\n```\n\n"
         f"```python\nimport zoo\n\nmodel = zoo.load({handle!r})\n"
         f"predictions = zoo.predict(model, [\"my_picture.jpg\"], top_k=3)\n```"
