@@ -193,6 +193,29 @@ def test_an_untrained_model_predicts_with_placeholder_names():
     assert prediction.label_names == ("class_0", "class_1", "class_2")
 
 
+@pytest.mark.parametrize("outputs", ["list", "dict"])
+def test_outputs_that_are_no_class_scores_are_refused_clearly(outputs):
+    """A Keras model of the user's with two outputs (a list, or a dict without 'class') got an
+    AttributeError or a KeyError from inside predict; a (batch,) output was read as classes."""
+    import keras
+
+    inputs = keras.Input((28, 28, 1))
+    flat = keras.layers.Flatten()(inputs)
+    heads = [keras.layers.Dense(3)(flat), keras.layers.Dense(4)(flat)]
+    model = keras.Model(inputs, heads if outputs == "list" else {"logits": heads[0], "aux": heads[1]})
+    shown = r"\[\(1, 3\), \(1, 4\)\]" if outputs == "list" else r"\{'aux': \(1, 4\), 'logits': \(1, 3\)\}"
+    with pytest.warns(UserWarning, match="carries no record"), pytest.raises(
+            ValueError, match=r"cannot read as class scores\. Accepted: one output of shape \(batch, classes\).*"
+            r"Received: outputs of shape " + shown):
+        zoo.predict(model, np.zeros((28, 28), np.uint8))
+    flat_output = keras.Model(inputs, keras.layers.Reshape(())(keras.layers.Dense(1)(flat)))
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"Received: outputs of shape \(1,\)"):
+        zoo.predict(flat_output, np.zeros((28, 28), np.uint8))
+    one = keras.Model(inputs, [heads[0]])  # a one-item list is the one output
+    with pytest.warns(UserWarning):
+        assert len(zoo.predict(one, np.zeros((28, 28), np.uint8), top_k=3)[0].top_k) == 3
+
+
 def test_a_folder_stands_for_its_pictures():
     """``zoo.predict(model, "my_pictures/")`` (and ``zoo predict cnn my_pictures/``): every PNG/JPEG in it."""
     model = zoo.load("cnn")

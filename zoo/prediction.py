@@ -145,6 +145,23 @@ def _box_in_original(box: np.ndarray, detail: Preprocessed) -> tuple[float, floa
     return clip(x0, original_w), clip(y0, original_h), clip(x1, original_w), clip(y1, original_h)
 
 
+def _class_and_boxes(model: keras.Model, outputs: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """The class scores (and boxes, for a localizer) among a model's outputs; anything else is refused."""
+    if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+        outputs = outputs[0]
+    if isinstance(outputs, dict) and "class" in outputs:
+        return outputs["class"], outputs.get("box")
+    if isinstance(outputs, np.ndarray) and outputs.ndim == 2:
+        return outputs, None
+    shown = ({key: np.shape(value) for key, value in outputs.items()} if isinstance(outputs, dict)
+             else [np.shape(value) for value in outputs] if isinstance(outputs, (list, tuple)) else np.shape(outputs))
+    raise ValueError(
+        f"Model {model.name!r} gives outputs zoo cannot read as class scores. Accepted: one output of shape "
+        "(batch, classes), or a dict with a 'class' output (and a 'box' output for a localizer). "
+        f"Received: outputs of shape {shown}"
+    )
+
+
 def predict(
     model: str | os.PathLike | keras.Model,
     images: Sequence[Any] | Any,
@@ -174,8 +191,7 @@ def predict(
     batch, details = prepare_batch(model, images)
     outputs = model.predict(batch, batch_size=batch_size, verbose=verbose)
     outputs = keras.tree.map_structure(np.asarray, outputs)
-    probs = outputs["class"] if isinstance(outputs, dict) else outputs
-    boxes = outputs.get("box") if isinstance(outputs, dict) else None
+    probs, boxes = _class_and_boxes(model, outputs)
     names = _label_names(model, probs.shape[-1])
     sources = images
     results = []
