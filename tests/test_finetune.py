@@ -187,6 +187,18 @@ def test_a_run_from_a_local_folder_records_its_name_not_its_path(pictures, tmp_p
     assert "--data pictures --init-from cnn.fmnist" in metadata["train_command"]
 
 
+@pipeline
+def test_a_fine_tune_into_the_folder_of_its_initial_weights_is_refused(pictures, tmp_path):
+    import shutil
+
+    mine = tmp_path / "mine"
+    shutil.copytree(RELEASED_CNN, mine)
+    before = {p.name: p.read_bytes() for p in mine.iterdir()}
+    with pytest.raises(ValueError, match=r"lie in the run's output folder.*Received: init_from="):
+        finetune("cnn", data=pictures, init_from=mine, output_dir=mine, overwrite=True, epochs=1, verbose=0)
+    assert {p.name: p.read_bytes() for p in mine.iterdir()} == before
+
+
 class _Stop(Exception):
     pass
 

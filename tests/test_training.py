@@ -500,6 +500,23 @@ def test_initial_weights_of_another_model_are_refused_before_the_run_folder_exis
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_into_the_folder_of_its_initial_weights_is_refused_before_anything_is_deleted(cnn_run, tmp_path):
+    """``--init-from runs/cnn-0 --output runs/cnn-0 --overwrite`` deleted the weights it was to start
+    from, then failed with a FileNotFoundError: the earlier run was lost."""
+    import shutil
+
+    mine = tmp_path / "cnn-0"
+    shutil.copytree(cnn_run, mine)
+    before = {p.name: p.read_bytes() for p in mine.iterdir() if p.is_file()}
+    for init_from in (mine, mine / "model.safetensors"):
+        with pytest.raises(ValueError, match=r"lie in the run's output folder.*Choose another output folder.*"
+                           r"Received: init_from="):
+            tiny_train("cnn", mine, init_from=init_from, overwrite=True)
+    with pytest.raises(ValueError, match="lie in the run's output folder"):
+        tiny_train("cnn", tmp_path, init_from=mine, overwrite=True)  # a folder above them too
+    assert {p.name: p.read_bytes() for p in mine.iterdir() if p.is_file()} == before
+
+
 def test_a_run_from_initial_weights_resumes_from_its_backup_not_from_them(cnn_run, tmp_path, monkeypatch):
     """After a kill, the backup's state replaces the initial weights: the resumed run ends where an
     uninterrupted one does. Resuming without --init-from (other settings) is refused. The card names

@@ -59,7 +59,7 @@ from zoo.training.callbacks import BestWeights, EpochTimer, LogLearningRate, Res
 from zoo.training.data import make_targets
 from zoo.training.distribute import check_parallel_split, data_parallel, device_count
 from zoo.training.fit import compile_model, train_command
-from zoo.training.initial_weights import check_architecture, initial_weights, recorded_handle
+from zoo.training.initial_weights import check_architecture, check_outside_output, initial_weights, recorded_handle
 from zoo.training.report import summary_line, trained_on, trained_on_sessions
 from zoo.training.run_dir import RunDir
 from zoo.training.run_setup import (
@@ -174,6 +174,8 @@ def prepare_finetune(
     resolved = resolve(init_from) if init_from is not None else None
     if resolved is not None:
         check_architecture(name, resolved, init_from)
+        if resolved.weights is not None:
+            check_outside_output(resolved.weights, output_dir, init_from)
     init_metadata = dict(resolved.metadata) if resolved is not None else {}
     polarity_flag = None if polarity == AUTO else (polarity or "none")
     if polarity == AUTO:

@@ -37,7 +37,7 @@ from zoo.training.callbacks import (
 )
 from zoo.training.data import TrainingData, load_training_data, validation_size
 from zoo.training.distribute import check_parallel_split, data_parallel, device_count
-from zoo.training.initial_weights import InitialWeights, check_same_model, initial_weights
+from zoo.training.initial_weights import InitialWeights, check_outside_output, check_same_model, initial_weights
 from zoo.training.recipes import Recipe, get_recipe
 from zoo.training.report import summary_line, trained_on, trained_on_sessions
 from zoo.training.run_dir import RunDir
@@ -360,6 +360,7 @@ def prepare_run(
         resolved = resolve(init_from)
         start = initial_weights(name, init_from, resolved)
         check_same_model(model_config, resolved, init_from)
+        check_outside_output(start.path, output_dir, init_from)
     # The recorded command leaves out --output and --data-dir: paths of this machine.
     command = command or train_command(
         name, backend=keras.backend.backend(), init_from=start and start.record["base_model"], epochs=epochs, batch_size=batch_size, lr=lr, limit=limit,

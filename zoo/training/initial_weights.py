@@ -28,8 +28,8 @@ from zoo.hub import HF_PREFIX, parse_handle
 from zoo.registry import get_spec, split_name
 from zoo.weights import INDEX_NAME, weight_files
 
-__all__ = ["InitialWeights", "base_model_record", "check_architecture", "check_same_model", "initial_weights",
-           "recorded_handle"]
+__all__ = ["InitialWeights", "base_model_record", "check_architecture", "check_outside_output", "check_same_model",
+           "initial_weights", "recorded_handle"]
 
 # Builder arguments that do not change which weights a model has, or their shapes.
 _SHAPE_FREE_ARGUMENTS = frozenset({"dtype"})
@@ -137,6 +137,28 @@ def _weight_files(path: Path) -> list[Path]:
     """The files :func:`zoo.weights.load_weights` reads at ``path``: the weights file or shards, and any index."""
     index = path / INDEX_NAME if path.is_dir() else None
     return sorted([*weight_files(path), *([index] if index is not None and index.is_file() else [])])
+
+
+def check_outside_output(weights: str | os.PathLike, output_dir: str | os.PathLike, init_from: str | os.PathLike) -> None:
+    """Refuse a run whose output folder holds the weights it starts from (``weights``: a file or a zoo folder):
+    ``--overwrite`` would delete them before they are read, and the run's end would replace them.
+
+    Example:
+        >>> check_outside_output("runs/cnn-0/model.safetensors", "runs/cnn-1", "runs/cnn-0")
+        >>> check_outside_output("runs/cnn-0/model.safetensors", "runs/cnn-0", "runs/cnn-0")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: The weights to start from ('runs/cnn-0') lie in the run's output folder 'runs/cnn-0': ...
+    """
+    source = Path(weights).expanduser().resolve()
+    folder = source if source.is_dir() else source.parent
+    output = Path(output_dir).expanduser().resolve()
+    if folder == output or output in folder.parents:
+        raise ValueError(
+            f"The weights to start from ({str(init_from)!r}) lie in the run's output folder {str(output_dir)!r}: "
+            "training there would delete (--overwrite) or replace them. Choose another output folder (--output). "
+            f"Received: init_from={str(init_from)!r}, output_dir={str(output_dir)!r}"
+        )
 
 
 def initial_weights(name: str, init_from: str | os.PathLike, resolved: Resolved) -> InitialWeights:
