@@ -411,6 +411,32 @@ def test_a_missing_data_folder_is_refused_before_the_run_folder_exists(tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+def test_a_failed_download_or_a_limit_with_nothing_to_train_is_refused_before_the_run_folder_exists(
+        tmp_path, monkeypatch, capsys):
+    """No IDX folder and no network: the Keras download failed inside the run (its folder left as an
+    unfinished run); `--limit 1`: "`val_size` must be in [1, 0]", a setting the user never gave."""
+    from zoo.data import fashion_mnist
+    from zoo.training.cli import main
+
+    with pytest.raises(ValueError, match=r"`limit` keeps 1 training image\(s\).*Accepted: limit >= 2\. Received: limit=1"):
+        train("cnn", output_dir=tmp_path / "run", epochs=1, limit=1, verbose=0)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit) as stopped:
+        main(["cnn", "--limit", "1", "--output", str(tmp_path / "run"), "--epochs", "1"])
+    assert stopped.value.code == 2 and "Received: limit=1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+    def offline(split):
+        raise OSError("URL fetch failure: no network")
+
+    monkeypatch.delenv(fashion_mnist.ENV_VAR, raising=False)
+    monkeypatch.setattr(fashion_mnist, "find_data_dir", lambda data_dir=None: None)
+    monkeypatch.setattr(fashion_mnist, "_load_from_keras", offline)
+    with pytest.raises(FileNotFoundError, match="Fashion-MNIST could not be found.*no network"):
+        train("cnn", output_dir=tmp_path / "run", epochs=1, limit=64, verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_backup_whose_state_does_not_fit_the_model_is_refused_on_resume(tmp_path):
     from zoo.training.callbacks import ResumableBackup
 

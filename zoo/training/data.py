@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from zoo.data import ArrayDataset, FreshCanvases, load_fashion_mnist, make_localization_set, train_val_split
+from zoo.data.fashion_mnist import SPLIT_SIZES, check_limit
 from zoo.tasks import LOCALIZATION_TEST_SEED
 from zoo.training.recipes import Recipe
 
-__all__ = ["TrainingData", "load_training_data", "make_targets", "validation_size"]
+__all__ = ["TrainingData", "check_limit_leaves_training", "load_training_data", "make_targets", "validation_size"]
 
 NUM_CLASSES = 10
 
@@ -67,6 +68,28 @@ def validation_size(recipe: Recipe, num_train: int) -> int:
         (25, 5000)
     """
     return max(1, min(recipe.val_size, num_train // 10))
+
+
+def check_limit_leaves_training(recipe: Recipe, limit: int | None) -> None:
+    """Refuse a ``limit`` that leaves no training image once the validation images are taken from it.
+
+    Example:
+        >>> from zoo.training import get_recipe
+        >>> check_limit_leaves_training(get_recipe("cnn"), 2)
+        >>> check_limit_leaves_training(get_recipe("cnn"), 1)
+        Traceback (most recent call last):
+        ...
+        ValueError: `limit` keeps 1 training image(s), all taken by the validation split (1). Accepted: limit >= 2. Received: limit=1
+    """
+    check_limit(limit)
+    if limit is None:
+        return
+    images = min(int(limit), SPLIT_SIZES["train"])
+    if images - validation_size(recipe, images) < 1:
+        raise ValueError(
+            f"`limit` keeps {images} training image(s), all taken by the validation split "
+            f"({validation_size(recipe, images)}). Accepted: limit >= 2. Received: limit={limit!r}"
+        )
 
 
 def load_training_data(

@@ -25,7 +25,7 @@ import keras
 
 from zoo.api import create, resolve
 from zoo.data import LABEL_NAMES
-from zoo.data.fashion_mnist import SPLIT_SIZES, check_data_dir
+from zoo.data.fashion_mnist import SPLIT_SIZES, check_data_dir, load_fashion_mnist
 from zoo.data.pipeline import EpochRemainder
 from zoo.evaluation import predict
 from zoo.hub import push_target
@@ -35,7 +35,7 @@ from zoo.tasks import task_of
 from zoo.training.callbacks import (
     BestWeights, EpochTimer, LogLearningRate, ResumableBackup, ResumedEpochLogs, carried_figures, summarize_timing,
 )
-from zoo.training.data import TrainingData, load_training_data, validation_size
+from zoo.training.data import TrainingData, check_limit_leaves_training, load_training_data, validation_size
 from zoo.training.distribute import check_parallel_split, data_parallel, device_count
 from zoo.training.initial_weights import InitialWeights, check_outside_output, check_same_model, initial_weights
 from zoo.training.recipes import Recipe, get_recipe
@@ -349,7 +349,11 @@ def prepare_run(
     # checked the monitor).
     _training_overrides(recipe, overrides, model_config)
     training_dtype(name, use_mixed)
-    check_data_dir(data_dir)  # a mistyped --data-dir: refused now, with no run folder left behind
+    # Refused now, with no run folder left behind: a mistyped --data-dir, a failed Keras download
+    # (no folder found: it is fetched now, into Keras' cache), a --limit that leaves nothing to train on.
+    if check_data_dir(data_dir) is None:
+        load_fashion_mnist("test", data_dir=data_dir, limit=1)
+    check_limit_leaves_training(recipe, limit)
     if distribute:  # every device takes a share of each batch: refused now, not after the first epoch
         images = min(limit or SPLIT_SIZES["train"], SPLIT_SIZES["train"])
         val_count = validation_size(recipe, images)
