@@ -399,6 +399,9 @@ def _broken_folder(root: Path, problem: str) -> Path:
          "probe_epochs=3 > epochs=2"),
         ("ok", ["--init-from", "resnet34"], "No released weights for 'resnet34.fmnist'"),
         ("ok", ["--limit", "10"], "--limit and --data-dir are for Fashion-MNIST runs"),
+        ("ok", ["--set", "resolutions=[[0,16],[5,28]]"], "`resolutions` (progressive resizing) and `restarts` are "
+         "for Fashion-MNIST recipe runs. Accepted: none of them (--set 'resolutions=[]'). Received: resolutions=[[0, 16], [5, 28]]"),
+        ("ok", ["--set", "restarts=[[6,0.5]]"], "Received: resolutions=[], restarts=[[6, 0.5]]"),
     ],
 )
 def test_bad_input_ends_with_one_error_line_and_writes_nothing(tmp_path, capsys, unreleased, problem, flags, message):

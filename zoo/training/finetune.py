@@ -205,6 +205,13 @@ def prepare_finetune(
         finetune_recipe(name, from_weights=resolved is not None), epochs=epochs, batch_size=batch_size, lr=lr,
         mixed_precision=mixed_precision, overrides=recipe_overrides,
     )
+    if recipe.resolutions or recipe.restarts:  # neither is applied to the phases: refused, not recorded unapplied
+        raise ValueError(
+            "A fine-tune trains every epoch at the model's input size, with one cosine per phase: `resolutions` "
+            "(progressive resizing) and `restarts` are for Fashion-MNIST recipe runs. Accepted: none of them "
+            f"(--set 'resolutions=[]'). Received: resolutions={list(map(list, recipe.resolutions))}, "
+            f"restarts={list(map(list, recipe.restarts))}"
+        )
     # A batch is at most the training pictures (a multiple of the devices of a distributed run); the
     # rate follows a capped batch as it follows --batch-size.
     devices = device_count(distribute) or 1
