@@ -241,6 +241,31 @@ def test_train_command_round_trips_flags():
     assert command == "python scripts/train.py cnn --epochs 3 --batch-size 64 --seed 2 --distribute --output runs/x"
 
 
+def test_recorded_commands_and_handles_run_as_written(tmp_path, monkeypatch):
+    """`--data "My Photos"` was recorded as `--data My Photos` (refused by argparse), `--data .` as
+    `--data ` and nothing, `--init-from a/last.safetensors` as `--init-from a` (other weights), and a
+    `~/` handle was refused as an unknown model name."""
+    import shlex
+
+    from zoo.training.cli import build_parser
+    from zoo.training.initial_weights import recorded_handle
+
+    command = train_command("cnn", data="My Photos", init_from="a/last.safetensors", epochs=2)
+    assert command == "python scripts/train.py cnn --data 'My Photos' --init-from a/last.safetensors --epochs 2"
+    args = build_parser().parse_args(shlex.split(command)[2:])
+    assert (str(args.data), str(args.init_from), args.epochs) == ("My Photos", "a/last.safetensors", 2)
+    run = tmp_path / "a"
+    run.mkdir()
+    for name in ("model.safetensors", "last.safetensors"):
+        (run / name).write_bytes(b"x")
+    assert recorded_handle(run / "model.safetensors") == "a" and recorded_handle(run) == "a"
+    assert recorded_handle(run / "last.safetensors") == "a/last.safetensors"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert recorded_handle("~/a") == "a"
+    monkeypatch.chdir(run)
+    assert recorded_handle(".") == "a"
+
+
 def test_train_command_records_recipe_settings_so_they_parse_back():
     import shlex
 

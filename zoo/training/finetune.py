@@ -228,7 +228,7 @@ def prepare_finetune(
     base = initial_weights(name, init_from, resolved).record if resolved is not None else {
         "base_model": None, "base_model_repo": None}
     command = command or train_command(
-        name, backend=keras.backend.backend(), data=Path(data).name, init_from=base["base_model"],
+        name, backend=keras.backend.backend(), data=Path(data).expanduser().resolve().name, init_from=base["base_model"],
         freeze_backbone=freeze_backbone, probe_epochs=probe_epochs if freeze_backbone else None, probe_lr=probe_lr,
         epochs=epochs_given, batch_size=batch_size, lr=lr,
         val_fraction=None if val_fraction == DEFAULT_VAL_FRACTION else val_fraction, polarity=polarity_flag, seed=seed,
@@ -453,7 +453,7 @@ def finalize_finetune(plan: FineTunePlan, fitted: FineTuneFit, *, push: str | No
     metadata = {
         "dataset": None,
         "data": {
-            "kind": "image_folder", "name": folder.root.name,
+            "kind": "image_folder", "name": folder.root.resolve().name,
             "classes": list(folder.class_names), "examples": folder.counts,
             "val_fraction": plan.settings.val_fraction, "split_seed": plan.seed, "preprocessing_steps": folder.notes,
         },

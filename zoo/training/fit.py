@@ -185,7 +185,7 @@ def train_command(arch: str, **flags: Any) -> str:
         if value is None or value is False or (key == "seed" and value == 0):
             continue
         flag = names.get(key, "--" + key.replace("_", "-"))
-        parts += [flag] if value is True else [flag, str(value)]
+        parts += [flag] if value is True else [flag, shlex.quote(str(value))]  # runnable as written: "My Photos"
     return " ".join(parts)
 
 
