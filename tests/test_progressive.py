@@ -71,7 +71,7 @@ def test_resize_matches_a_mean_for_integer_factors_on_smooth_images():
 
 
 @pytest.mark.parametrize(
-    "bad", [[(1, 16)], [(0, 16), (0, 20)], [(0, 0)], [(0, 16.5)], [(0,)], "16", [(0, True)]]
+    "bad", [[(1, 16)], [(0, 16), (0, 20)], [(0, 0)], [(0, 16.5)], [(0,)], "16", [(0, True)], [(0, float("inf"))]]
 )
 def test_bad_resolution_schedules_are_refused(bad):
     with pytest.raises(ValueError, match="resolutions"):

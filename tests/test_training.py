@@ -290,7 +290,9 @@ def test_train_command_records_recipe_settings_so_they_parse_back():
     ("flip=False", "Received: flip='False'"),  # not JSON: a string, which would count as true
     ("nesterov=no", "Received: nesterov='no'"),
     ("monitor=3", "Received: monitor=3"),
-    ("weight_decay=Infinity", "Received: weight_decay=inf"),
+    ("weight_decay=Infinity", "numbers must be finite. Received: 'weight_decay=Infinity'"),
+    ("resolutions=[[0,1e400]]", "numbers must be finite. Received: 'resolutions=[[0,1e400]]'"),  # was an OverflowError
+    ("restarts=[[40,NaN]]", "numbers must be finite. Received: 'restarts=[[40,NaN]]'"),
     ("resolutions=[[0,16],[2,20]]", "must equal the model's input size 28x28"),  # found before the folder is made
     ("monitor=val_acc", "its best epoch: one of ['accuracy', 'loss', 'val_accuracy', 'val_loss']"),
 ])

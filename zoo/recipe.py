@@ -345,10 +345,23 @@ def parse_recipe_settings(items: Iterable[str], refused: Mapping[str, str] | Non
         if name in settings:
             raise ValueError(f"The recipe field {name!r} is set twice. Received: {item!r}")
         try:
-            settings[name] = json.loads(text)
+            value = json.loads(text)
         except ValueError:
-            settings[name] = text
+            value = text
+        if not _all_finite(value):  # JSON reads 1e400, Infinity and NaN: no recipe field takes them
+            raise ValueError(f"A recipe setting's numbers must be finite. Received: {item!r}")
+        settings[name] = value
     return settings
+
+
+def _all_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_all_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    return True
 
 
 def stretch_resolutions(

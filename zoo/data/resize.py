@@ -84,7 +84,7 @@ def check_resolutions(resolutions: Sequence[Sequence[int]]) -> tuple[tuple[int, 
         exact = all(
             not isinstance(v, bool) and int(v) == v for pair in resolutions for v in pair
         ) and all(len(pair) == 2 for pair in resolutions)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         pairs, exact = (), False
     firsts = [first for first, _ in pairs]
     ok = exact and (not pairs or (
