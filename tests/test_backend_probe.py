@@ -23,6 +23,8 @@ def test_the_probe_trains_the_runs_model_at_its_first_size_in_the_precision_aske
     assert measured["backend"] == BACKEND and measured["images_per_second"] > 0
     first_size = training_phases(get_recipe("resnet18"))[0][2]  # progressive resizing's first phase
     assert first_size is not None and first_size < 28 and measured["image_size"] == first_size
+    full = measure_training_speed("resnet18", batch_size=4, mixed_precision=False, steps=1, recipe_overrides={"resolutions": []})
+    assert full["image_size"] == 28  # the run's --set: no progressive resizing
     assert (measured["batch_size"], measured["mixed_precision"], measured["steps"]) == (4, False, 1)
     with pytest.raises(ValueError, match="Received: steps=0"):
         measure_training_speed("cnn", steps=0)
@@ -74,11 +76,45 @@ def test_auto_restarts_the_command_on_the_fastest_backend(monkeypatch, capsys):
     results = [ProbeResult("tensorflow", 75.0), ProbeResult("jax", None, "exit 1: out of memory"), ProbeResult("torch", 98.5)]
     status, err, seen = _auto(monkeypatch, capsys, results, "--batch-size", "128", "--no-mixed-precision")
     assert status == 0
-    assert seen["probe"] == ("resnet34", {"batch_size": 128, "mixed_precision": False, "log": seen["probe"][1]["log"]})
+    assert seen["probe"] == ("resnet34", {"batch_size": 128, "mixed_precision": False, "log": seen["probe"][1]["log"],
+                                          "recipe_settings": []})
     args, backend = seen["exec"]
     assert backend == "torch"
     assert args[1:] == ["scripts/train.py", "resnet34", "--backend", "torch", "--batch-size", "128", "--no-mixed-precision"]
     assert "torch         98.5 img/s  <- chosen" in err and "jax         exit 1: out of memory" in err
+
+
+def test_auto_probes_the_runs_own_settings_and_a_resumed_run_keeps_its_backend(monkeypatch, capsys, tmp_path):
+    """The probe trained the bare recipe (16 px for `--set 'resolutions=[]'`, which trains at 28 px);
+    `--resume --backend auto` probed every backend, then was refused unless the fastest was the run's."""
+    import json
+    import subprocess
+
+    fast = [ProbeResult("torch", 98.5)]
+    _, _, seen = _auto(monkeypatch, capsys, fast, "--set", "resolutions=[]", "--set", "restarts=[]")
+    assert seen["probe"][1]["recipe_settings"] == ["resolutions=[]", "restarts=[]"]
+    _, _, seen = _auto(monkeypatch, capsys, fast, "--data", str(tmp_path), "--output", str(tmp_path / "run"))
+    assert seen["probe"][1]["recipe_settings"] == ["resolutions=[]"]  # a fine-tune trains at the input size
+
+    other = "torch" if BACKEND != "torch" else "jax"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"status": "training", "backend": other}))
+    status, err, seen = _auto(monkeypatch, capsys, fast, "--resume", "--output", str(run))
+    assert status == 0 and "probe" not in seen  # nothing probed
+    args, backend = seen["exec"]
+    assert backend == other and args[1:] == ["scripts/train.py", "resnet34", "--backend", other, "--resume", "--output", str(run)]
+    assert f"trains on {other}" in err
+
+    commands = []  # the settings reach each backend's probe process
+
+    def run_probe(command, **kwargs):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout=json.dumps({"images_per_second": 5.0}) + "\n", stderr="")
+
+    monkeypatch.setattr(backend_probe.subprocess, "run", run_probe)
+    assert probe_backends("cnn", backends=[BACKEND], recipe_settings=["resolutions=[]"])[0].images_per_second == 5.0
+    assert commands[0][-2:] == ["--set", "resolutions=[]"]
 
 
 def test_auto_says_why_when_no_backend_could_train(monkeypatch, capsys):

@@ -29,7 +29,7 @@ from zoo.training import backend_probe
 from zoo.training.finetune import finalize_finetune, fit_finetune, prepare_finetune
 from zoo.training.fit import DEFAULT_BACKUP_MINUTES, finalize_run, fit_run, prepare_run
 from zoo.training.recipes import list_recipes
-from zoo.training.run_dir import default_run_dir
+from zoo.training.run_dir import RunDir, default_run_dir
 from zoo.training.transfer import AUTO
 
 __all__ = ["BACKENDS", "build_parser", "main", "reexec_with_backend"]
@@ -161,14 +161,32 @@ def _reexec_on_fastest_backend(args: argparse.Namespace, argv: Sequence[str], re
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    # The run's own settings: a fine-tune (--data) trains every epoch at the input size.
+    settings = [*args.recipe_settings, *(["resolutions=[]"] if args.data is not None else [])]
     results = backend_probe.probe_backends(
-        args.arch, batch_size=args.batch_size, mixed_precision=args.mixed_precision, log=log
+        args.arch, batch_size=args.batch_size, mixed_precision=args.mixed_precision, log=log, recipe_settings=settings
     )
     chosen = backend_probe.choose_backend(results)  # ValueError when no backend could train
     log(f"[zoo] training speed of {args.arch} by backend (a few steps on random inputs):\n"
         f"{backend_probe.format_results(results, chosen)}")
     os.execve(sys.executable, [sys.executable, *reexec, *backend_probe.with_backend(argv, chosen)],
               {**os.environ, "KERAS_BACKEND": chosen})
+
+
+def _output_dir(args: argparse.Namespace) -> Path:
+    """The run folder of the command: ``--output``, else ``runs/<arch>[-<pictures>]-<seed>``."""
+    if args.output is not None:
+        return args.output
+    return default_run_dir(f"{args.arch}-{args.data.name}" if args.data is not None else args.arch, args.seed)
+
+
+def _resumed_backend(args: argparse.Namespace) -> str | None:
+    """The backend the run to resume began on (``None``: no run there yet, or none recorded)."""
+    try:
+        backend = RunDir(_output_dir(args)).read_marker().get("backend")
+    except (OSError, ValueError):  # no readable run: the command's own checks say why
+        return None
+    return backend if backend in backend_probe.BACKENDS else None
 
 
 def _folder_flags_without_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
@@ -191,6 +209,11 @@ def main(
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(list_recipes(), prog=prog)
     args = parser.parse_args(argv)
+    recorded = _resumed_backend(args) if args.backend == AUTO_BACKEND and args.resume else None
+    if recorded:  # a run keeps the backend it began on (its record and card name one): nothing to probe
+        print(f"[zoo] --backend auto with --resume: the run in {str(_output_dir(args))!r} trains on {recorded}",
+              file=sys.stderr, flush=True)
+        argv, args.backend = backend_probe.with_backend(argv, recorded), recorded
     if args.backend == AUTO_BACKEND:
         if not reexec:
             parser.exit(2, f"{prog}: error: --backend auto restarts the command under the backend it picks; "
@@ -227,7 +250,7 @@ def main(
                     "--backup-minutes is for Fashion-MNIST runs; a run on your own pictures is backed up at the end "
                     f"of every epoch. Received: --data {args.data} --backup-minutes {args.backup_minutes:g}"
                 )
-            output = args.output or default_run_dir(f"{args.arch}-{args.data.name}", args.seed)
+            output = _output_dir(args)
             plan = prepare_finetune(
                 args.arch, data=args.data, output_dir=output,
                 init_from=args.init_from, freeze_backbone=args.freeze_backbone, probe_epochs=args.probe_epochs,
@@ -242,7 +265,7 @@ def main(
                     f"per class). Received: {' '.join(argv)}"
                 )
             plan = prepare_run(
-                args.arch, output_dir=args.output or default_run_dir(args.arch, args.seed), limit=args.limit,
+                args.arch, output_dir=_output_dir(args), limit=args.limit,
                 data_dir=args.data_dir, backup_minutes=DEFAULT_BACKUP_MINUTES if args.backup_minutes is None
                 else args.backup_minutes, init_from=args.init_from, **common,
             )
