@@ -337,6 +337,22 @@ def test_a_plain_keras_folder_still_loads(tmp_path):
     np.testing.assert_array_equal(predict(zoo.load(tmp_path / "k"), x), predict(model, x))
 
 
+def test_a_plain_keras_folder_of_zoo_layers_loads_in_a_fresh_process(tmp_path):
+    """Keras finds registered classes only once their module is imported: a folder holding a plain
+    Keras model built from zoo's ResidualUnit failed with "Could not locate class 'ResidualUnit'"
+    in a new process (``.keras`` files registered zoo's layers first; folders did not)."""
+    from conftest import run_python
+
+    from zoo.layers import ResidualUnit
+
+    inputs = keras.Input((8, 8, 4))
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(ResidualUnit(4)(inputs)))
+    model = keras.Model(inputs, outputs, name="mine")
+    save_folder(model, tmp_path / "mine")
+    loaded = run_python(f"import zoo; print(zoo.load({str(tmp_path / 'mine')!r}).count_params())")
+    assert int(loaded.strip().splitlines()[-1]) == model.count_params()
+
+
 # --- 3. weights that do not fit the model built ------------------------------------------------
 
 

@@ -351,6 +351,7 @@ def build(resolved: Resolved, **overrides: Any) -> keras.Model:
                 f"Overrides need a registered architecture; this folder holds a plain Keras model. "
                 f"Received: overrides={overrides!r}"
             )
+        list_models()  # imports the built-in architectures and plugins, which register their layers with Keras
         return keras.saving.deserialize_keras_object(dict(resolved.keras_config or {}), safe_mode=True)
     return create(resolved.name, **{**resolved.config, **overrides})
 
