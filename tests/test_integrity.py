@@ -353,6 +353,36 @@ def test_a_plain_keras_folder_of_zoo_layers_loads_in_a_fresh_process(tmp_path):
     assert int(loaded.strip().splitlines()[-1]) == model.count_params()
 
 
+def test_a_cache_blob_linked_into_the_shared_xet_store_is_checked_by_its_etag_and_never_deleted(tmp_path):
+    """huggingface_hub 2.4 makes ``blobs/<etag>`` a link into its cache-wide store of Xet files
+    (``<cache>/blobs/xx/<xet hash>``, which other repos' links share). Following every link took the
+    Xet hash for the ETag: a good file was reported changed, and evicting it deleted the shared file."""
+    import hashlib
+
+    from zoo.format import FileRecord, evict
+    from zoo.hub import _problem
+
+    data = b"weights" * 100
+    sha256 = hashlib.sha256(data).hexdigest()
+    xet_hash = hashlib.sha256(b"another hash").hexdigest()  # 64 hex digits too, like a sha256
+    shared = tmp_path / "blobs" / xet_hash[:2] / xet_hash
+    shared.parent.mkdir(parents=True)
+    shared.write_bytes(data)
+    repo = tmp_path / "models--me--net"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "blobs" / sha256).symlink_to(Path("..", "..", "blobs", xet_hash[:2], xet_hash))
+    snapshot = repo / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    link = snapshot / "model.safetensors"
+    link.symlink_to(Path("..", "..", "blobs", sha256))
+    assert link.read_bytes() == data
+    assert _problem(link, FileRecord("model.safetensors", sha256, len(data))) is None
+    assert _problem(link, FileRecord("model.safetensors", "0" * 64, len(data)))[0] is False  # the repo's record disagrees
+    evict(link)
+    assert not link.is_symlink() and not (repo / "blobs" / sha256).is_symlink()
+    assert shared.read_bytes() == data  # the shared store keeps its file
+
+
 # --- 3. weights that do not fit the model built ------------------------------------------------
 
 

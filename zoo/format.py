@@ -177,12 +177,29 @@ def evict(path: Path) -> None:
         False
     """
     if path.is_symlink():
-        blob = path.resolve()
+        blob = cache_blob(path)
         path.unlink()
-        if blob.exists():
-            blob.unlink()
+        if blob.is_symlink() or blob.exists():
+            blob.unlink()  # a link into huggingface_hub's shared store: only the link, never the shared file
     elif path.exists():
         path.unlink()
+
+
+def cache_blob(link: Path) -> Path:
+    """The blob a Hugging Face cache snapshot link points to, not followed further: ``blobs/<etag>``,
+    named after the ETag the Hub sent. (huggingface_hub may make that blob itself a link into its
+    cache-wide store of Xet files, named after their Xet hash: ``resolve()`` would reach that name.)
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "blobs").mkdir(); _ = (root / "blobs" / "abc").write_bytes(b"x")
+        >>> (root / "model.safetensors").symlink_to("blobs/abc")
+        >>> cache_blob(root / "model.safetensors").name
+        'abc'
+    """
+    target = Path(os.readlink(link))
+    return target if target.is_absolute() else link.parent / target
 
 
 def verify_files(folder: str | os.PathLike, records: Iterable[FileRecord], *, remove_bad: bool = False) -> None:

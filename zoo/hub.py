@@ -545,8 +545,7 @@ def _problem(path: Path, record: FileRecord | None) -> tuple[bool, str] | None:
     after download (or damaged on the way): a new download may help. Bytes that match the
     Hub's ETag but not the record mean the repo itself disagrees with its record.
     """
-    blob = path.resolve()
-    etag = blob.name if path.is_symlink() else None
+    etag = zoo_format.cache_blob(path).name if path.is_symlink() else None
     size = path.stat().st_size
     sha256 = None
     etag_checked = False
