@@ -383,6 +383,22 @@ def test_a_cache_blob_linked_into_the_shared_xet_store_is_checked_by_its_etag_an
     assert shared.read_bytes() == data  # the shared store keeps its file
 
 
+def test_a_folder_under_home_is_saved_whole_where_zoo_load_reads_it(tmp_path, monkeypatch):
+    """save_folder("~/exports/cnn") made a literal ./~/exports/cnn for config and metadata while the
+    weights went to $HOME/exports/cnn (save_weights expands ~), then failed with FileNotFoundError."""
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    model = seeded_cnn(3)
+    save_folder(model, "~/exports/cnn")
+    assert sorted(p.name for p in (home / "exports" / "cnn").iterdir()) == ["config.json", "metadata.json", "model.safetensors"]
+    assert not (elsewhere / "~").exists()
+    assert read_folder("~/exports/cnn").build["architecture"] == "cnn"
+    x = sample_batch(model)
+    np.testing.assert_array_equal(predict(zoo.load("~/exports/cnn"), x), predict(model, x))
+
+
 # --- 3. weights that do not fit the model built ------------------------------------------------
 
 

@@ -205,7 +205,7 @@ def _check_request(
         raise ValueError(f"`num_check_images` must be an int >= 1. Received: num_check_images={num_check_images!r}")
     if not isinstance(handle, (str, os.PathLike)):
         raise ValueError(f"A model handle is a name, 'hf://...' or a folder. Received: {handle!r}")
-    path = Path(path)
+    path = Path(path).expanduser()
     if format == "litert" and path.suffix != ".tflite":
         raise ValueError(f"A LiteRT file's name ends in '.tflite'. Received: path={str(path)!r}")
     if format == "saved_model":

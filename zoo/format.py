@@ -252,7 +252,7 @@ def read_folder(path: str | os.PathLike) -> ZooFolder:
         >>> read_folder("weights/cnn.fmnist").architecture  # doctest: +SKIP
         'cnn'
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     config_path = path / CONFIG_NAME
     if not config_path.is_file():
         raise FileNotFoundError(f"No {CONFIG_NAME} in {str(path)!r}: not a zoo model folder.")
@@ -443,7 +443,7 @@ def save_folder(
         >>> save_folder(zoo.create("cnn"), "exported/cnn", metadata={"metrics": {}})  # doctest: +SKIP
         PosixPath('exported/cnn')
     """
-    folder = Path(folder)
+    folder = Path(folder).expanduser()  # as zoo.load and save_weights read it
     if (folder / CONFIG_NAME).exists() and not overwrite:
         raise FileExistsError(f"{str(folder / CONFIG_NAME)!r} exists; pass overwrite=True to replace it.")
     zoo_config = getattr(model, "zoo_config", None) or {}

@@ -800,7 +800,7 @@ def push(
             zoo_format.save_folder(model_or_folder, staging, metadata=metadata, max_shard_size=max_shard_size)
             _write_card(staging, repo_id)
         else:
-            source = Path(model_or_folder)
+            source = Path(model_or_folder).expanduser()
             read_folder(source)  # fails early on a folder that is not a zoo model
             for pattern in _PUSHED_PATTERNS:
                 for path in source.glob(pattern):
