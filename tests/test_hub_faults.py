@@ -68,7 +68,7 @@ def _snapshot(cache, sha):
 # -- bad inputs ----------------------------------------------------------------------------------
 BAD_HANDLES = [
     "hf://../etc", "hf://a/b/c", "hf://a/..", "hf://../../x/y", "hf:///etc/passwd", "hf://a/b@../../x",
-    "hf://a/b@", "hf://a/b@main branch", "hf://-a/b", "hf://a--b/c", "hf://a/b\n", "hf://a/" + "b" * 96,
+    "hf://a/b@", "hf://a/b@main branch", "hf://-a/b", "hf://a--b/c", "hf://a/b\n", "hf://a/" + "b" * 96, "hf://me/cnn.git",
 ]
 
 
@@ -81,7 +81,7 @@ def test_bad_handles_are_refused_before_any_request(local_hub, monkeypatch, hand
     assert local_hub.requests == []
 
 
-@pytest.mark.parametrize("repo_id", ["../x", "a/b/c", "a/..", "a", "", "a/b.", "./a", None])
+@pytest.mark.parametrize("repo_id", ["../x", "a/b/c", "a/..", "a", "", "a/b.", "./a", None, "me/cnn.git"])
 def test_bad_repo_ids_are_refused_by_pull_and_push(local_hub, monkeypatch, repo_id):
     monkeypatch.setenv("HF_ENDPOINT", local_hub.endpoint)
     with pytest.raises(InvalidHandleError, match=re.escape(f"Received: repo_id={repo_id!r}")):

@@ -149,7 +149,7 @@ def check_repo_id(repo_id: Any) -> str:
     """Return ``repo_id`` when it is a valid ``namespace/name`` Hub id, else raise.
 
     Each part is letters, digits, ``-``, ``_`` and ``.``, neither starting nor ending with
-    ``-`` or ``.``, without ``..`` or ``--``; 96 characters at most (the Hub's rules). Nothing
+    ``-`` or ``.``, without ``..`` or ``--``, the name not ending in ``.git``; 96 characters at most (the Hub's rules). Nothing
     that could climb out of a folder (``..``, absolute paths) or address a sub-path passes.
 
     Example:
@@ -166,10 +166,11 @@ def check_repo_id(repo_id: Any) -> str:
         or not _REPO_ID_RE.fullmatch(repo_id)
         or ".." in repo_id
         or "--" in repo_id
+        or repo_id.endswith(".git")  # huggingface_hub refuses it too (after zoo's checks: a HubError)
     ):
         raise InvalidHandleError(
             "A Hub repo id is 'namespace/name': each part letters, digits, '-', '_' or '.', "
-            "not starting or ending with '-' or '.', without '..' or '--', 96 characters at most. "
+            "not starting or ending with '-' or '.', without '..' or '--', not ending in '.git', 96 characters at most. "
             f"Received: repo_id={repo_id!r}"
         )
     return repo_id
