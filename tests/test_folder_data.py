@@ -105,6 +105,33 @@ def test_linked_folders_are_walked_once_and_never_into_another_class(tmp_path):
         scan_image_folder(root)
 
 
+def test_linked_pictures_are_read_once_and_never_in_two_classes(tmp_path):
+    """Linked files were not checked as linked folders are: a picture linked twice in a class could
+    lie on both sides of the validation split, and one linked into another class got two labels."""
+    root = make_folder(tmp_path / "pictures")
+    (root / "boot" / "copy.png").symlink_to(root / "boot" / "0.png")  # the same picture again: once
+    (root / "boot" / "more" / "again.png").symlink_to(Path("..", "0.png"))
+    scanned = scan_image_folder(root)
+    assert scanned.counts == {"boot": 5, "sandal": 5, "sneaker": 5}
+    assert len({str(p.resolve()) for p in scanned.files}) == len(scanned.files) == 15
+    (root / "boot" / "y.png").symlink_to(root / "sandal" / "0.png")
+    with pytest.raises(ImageFolderError, match=r"sandal/0.png' and '.*boot/y.png' are the same picture .* in the classes "
+                       r"'sandal' and 'boot': it would get two labels\. Keep it in one class\. Received: data="):
+        scan_image_folder(root)
+
+
+def test_a_name_that_is_not_utf8_is_named_clearly(tmp_path):
+    """Linux hands such names over with stand-in characters: the run's record failed with a
+    UnicodeEncodeError that named no file."""
+    root = make_folder(tmp_path / "pictures")
+    Image.fromarray(item()).save(root / "boot" / "0.png")
+    bad = root.joinpath("boot").as_posix().encode() + b"/caf\xe9.png"
+    (root / "boot" / "0.png").rename(bad.decode("utf-8", "surrogateescape"))
+    with pytest.raises(ImageFolderError, match=r"caf\\udce9.png' has a name that is not UTF-8 \(its bytes: b'.*caf\\xe9.png'\).*"
+                       r"Rename it.*Received: data="):
+        scan_image_folder(root)
+
+
 def test_class_folders_given_as_links_get_one_real_folder_each(tmp_path):
     store = make_folder(tmp_path / "store")
     root = tmp_path / "pictures"

@@ -125,7 +125,20 @@ def _overlap(a: str, b: str) -> bool:
     return _inside(a, b) or _inside(b, a)
 
 
-def _pictures(folder: Path, root: Path, class_folders: dict[str, str], claimed: dict[str, str]) -> tuple[list[Path], list[str]]:
+def _check_utf8(path: Path, root: Path) -> None:
+    """Refuse a name that is not UTF-8 (Linux hands it over with stand-in characters that no record can hold)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ImageFolderError(
+            f"{str(path)!r} has a name that is not UTF-8 (its bytes: {os.fsencode(path)!r}): the run's record "
+            f"cannot hold it. Rename it with UTF-8 characters. Received: data={str(root)!r}"
+        ) from None
+
+
+def _pictures(
+    folder: Path, root: Path, class_folders: dict[str, str], claimed: dict[str, str], files: dict[str, tuple[str, Path]]
+) -> tuple[list[Path], list[str]]:
     """Picture files under the class folder ``folder`` of the image folder ``root`` (recursively,
     sorted) and the other visible files' names.
 
@@ -133,7 +146,9 @@ def _pictures(folder: Path, root: Path, class_folders: dict[str, str], claimed: 
     loop, is skipped). ``class_folders`` maps each class to its real folder; a linked folder that
     overlaps another class's (holds it, or lies in it), or that another class walked already
     (``claimed``: real folder -> class, shared by the classes), would give pictures two labels,
-    and is refused.
+    and is refused. Linked files likewise (``files``: real file -> class and the path it was
+    found at): one picture reached twice in a class is read once (it would lie on both sides of
+    the validation split), a picture of another class is refused.
     """
     pictures, others = [], []
     label = folder.name
@@ -160,8 +175,18 @@ def _pictures(folder: Path, root: Path, class_folders: dict[str, str], claimed: 
             if name.startswith("."):
                 continue
             path = Path(dirpath) / name
+            _check_utf8(path, root)
             if path.suffix.lower() in IMAGE_SUFFIXES:
-                pictures.append(path)
+                real = os.path.realpath(path)
+                first = files.setdefault(real, (label, path))
+                if first[0] != label:
+                    raise ImageFolderError(
+                        f"{str(path)!r} and {str(first[1])!r} are the same picture ({real!r}) in the classes "
+                        f"{label!r} and {first[0]!r}: it would get two labels. Keep it in one class. "
+                        f"Received: data={str(root)!r}"
+                    )
+                if first[1] == path:
+                    pictures.append(path)
             else:
                 others.append(str(path.relative_to(folder)))
     return pictures, others
@@ -211,11 +236,13 @@ def scan_image_folder(root: str | os.PathLike) -> ImageFolder:
                 f"its pictures would get two labels. Give each class a folder of its own. {received}"
             )
     claimed = {real: name for name, real in class_folders.items()}
+    seen: dict[str, tuple[str, Path]] = {}
     files: list[Path] = []
     labels: list[int] = []
     empty: list[str] = []
     for label, name in enumerate(classes):
-        pictures, others = _pictures(root / name, root, class_folders, claimed)
+        _check_utf8(root / name, root)
+        pictures, others = _pictures(root / name, root, class_folders, claimed, seen)
         if not pictures:
             found = f"found {len(others)} other file(s): {_shown(others)}" if others else "it is empty"
             empty.append(f"{name!r} ({found})")
