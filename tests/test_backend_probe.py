@@ -25,6 +25,8 @@ def test_the_probe_trains_the_runs_model_at_its_first_size_in_the_precision_aske
     assert first_size is not None and first_size < 28 and measured["image_size"] == first_size
     full = measure_training_speed("resnet18", batch_size=4, mixed_precision=False, steps=1, recipe_overrides={"resolutions": []})
     assert full["image_size"] == 28  # the run's --set: no progressive resizing
+    longer = measure_training_speed("cnn", batch_size=4, steps=1, epochs=64, recipe_overrides={"restarts": [[56, 0.2]]})
+    assert longer["images_per_second"] > 0  # a restart past the recipe's length, within the run's --epochs
     assert (measured["batch_size"], measured["mixed_precision"], measured["steps"]) == (4, False, 1)
     with pytest.raises(ValueError, match="Received: steps=0"):
         measure_training_speed("cnn", steps=0)
@@ -77,7 +79,7 @@ def test_auto_restarts_the_command_on_the_fastest_backend(monkeypatch, capsys):
     status, err, seen = _auto(monkeypatch, capsys, results, "--batch-size", "128", "--no-mixed-precision")
     assert status == 0
     assert seen["probe"] == ("resnet34", {"batch_size": 128, "mixed_precision": False, "log": seen["probe"][1]["log"],
-                                          "recipe_settings": []})
+                                          "recipe_settings": [], "epochs": None})
     args, backend = seen["exec"]
     assert backend == "torch"
     assert args[1:] == ["scripts/train.py", "resnet34", "--backend", "torch", "--batch-size", "128", "--no-mixed-precision"]
@@ -95,6 +97,12 @@ def test_auto_probes_the_runs_own_settings_and_a_resumed_run_keeps_its_backend(m
     assert seen["probe"][1]["recipe_settings"] == ["resolutions=[]", "restarts=[]"]
     _, _, seen = _auto(monkeypatch, capsys, fast, "--data", str(tmp_path), "--output", str(tmp_path / "run"))
     assert seen["probe"][1]["recipe_settings"] == ["resolutions=[]"]  # a fine-tune trains at the input size
+    _, _, seen = _auto(monkeypatch, capsys, fast, "--data", str(tmp_path), "--set", "resolutions=[]")
+    assert seen["probe"][1]["recipe_settings"] == ["resolutions=[]"]  # the user's own, not set twice
+    _, _, seen = _auto(monkeypatch, capsys, fast, "--epochs", "64", "--set", "restarts=[[56,0.2]]")
+    assert seen["probe"][1]["epochs"] == 64  # the restart at 56 is checked against the run's 64 epochs
+    status, err, seen = _auto(monkeypatch, capsys, fast, "--set", "wd=0.1")  # a mistyped field: said at once
+    assert status == 2 and "probe" not in seen and "--set: A recipe setting is FIELD=VALUE" in err
 
     other = "torch" if BACKEND != "torch" else "jax"
     run = tmp_path / "run"
@@ -115,6 +123,8 @@ def test_auto_probes_the_runs_own_settings_and_a_resumed_run_keeps_its_backend(m
     monkeypatch.setattr(backend_probe.subprocess, "run", run_probe)
     assert probe_backends("cnn", backends=[BACKEND], recipe_settings=["resolutions=[]"])[0].images_per_second == 5.0
     assert commands[0][-2:] == ["--set", "resolutions=[]"]
+    probe_backends("cnn", backends=[BACKEND], recipe_settings=["restarts=[[56,0.2]]"], epochs=64)
+    assert commands[1][-4:] == ["--set", "restarts=[[56,0.2]]", "--epochs", "64"]
 
 
 def test_auto_says_why_when_no_backend_could_train(monkeypatch, capsys):

@@ -366,6 +366,28 @@ def test_kill_9_during_finetune_then_resume_ends_at_the_uninterrupted_weights(pi
     assert [row.split(",")[0] for row in rows] == ["0", "1", "2", "3", "4"]
 
 
+def test_a_linked_picture_folder_is_recorded_by_its_own_name_and_full_size_resolutions_are_taken(tmp_path, monkeypatch):
+    """`--data photos` (a link to .../DCIM) was recorded as `--data DCIM`; `--set 'resolutions=[[0,28]]'`
+    trains as a fine-tune does and is not refused; `~/...` folders are the user's home."""
+    from zoo.training.finetune import prepare_finetune
+
+    store = tmp_path / "store" / "DCIM"
+    for name in ("boot", "sandal"):
+        (store / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(store / name / f"{i}.png")
+    (tmp_path / "photos").symlink_to(store)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for data, output, name in [(tmp_path / "photos", tmp_path / "run", "photos"), ("~/photos", "~/run2", "photos")]:
+        plan = prepare_finetune("cnn", data=data, output_dir=output, epochs=1, verbose=0,
+                                recipe_overrides={"resolutions": [[0, 28]]})
+        try:
+            assert f"--data {name} " in plan.run.read_marker()["command"] + " "
+            assert plan.run.path == Path(str(output)).expanduser()
+        finally:
+            plan.run.release()
+
+
 def _broken_folder(root: Path, problem: str) -> Path:
     root.mkdir(parents=True)
     if problem == "loose":

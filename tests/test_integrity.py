@@ -353,10 +353,11 @@ def test_a_plain_keras_folder_of_zoo_layers_loads_in_a_fresh_process(tmp_path):
     assert int(loaded.strip().splitlines()[-1]) == model.count_params()
 
 
-def test_a_cache_blob_linked_into_the_shared_xet_store_is_checked_by_its_etag_and_never_deleted(tmp_path):
+def test_a_cache_blob_linked_into_the_shared_xet_store_is_checked_by_its_etag(tmp_path):
     """huggingface_hub 2.4 makes ``blobs/<etag>`` a link into its cache-wide store of Xet files
     (``<cache>/blobs/xx/<xet hash>``, which other repos' links share). Following every link took the
-    Xet hash for the ETag: a good file was reported changed, and evicting it deleted the shared file."""
+    Xet hash for the ETag: a good file was reported changed, evicted, and the shared file deleted.
+    Bad bytes there are evicted along the whole chain, or a new download would link them again."""
     import hashlib
 
     from zoo.format import FileRecord, evict
@@ -378,9 +379,12 @@ def test_a_cache_blob_linked_into_the_shared_xet_store_is_checked_by_its_etag_an
     assert link.read_bytes() == data
     assert _problem(link, FileRecord("model.safetensors", sha256, len(data))) is None
     assert _problem(link, FileRecord("model.safetensors", "0" * 64, len(data)))[0] is False  # the repo's record disagrees
+    assert shared.read_bytes() == data  # a good file is left alone
+    shared.write_bytes(b"damaged" * 100)
+    again, detail = _problem(link, FileRecord("model.safetensors", sha256, len(data)))
+    assert again is True and f"the Hub sent them as {sha256}" in detail
     evict(link)
-    assert not link.is_symlink() and not (repo / "blobs" / sha256).is_symlink()
-    assert shared.read_bytes() == data  # the shared store keeps its file
+    assert not link.is_symlink() and not (repo / "blobs" / sha256).is_symlink() and not shared.exists()
 
 
 def test_a_folder_under_home_is_saved_whole_where_zoo_load_reads_it(tmp_path, monkeypatch):

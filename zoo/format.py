@@ -167,7 +167,7 @@ def file_records(folder: str | os.PathLike, names: Iterable[str]) -> tuple[FileR
 
 
 def evict(path: Path) -> None:
-    """Remove a file and, for a Hugging Face cache symlink, the blob it points to.
+    """Remove a file whose bytes are bad and, for a Hugging Face cache symlink, the blob it points to.
 
     Example:
         >>> import tempfile
@@ -177,10 +177,13 @@ def evict(path: Path) -> None:
         False
     """
     if path.is_symlink():
-        blob = cache_blob(path)
+        blob, stored = cache_blob(path), path.resolve()
         path.unlink()
-        if blob.is_symlink() or blob.exists():
-            blob.unlink()  # a link into huggingface_hub's shared store: only the link, never the shared file
+        # The repo's blob, and the file it links to in huggingface_hub's shared store of Xet files
+        # when it is such a link: those bytes are the bad ones (a new download would link them again).
+        for item in (blob, stored):
+            if item.is_symlink() or item.exists():
+                item.unlink()
     elif path.exists():
         path.unlink()
 

@@ -233,7 +233,7 @@ def draw_box(
             f"Only a localizer's prediction has a box to draw. Received: a prediction of {prediction.source!r} "
             "without one"
         )
-    out = Path(out)
+    out = Path(out).expanduser()
     if out.exists() and not overwrite:
         raise FileExistsError(f"{str(out)!r} exists; pass overwrite=True (--overwrite) to replace it. Received: out={str(out)!r}")
     array = np.clip(np.rint(as_picture(image)), 0, 255).astype(np.uint8)

@@ -204,7 +204,7 @@ def scan_image_folder(root: str | os.PathLike) -> ImageFolder:
         ...
         zoo.data.folder.ImageFolderError: The image folder '/nonexistent/pictures' does not exist. ...
     """
-    root = Path(root)
+    root = Path(root).expanduser()
     received = f"Received: data={str(root)!r}"
     if not root.exists():
         raise ImageFolderError(f"The image folder {str(root)!r} does not exist. {received}")

@@ -141,13 +141,14 @@ def random_batch(recipe: Recipe, config: Mapping[str, Any], size: int, *, seed: 
 
 def measure_training_speed(
     name: str, *, batch_size: int | None = None, mixed_precision: bool | None = None, steps: int = PROBE_STEPS,
-    seed: int = 0, recipe_overrides: Mapping[str, Any] | None = None,
+    seed: int = 0, recipe_overrides: Mapping[str, Any] | None = None, epochs: int | None = None,
 ) -> dict[str, Any]:
     """Training images/s of ``name``'s recipe on the running backend, on random inputs.
 
     The model is the one a run would train (precision, optimizer, losses), at the image size of
     the recipe's first epochs and its batch (or ``batch_size``); two untimed steps come first.
-    ``recipe_overrides`` are the run's ``--set`` fields (e.g. ``resolutions=[]``: the full size).
+    ``recipe_overrides`` and ``epochs`` are the run's ``--set`` fields (e.g. ``resolutions=[]``: the
+    full size) and ``--epochs`` (the length its restarts and resolutions are checked against).
 
     Example:
         >>> measure_training_speed("cnn", batch_size=8, steps=1)["image_size"]
@@ -155,7 +156,7 @@ def measure_training_speed(
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"`steps` must be an int >= 1. Received: steps={steps!r}")
-    recipe, _ = apply_flags(get_recipe(name), epochs=None, batch_size=batch_size, lr=None,
+    recipe, _ = apply_flags(get_recipe(name), epochs=epochs, batch_size=batch_size, lr=None,
                             mixed_precision=mixed_precision, overrides=recipe_overrides)
     config = get_spec(name).config_for(split_name(name)[1], recipe.model_overrides)
     keras.utils.set_random_seed(seed)
@@ -178,11 +179,12 @@ def measure_training_speed(
 def probe_backends(
     name: str, *, backends: Sequence[str] | None = None, batch_size: int | None = None,
     mixed_precision: bool | None = None, steps: int = PROBE_STEPS, timeout: float = PROBE_TIMEOUT_S,
-    log: Callable[[str], None] | None = None, recipe_settings: Sequence[str] = (),
+    log: Callable[[str], None] | None = None, recipe_settings: Sequence[str] = (), epochs: int | None = None,
 ) -> list[ProbeResult]:
     """Measure ``name``'s training speed under each backend (default: every installed one),
     each in its own process; a backend that is missing, fails or runs past ``timeout`` seconds
-    gets an ``error`` instead of a figure. ``recipe_settings``: the run's ``--set FIELD=VALUE`` items.
+    gets an ``error`` instead of a figure. ``recipe_settings`` and ``epochs``: the run's ``--set FIELD=VALUE``
+    items and ``--epochs``.
 
     Example:
         >>> results = probe_backends("resnet34")  # doctest: +SKIP
@@ -200,6 +202,7 @@ def probe_backends(
         if mixed_precision is not None:
             command.append("--mixed-precision" if mixed_precision else "--no-mixed-precision")
         command += [part for item in recipe_settings for part in ("--set", item)]
+        command += ["--epochs", str(epochs)] if epochs is not None else []
         if log:
             log(f"[zoo] probing {backend} ...")
         try:
@@ -233,12 +236,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=PROBE_STEPS, help=f"timed steps (default: {PROBE_STEPS})")
     parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
                         help="as the training command's flag (default: the recipe's)")
+    parser.add_argument("--epochs", type=int, help="the run's length (default: the recipe's)")
     parser.add_argument("--set", dest="recipe_settings", action="append", default=[], metavar="FIELD=VALUE",
                         help="a recipe field as the training command's --set (repeatable)")
     args = parser.parse_args(argv)
     measured = measure_training_speed(
         args.arch, batch_size=args.batch_size, mixed_precision=args.mixed_precision, steps=args.steps,
-        recipe_overrides=parse_recipe_settings(args.recipe_settings) or None,
+        recipe_overrides=parse_recipe_settings(args.recipe_settings) or None, epochs=args.epochs,
     )
     print(json.dumps(measured))
     return 0

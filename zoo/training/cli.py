@@ -161,10 +161,13 @@ def _reexec_on_fastest_backend(args: argparse.Namespace, argv: Sequence[str], re
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    # The run's own settings: a fine-tune (--data) trains every epoch at the input size.
-    settings = [*args.recipe_settings, *(["resolutions=[]"] if args.data is not None else [])]
+    # The run's own settings and length; a fine-tune (--data) trains every epoch at the input size.
+    settings = list(args.recipe_settings)
+    if args.data is not None and not any(item.partition("=")[0].strip() == "resolutions" for item in settings):
+        settings.append("resolutions=[]")
     results = backend_probe.probe_backends(
-        args.arch, batch_size=args.batch_size, mixed_precision=args.mixed_precision, log=log, recipe_settings=settings
+        args.arch, batch_size=args.batch_size, mixed_precision=args.mixed_precision, log=log, recipe_settings=settings,
+        epochs=args.epochs,
     )
     chosen = backend_probe.choose_backend(results)  # ValueError when no backend could train
     log(f"[zoo] training speed of {args.arch} by backend (a few steps on random inputs):\n"
@@ -209,6 +212,10 @@ def main(
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(list_recipes(), prog=prog)
     args = parser.parse_args(argv)
+    try:
+        settings = parse_recipe_settings(args.recipe_settings, refused=SETTINGS_WITH_FLAGS)
+    except ValueError as error:
+        parser.exit(2, f"{prog}: error: --set: {error}\n")
     recorded = _resumed_backend(args) if args.backend == AUTO_BACKEND and args.resume else None
     if recorded:  # a run keeps the backend it began on (its record and card name one): nothing to probe
         print(f"[zoo] --backend auto with --resume: the run in {str(_output_dir(args))!r} trains on {recorded}",
@@ -227,10 +234,6 @@ def main(
             reexec_with_backend(argv, reexec)
         parser.exit(2, f"{prog}: error: --backend {args.backend} needs a new process (Keras runs on "
                     f"{keras.backend.backend()} here): run the command again with KERAS_BACKEND={args.backend}.\n")
-    try:
-        settings = parse_recipe_settings(args.recipe_settings, refused=SETTINGS_WITH_FLAGS)
-    except ValueError as error:
-        parser.exit(2, f"{prog}: error: --set: {error}\n")
     common = dict(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, resume=args.resume,
         overwrite=args.overwrite, mixed_precision=args.mixed_precision, distribute=args.distribute,

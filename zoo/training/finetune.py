@@ -184,8 +184,8 @@ def prepare_finetune(
         init_from=None if init_from is None else recorded_handle(init_from), freeze_backbone=freeze_backbone,
         probe_epochs=probe_epochs or 0, probe_lr=probe_lr, val_fraction=val_fraction, polarity=polarity,
     )
-    output = Path(output_dir).resolve()
-    if output == Path(data).resolve() or Path(data).resolve() in output.parents:
+    output, pictures = Path(output_dir).expanduser().resolve(), Path(data).expanduser().resolve()
+    if output == pictures or pictures in output.parents:
         raise ValueError(
             f"The run folder {str(output_dir)!r} lies inside the image folder {str(data)!r}: it would be read "
             "as a class. Choose an output folder outside it."
@@ -205,7 +205,8 @@ def prepare_finetune(
         finetune_recipe(name, from_weights=resolved is not None), epochs=epochs, batch_size=batch_size, lr=lr,
         mixed_precision=mixed_precision, overrides=recipe_overrides,
     )
-    if recipe.resolutions or recipe.restarts:  # neither is applied to the phases: refused, not recorded unapplied
+    # Neither is applied to the phases: refused, not recorded unapplied (sizes all at the input size train the same).
+    if any(size != input_shape[0] for _, size in recipe.resolutions) or recipe.restarts:
         raise ValueError(
             "A fine-tune trains every epoch at the model's input size, with one cosine per phase: `resolutions` "
             "(progressive resizing) and `restarts` are for Fashion-MNIST recipe runs. Accepted: none of them "
@@ -228,7 +229,7 @@ def prepare_finetune(
     base = initial_weights(name, init_from, resolved).record if resolved is not None else {
         "base_model": None, "base_model_repo": None}
     command = command or train_command(
-        name, backend=keras.backend.backend(), data=Path(data).expanduser().resolve().name, init_from=base["base_model"],
+        name, backend=keras.backend.backend(), data=_folder_name(data), init_from=base["base_model"],
         freeze_backbone=freeze_backbone, probe_epochs=probe_epochs if freeze_backbone else None, probe_lr=probe_lr,
         epochs=epochs_given, batch_size=batch_size, lr=lr,
         val_fraction=None if val_fraction == DEFAULT_VAL_FRACTION else val_fraction, polarity=polarity_flag, seed=seed,
@@ -265,6 +266,11 @@ def _backed_up(run: RunDir, phase: Phase) -> int:
 
 def _phase_end_weights(run: RunDir, phase: Phase) -> Path:
     return run.backup / f"{phase.name}-end.safetensors"
+
+
+def _folder_name(folder: str | os.PathLike) -> str:
+    """The name a picture folder is recorded by: ``.`` and ``~/x`` by their own names, a link by its name (not its target's)."""
+    return Path(os.path.abspath(os.path.expanduser(folder))).name
 
 
 def _pictures_record(folder: FolderData, output_dir: str | os.PathLike, resume: bool) -> dict[str, str]:
@@ -453,7 +459,7 @@ def finalize_finetune(plan: FineTunePlan, fitted: FineTuneFit, *, push: str | No
     metadata = {
         "dataset": None,
         "data": {
-            "kind": "image_folder", "name": folder.root.resolve().name,
+            "kind": "image_folder", "name": _folder_name(folder.root),
             "classes": list(folder.class_names), "examples": folder.counts,
             "val_fraction": plan.settings.val_fraction, "split_seed": plan.seed, "preprocessing_steps": folder.notes,
         },

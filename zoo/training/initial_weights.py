@@ -26,7 +26,7 @@ from zoo.api import Resolved
 from zoo.format import sha256_of
 from zoo.hub import HF_PREFIX, parse_handle
 from zoo.registry import get_spec, split_name
-from zoo.weights import INDEX_NAME, WEIGHTS_NAME, weight_files
+from zoo.weights import INDEX_NAME, weight_files
 
 __all__ = ["InitialWeights", "base_model_record", "check_architecture", "check_outside_output", "check_same_model",
            "initial_weights", "recorded_handle"]
@@ -56,9 +56,9 @@ def recorded_handle(handle: str | os.PathLike) -> str:
     if text.startswith(HF_PREFIX) or not Path(text).expanduser().exists():
         return text
     path = Path(text).expanduser().resolve()
-    if path.is_file():  # a weights file: the zoo folder it lies in, and the file when it is not the folder's own
-        return path.parent.name if path.name in (WEIGHTS_NAME, INDEX_NAME) else f"{path.parent.name}/{path.name}"
-    return path.name
+    # A weights file: the zoo folder it lies in (its sha256 in the record tells which file; runs
+    # begun earlier recorded it so, and a resume compares the record).
+    return (path.parent if path.is_file() else path).name
 
 
 def base_model_record(handle: str | os.PathLike, resolved: Resolved) -> dict[str, Any]:

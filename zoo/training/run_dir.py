@@ -149,6 +149,9 @@ class RunDir:
     path: Path
     lock: RunLock | None = field(default=None, compare=False, repr=False)
 
+    def __post_init__(self) -> None:  # "~/runs/x" is the user's home, as zoo.load reads it
+        object.__setattr__(self, "path", Path(self.path).expanduser())
+
     marker = property(lambda self: self.path / MARKER)
     config = property(lambda self: self.path / "config.json")
     weights = property(lambda self: self.path / "model.safetensors")
