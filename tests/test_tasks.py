@@ -58,6 +58,27 @@ def test_metrics_follow_the_task_not_the_outputs():
     }
 
 
+def test_labels_that_do_not_match_the_predictions_are_refused():
+    """One-hot labels or labels of another length were broadcast (a numpy error, or, for one label,
+    a meaningless accuracy); out-of-range labels were counted in another cell of the confusion matrix."""
+    from zoo.metrics import confusion_matrix
+
+    scores = np.array([[0.1, 0.9], [0.2, 0.8]])
+    classify = get_task("classification").metrics_from_predictions
+    for labels, shape in [(np.array([1]), r"\(1,\)"), (np.eye(2), r"\(2, 2\)"), (np.array([1, 0, 1]), r"\(3,\)")]:
+        with pytest.raises(ValueError, match=r"labels of shape \(N,\) and scores of shape \(N, classes\)\. "
+                           rf"Received: labels of shape {shape}, scores of shape \(2, 2\)"):
+            classify(labels, scores)
+    assert classify(np.array([[1], [0]]), scores) == {"accuracy": 0.5}  # a column of labels is one label per image
+    boxes = np.array([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.2, 0.2]], np.float32)
+    with pytest.raises(ValueError, match=r"both of shape \(N, 4\)\. Received: boxes of shape \(1, 4\), predicted"):
+        get_task("localization").metrics_from_predictions({"class": np.array([1, 0]), "box": boxes[:1]},
+                                                          {"class": scores, "box": boxes})
+    for truth, predicted, received in [([0], [2], r"y_pred holding \[2\]"), ([0, -1], [0, 1], r"y_true holding \[-1\]")]:
+        with pytest.raises(ValueError, match=rf"Labels must be in \[0, 2\) for 2 classes\. Received: {received}"):
+            confusion_matrix(np.array(truth), np.array(predicted), num_classes=2)
+
+
 def test_a_localizer_without_its_record_is_refused_not_scored_as_a_classifier(tmp_path):
     """A localizer saved by Keras (.keras) loses zoo's record: its task is not guessed from its
     outputs, and a classifier's accuracy of a dict of outputs is refused (it was a number)."""

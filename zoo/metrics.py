@@ -84,4 +84,8 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int | 
     if y_true.shape != y_pred.shape:
         raise ValueError(f"Labels and predictions differ in length: {y_true.shape} vs {y_pred.shape}")
     n = num_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
+    for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
+        outside = labels[(labels < 0) | (labels >= n)]
+        if outside.size:  # counted in another cell, or a numpy error, otherwise
+            raise ValueError(f"Labels must be in [0, {n}) for {n} classes. Received: {name} holding {sorted(set(outside.tolist()))[:5]}")
     return np.bincount(y_true * n + y_pred, minlength=n * n).reshape(n, n)

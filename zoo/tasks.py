@@ -69,8 +69,14 @@ def _accuracy(labels: Any, probs: Any) -> float:
             "Classification accuracy needs one array of class scores (N, classes). Received: outputs of type "
             f"{type(probs).__name__}" + (f" with keys {sorted(probs)}" if isinstance(probs, dict) else "")
         )
-    labels = np.asarray(labels).astype(np.int64).ravel()
-    return round(float(np.mean(np.argmax(np.asarray(probs), axis=-1) == labels)), _DIGITS)
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    if probs.ndim != 2 or labels.shape not in ((len(probs),), (len(probs), 1)):
+        raise ValueError(
+            "Classification accuracy compares one integer label per image with that image's class scores: labels of "
+            "shape (N,) and scores of shape (N, classes). Received: labels of shape "
+            f"{labels.shape}, scores of shape {probs.shape}"
+        )
+    return round(float(np.mean(np.argmax(probs, axis=-1) == labels.astype(np.int64).ravel())), _DIGITS)
 
 
 def _image_input(input_shape: Sequence[int | None], task: str) -> tuple[int | None, int | None, int | None]:
@@ -219,8 +225,13 @@ class LocalizationTask(Task):
 
     def metrics_from_predictions(self, y, outputs):
         accuracy = _accuracy(y["class"], outputs["class"])
-        truth = np.asarray(y["box"], np.float32)
-        iou = np.asarray(keras.ops.convert_to_numpy(box_iou(truth, np.asarray(outputs["box"], np.float32))))
+        truth, predicted = np.asarray(y["box"], np.float32), np.asarray(outputs["box"], np.float32)
+        if truth.shape != predicted.shape or truth.shape != (len(truth), 4):
+            raise ValueError(
+                "Box IoU compares one (cx, cy, w, h) box per image with the predicted one: both of shape (N, 4). "
+                f"Received: boxes of shape {truth.shape}, predicted boxes of shape {predicted.shape}"
+            )
+        iou = np.asarray(keras.ops.convert_to_numpy(box_iou(truth, predicted)))
         return {
             "accuracy": accuracy,
             "class_accuracy": accuracy,
