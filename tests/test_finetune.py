@@ -395,7 +395,8 @@ def _broken_folder(root: Path, problem: str) -> Path:
         return root
     for name in ("boot", "sandal"):
         (root / name).mkdir()
-        Image.fromarray(np.zeros((28, 28), np.uint8)).save(root / name / "a.png")
+        for picture in ("a.png", "b.png"):  # two a class: one can go to the validation split
+            Image.fromarray(np.zeros((28, 28), np.uint8)).save(root / name / picture)
     if problem == "empty_class":
         (root / "sneaker").mkdir()
     if problem == "unreadable":

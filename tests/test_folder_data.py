@@ -216,6 +216,7 @@ def test_bad_folders_raise_errors_naming_what_was_found(tmp_path, layout, messag
         (root / "sandal").mkdir()
         (root / "sandal" / "list.csv").write_text("a,b")
     if layout == "unreadable":
+        Image.fromarray(item()).save(root / "boot" / "b.png")  # a picture to spare for the validation split
         (root / "sandal").mkdir()
         (root / "sandal" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     with pytest.raises(ImageFolderError) as error:
@@ -225,6 +226,31 @@ def test_bad_folders_raise_errors_naming_what_was_found(tmp_path, layout, messag
         assert "'sandal' (found 1 other file(s): ['list.csv'])" in str(error.value)
     if layout == "unreadable":
         assert str(root / "sandal" / "bad.png") in str(error.value)
+
+
+def test_every_class_keeps_a_training_picture(tmp_path):
+    """A large --val-fraction took every picture of a small class into the validation split: the
+    model had a head for a class it never trained on. Classes that can spare one give it instead."""
+    from zoo.data.fashion_mnist import train_val_indices
+
+    train, val = train_val_indices(np.repeat(np.arange(5), 2), val_size=5, seed=0)  # proportional: one a class
+    assert sorted(np.repeat(np.arange(5), 2)[train].tolist()) == [0, 1, 2, 3, 4]
+    labels = np.array([0] * 8 + [1, 1])  # 8 and 2 pictures, 6 to validate: class 1 gives at most one
+    train, val = train_val_indices(labels, val_size=6, seed=0)
+    assert np.bincount(labels[val]).tolist() == [5, 1] and set(labels[train]) == {0, 1}
+    with pytest.raises(ValueError, match=r"at most 5 can be spared.*Received: val_size=7, class sizes \[2, 2, 2, 2, 2\]"):
+        train_val_indices(np.repeat(np.arange(5), 2), val_size=7, seed=0)
+    root = tmp_path / "pictures"
+    for name in ("boot", "sandal"):
+        (root / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(item(100 + i)).save(root / name / f"{i}.png")
+    with pytest.raises(ImageFolderError, match=r"needs 3 of the 4 pictures, but every class must keep one to train on and "
+                       r"only 2 can be spared \(pictures per class: \{'boot': 2, 'sandal': 2\}\)\. Lower --val-fraction.*"
+                       r"val_fraction=0.7"):
+        load_image_folder(root, (28, 28, 1), val_fraction=0.7)
+    split = load_image_folder(root, (28, 28, 1), val_fraction=0.5)
+    assert sorted(split.y_train.tolist()) == [0, 1] and sorted(split.y_val.tolist()) == [0, 1]
 
 
 def test_bad_arguments_are_refused(tmp_path):

@@ -331,10 +331,7 @@ def train_val_indices(
         classes, inverse, counts = np.unique(
             labels, return_inverse=True, return_counts=True
         )
-        quota = counts * (val_size / n)
-        take = np.floor(quota).astype(np.int64)
-        order = np.argsort(-(quota - take), kind="stable")
-        take[order[: val_size - int(take.sum())]] += 1
+        take = _class_quotas(counts, val_size)
         # Rank of each permuted sample within its class (first seen -> rank 0).
         perm_cls = inverse[perm]
         by_cls = np.argsort(perm_cls, kind="stable")
@@ -345,6 +342,26 @@ def train_val_indices(
     is_val = np.zeros(n, bool)
     is_val[val] = True
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def _class_quotas(counts: np.ndarray, val_size: int) -> np.ndarray:
+    """Validation samples per class: in proportion (largest remainder), every class keeping at
+    least one training sample; the share a class cannot give goes to the next largest remainders."""
+    capacity = np.maximum(counts - 1, 0)
+    if val_size > int(capacity.sum()):
+        raise ValueError(
+            f"A stratified validation split of {val_size} of {int(counts.sum())} samples would leave a class without "
+            f"training samples: at most {int(capacity.sum())} can be spared (one training sample a class). "
+            f"Received: val_size={val_size}, class sizes {counts.tolist()}"
+        )
+    quota = counts * (val_size / counts.sum())
+    take = np.minimum(np.floor(quota).astype(np.int64), capacity)
+    order = np.argsort(-(quota - np.floor(quota)), kind="stable")
+    while take.sum() < val_size:  # one more each, largest remainder first, where a class can spare one
+        for index in order:
+            if take.sum() < val_size and take[index] < capacity[index]:
+                take[index] += 1
+    return take
 
 
 def train_val_split(

@@ -325,9 +325,16 @@ def load_image_folder(
             f"{str(folder.root)!r} holds {total} picture(s); a train and a validation split need at "
             f"least two. Received: data={str(folder.root)!r}"
         )
-    x, notes = load_images(folder.files, input_shape, preprocessing)
     val_size = min(total - 1, max(1, int(round(val_fraction * total))))
+    spare = sum(count - 1 for count in folder.counts.values())  # every class keeps a training picture
+    if val_size > spare:
+        raise ImageFolderError(
+            f"The validation split needs {val_size} of the {total} pictures, but every class must keep one to train "
+            f"on and only {spare} can be spared (pictures per class: {folder.counts}). Lower --val-fraction or add "
+            f"pictures. Received: data={str(folder.root)!r}, val_fraction={val_fraction!r}"
+        )
     train_idx, val_idx = train_val_indices(folder.labels, val_size=val_size, seed=seed, stratify=True)
+    x, notes = load_images(folder.files, input_shape, preprocessing)
     files = np.asarray(folder.files, dtype=object)
     return FolderData(
         root=folder.root,
