@@ -66,6 +66,11 @@ def test_read_idx_errors(tmp_path):
     header_only.write_bytes(b"\x00\x00\x08\x03\x00\x00")
     with pytest.raises(ValueError, match="header.*truncated"):
         fm.read_idx(header_only)
+    crafted = tmp_path / "crafted"  # dims whose product wraps around int64 to 0: a numpy reshape error named no file
+    crafted.write_bytes(b"\x00\x00\x08\x04" + b"\x00\x01\x00\x00" * 4)
+    with pytest.raises(ValueError, match=r"crafted' has 0 data bytes but its header dims \(65536, 65536, 65536, 65536\) "
+                       r"with dtype uint8 need 18446744073709551616"):
+        fm.read_idx(crafted)
     corrupt_gz = tmp_path / "corrupt.gz"
     corrupt_gz.write_bytes(b"\x1f\x8b" + b"garbage")
     with pytest.raises(ValueError, match="corrupt.gz"):

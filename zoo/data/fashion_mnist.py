@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -111,7 +112,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         )
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: a crafted header cannot wrap around
     if len(raw) - header_len != expected:
         raise ValueError(
             f"'{path}' has {len(raw) - header_len} data bytes but its header "
