@@ -153,7 +153,7 @@ def _class_and_boxes(model: keras.Model, outputs: Any) -> tuple[np.ndarray, np.n
         return outputs["class"], outputs.get("box")
     if isinstance(outputs, np.ndarray) and outputs.ndim == 2:
         return outputs, None
-    shown = ({key: np.shape(value) for key, value in outputs.items()} if isinstance(outputs, dict)
+    shown = ({key: np.shape(outputs[key]) for key in sorted(outputs)} if isinstance(outputs, dict)
              else [np.shape(value) for value in outputs] if isinstance(outputs, (list, tuple)) else np.shape(outputs))
     raise ValueError(
         f"Model {model.name!r} gives outputs zoo cannot read as class scores. Accepted: one output of shape "
