@@ -347,21 +347,24 @@ def train_val_indices(
 
 def _class_quotas(counts: np.ndarray, val_size: int) -> np.ndarray:
     """Validation samples per class: in proportion (largest remainder), every class keeping at
-    least one training sample; the share a class cannot give goes to the next largest remainders."""
+    least one training sample; the share a class cannot give goes to the next largest remainders.
+    When the classes cannot spare ``val_size`` samples (a few samples, e.g. ``--limit 2``), the
+    plain proportional shares (picture folders refuse that case first: ``zoo.data.folder``)."""
+    quota = counts * (val_size / counts.sum())
+    floor = np.floor(quota).astype(np.int64)
+    order = np.argsort(-(quota - floor), kind="stable")
     capacity = np.maximum(counts - 1, 0)
     if val_size > int(capacity.sum()):
-        raise ValueError(
-            f"A stratified validation split of {val_size} of {int(counts.sum())} samples would leave a class without "
-            f"training samples: at most {int(capacity.sum())} can be spared (one training sample a class). "
-            f"Received: val_size={val_size}, class sizes {counts.tolist()}"
-        )
-    quota = counts * (val_size / counts.sum())
-    take = np.minimum(np.floor(quota).astype(np.int64), capacity)
-    order = np.argsort(-(quota - np.floor(quota)), kind="stable")
-    while take.sum() < val_size:  # one more each, largest remainder first, where a class can spare one
+        take = floor.copy()
+        take[order[: val_size - int(take.sum())]] += 1
+        return take
+    take = np.minimum(floor, capacity)
+    missing = val_size - int(take.sum())
+    while missing:  # one more each, largest remainder first, where a class can spare one
         for index in order:
-            if take.sum() < val_size and take[index] < capacity[index]:
+            if missing and take[index] < capacity[index]:
                 take[index] += 1
+                missing -= 1
     return take
 
 

@@ -308,8 +308,8 @@ def load_image_folder(
     """Scan, read, preprocess and split an image folder (see the module's docstring).
 
     The validation split takes ``val_fraction`` of the pictures (at least one), stratified by
-    class and fixed by ``seed`` (``zoo.data.train_val_indices``); a class with a single picture
-    may have it on either side.
+    class and fixed by ``seed`` (``zoo.data.train_val_indices``); every class keeps at least one
+    training picture (a folder that cannot spare enough is refused).
 
     Example:
         >>> record = {"polarity": "light_on_dark"}                                     # doctest: +SKIP
