@@ -35,7 +35,9 @@ _RECORDS = ("BENCHMARKS.md", "README.md", "docs", "registry.json", "benchmarks/r
 #: data folder (/usr/share/datasets/..., the same on every machine) and placeholders (/tmp/..., /path/to/...).
 _MACHINE_PATH = re.compile(
     r"(?:--out|--output|--data-dir|--data|--init-from|--wheels)[ =]/(?!tmp/|path/)"
+    r"|(?:--out|--output|--data-dir|--data|--init-from|--wheels)[ =]~/"  # a folder of one user's home
     r"|(?<![\w.])/(?:work|root|home|Users|check|mnt|data|scratch|opt|var)/"
+    r"|~/zoo-runs"  # where this project's long runs live on its machines (the release notes are free text)
 )
 
 
