@@ -616,6 +616,30 @@ def test_timing_is_summarized_by_machine_when_a_run_moved(tmp_path):
     assert "images_per_second_by_machine" not in summarize_timing(path, epochs=2)
 
 
+def test_an_epoch_slowed_by_something_else_is_left_out_and_the_card_says_why(tmp_path):
+    """A run paused for 15 minutes (SIGSTOP, a test suite beside it) timed that epoch with the pause:
+    exclude_epoch moves it out of the figures, and the card names it (it was done by hand, unsaid)."""
+    from zoo.training.callbacks import exclude_epoch, summarize_timing
+    from zoo.training.report import _timing_text
+    from zoo.training.run_dir import RunDir, _written_by_train
+
+    path = tmp_path / "timing.json"
+    records = {str(i): {"seconds": s, "images": 1000, "image_size": 28} for i, s in enumerate((10.0, 1000.0, 10.0))}
+    path.write_text(json.dumps({"epochs": records}))
+    assert summarize_timing(path, epochs=3)["images_per_second"] == round(3000 / 1020, 1)
+    moved = exclude_epoch(path, 2, "paused 990 s for the test suites")
+    assert moved == {"seconds": 1000.0, "images": 1000, "image_size": 28, "reason": "paused 990 s for the test suites"}
+    timing = summarize_timing(path, epochs=3)
+    assert (timing["epochs_timed"], timing["images_per_second"]) == (2, 100.0)
+    assert timing["epochs_excluded"] == {"2": "paused 990 s for the test suites"}
+    assert _timing_text(timing).endswith("Left out of these figures (1 epoch(s)): epoch 2: paused 990 s for the test suites.")
+    for epoch, reason, words in [(2, "again", r"No timing record of epoch 2 .*Accepted: one of the timed epochs \[1, 3\]"),
+                                 (9, "x", "Received: epoch=9"), (1, " ", r"`reason` must be a non-empty string")]:
+        with pytest.raises(ValueError, match=words):
+            exclude_epoch(path, epoch, reason)
+    assert _written_by_train(RunDir(tmp_path), tmp_path / "timing.excluded.json")  # --overwrite may replace it
+
+
 def test_the_card_names_each_machine_a_run_trained_on():
     from zoo.training.report import trained_on_sessions
 

@@ -22,8 +22,11 @@ from zoo.weights import save_weights
 
 __all__ = [
     "BestWeights", "EpochTimer", "LogLearningRate", "ResumableBackup", "ResumedEpochLogs", "carried_figures",
-    "summarize_timing",
+    "exclude_epoch", "summarize_timing",
 ]
+
+#: Beside ``timing.json``: epochs left out of a run's time and speed figures, each with why.
+EXCLUDED_NAME = "timing.excluded.json"
 
 
 class LogLearningRate(keras.callbacks.Callback):
@@ -85,11 +88,41 @@ class EpochTimer(keras.callbacks.Callback):
         atomic_write_text(self.path, json.dumps(record, indent=1))
 
 
+def exclude_epoch(timing: str | os.PathLike, epoch: int, reason: str) -> dict:
+    """Move ``epoch``'s record (1-based, as Keras prints it) from ``timing.json`` to ``timing.excluded.json``
+    beside it, with ``reason``: an epoch slowed by something else (the run paused, a test suite beside
+    it) then leaves the run's hours and images/s, and its card says which epochs were left out and why.
+    Safe while the run trains (the timer re-reads ``timing.json``); both files are written atomically.
+    Returns the moved record.
+
+    Example:
+        >>> exclude_epoch("runs/cnn-0/timing.json", 13, "paused 15 minutes for the test suites")  # doctest: +SKIP
+        {'seconds': 1262.33, 'images': 54784, 'image_size': 16, 'reason': 'paused 15 minutes for the test suites'}
+    """
+    timing = Path(timing).expanduser()
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError(f"Say why the epoch is left out: `reason` must be a non-empty string. Received: reason={reason!r}")
+    records = json.loads(timing.read_text()) if timing.exists() else {"epochs": {}}
+    key = str(int(epoch) - 1) if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+    if key not in records["epochs"]:
+        timed = sorted(int(k) + 1 for k in records["epochs"])
+        raise ValueError(f"No timing record of epoch {epoch!r} in {str(timing)!r}. Accepted: one of the timed epochs "
+                         f"{timed[:3] + ['...'] + timed[-3:] if len(timed) > 6 else timed}. Received: epoch={epoch!r}")
+    excluded_path = timing.with_name(EXCLUDED_NAME)
+    excluded = json.loads(excluded_path.read_text()) if excluded_path.exists() else {"epochs": {}}
+    moved = {**records["epochs"].pop(key), "reason": reason.strip()}
+    excluded["epochs"][key] = moved
+    atomic_write_text(excluded_path, json.dumps(excluded, indent=1))  # first: a kill between the writes loses nothing
+    atomic_write_text(timing, json.dumps(records, indent=1))
+    return moved
+
+
 def summarize_timing(path: str | os.PathLike, epochs: int) -> dict | None:
     """Hours and images per second of a run from its ``timing.json`` (``None`` without one).
 
     ``epochs_timed`` says how many of the run's ``epochs`` the figures cover (a run started by
-    an older version may have epochs without a record). Seconds include validation. A run whose
+    an older version may have epochs without a record; ``epochs_excluded`` maps the 1-based epochs
+    :func:`exclude_epoch` left out to why). Seconds include validation. A run whose
     epochs trained on more than one machine also gets ``images_per_second_by_machine`` (an epoch
     continued after a kill counts for the machine that finished it).
 
@@ -119,6 +152,10 @@ def summarize_timing(path: str | os.PathLike, epochs: int) -> dict | None:
     }
     if len(by_machine) > 1:  # an average over machines says little about either
         summary["images_per_second_by_machine"] = {k: round(v[0] / v[1], 1) for k, v in by_machine.items() if v[1]}
+    excluded = path.with_name(EXCLUDED_NAME)
+    if excluded.exists():
+        left_out = json.loads(excluded.read_text())["epochs"]
+        summary["epochs_excluded"] = {str(int(k) + 1): r.get("reason", "") for k, r in sorted(left_out.items(), key=lambda i: int(i[0]))}
     return summary
 
 

@@ -31,7 +31,7 @@ from zoo.training.run_dir import RunDir
 __all__ = ["cpu_description", "push_run", "summary_line", "trained_on", "trained_on_sessions", "write_results"]
 
 #: Files of a run folder that stay local when it is pushed (resume state, last epoch, log).
-LOCAL_ONLY = ("last.safetensors", "run.json", "history.csv", "timing.json")
+LOCAL_ONLY = ("last.safetensors", "run.json", "history.csv", "timing.json", "timing.excluded.json")
 
 
 #: CPU flags worth naming in a model card: they decide which kernels (and precisions) run fast.
@@ -262,10 +262,13 @@ def _timing_text(timing: Mapping[str, Any] | None) -> str:
     sizes = ", ".join(f"{size} px: {rate}" for size, rate in timing["images_per_second_by_size"].items())
     machines = timing.get("images_per_second_by_machine") or {}
     by_machine = " | ".join(f"{rate} on ({machine})" for machine, rate in machines.items())
+    excluded = timing.get("epochs_excluded") or {}
+    left_out = "; ".join(f"epoch {epoch}: {reason}" for epoch, reason in excluded.items())
     return (
         f"Training took {timing['hours']} hours ({timing['epochs_timed']} of {timing['epochs']} epochs timed), "
         f"{timing['images_per_second']} images/s (by image size: {sizes})."
         + (f" Images/s by machine: {by_machine}." if by_machine else "")
+        + (f" Left out of these figures ({len(excluded)} epoch(s)): {left_out}." if excluded else "")
     )
 
 

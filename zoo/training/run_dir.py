@@ -12,6 +12,7 @@ Layout of a finished run::
         metrics.json           test metrics of model.safetensors (zoo.evaluation.evaluate)
         history.csv            one row per epoch (keras.callbacks.CSVLogger)
         timing.json            seconds, images and image size of every epoch (all sessions)
+        timing.excluded.json   epochs left out of the figures, each with why (``callbacks.exclude_epoch``)
         training_curves.png
         confusion_matrix.png   classifiers
         boxes.png              the localizer: predicted vs true boxes
@@ -159,6 +160,7 @@ class RunDir:
     metrics = property(lambda self: self.path / "metrics.json")
     history = property(lambda self: self.path / "history.csv")
     timing = property(lambda self: self.path / "timing.json")
+    timing_excluded = property(lambda self: self.path / "timing.excluded.json")
     curves = property(lambda self: self.path / CURVES_NAME)
     confusion = property(lambda self: self.path / CONFUSION_NAME)
     boxes = property(lambda self: self.path / BOXES_NAME)
@@ -240,7 +242,7 @@ _RUN_SHARDS = re.compile(r"^(model|last)(-\d{5}-of-\d{5}\.safetensors|\.safetens
 def _written_by_train(run: RunDir, entry: Path) -> bool:
     """Whether ``entry`` of a run folder is one that training writes (so ``overwrite`` may delete it)."""
     layout = (
-        run.marker, run.config, run.weights, run.last, run.metrics, run.history, run.timing,
+        run.marker, run.config, run.weights, run.last, run.metrics, run.history, run.timing, run.timing_excluded,
         run.curves, run.confusion, run.boxes, run.readme, run.backup, run.best, run.path / "metadata.json",
     )
     return entry.name in {p.name for p in layout} or bool(_RUN_SHARDS.match(entry.name)) or is_temporary(entry)
