@@ -219,7 +219,12 @@ def test_stage_release_converts_to_float16_shards_and_checks_the_drift(sandbox, 
     trained = zoo.load(str(RELEASED_CNN))
     run = sandbox / "run"
     # trained on another backend than the one that converts it (the TensorFlow suite runs this test)
-    export_folder(trained, run, metadata={"train_command": "python scripts/train.py cnn", "seed": 0, "backend": "torch"})
+    timing = {"epochs_timed": 2, "epochs": 2, "hours": 0.3, "images_per_second": 100.0, "images_per_second_by_size": {"28": 100.0}}
+    export_folder(trained, run, metadata={"train_command": "python scripts/train.py cnn", "seed": 0, "backend": "torch",
+                                          "training": {"epochs": 2, "timing": timing}})
+    epoch = {"images": 1000, "image_size": 28}
+    (run / "timing.json").write_text(json.dumps({"epochs": {"0": {**epoch, "seconds": 10.0}}}))  # epoch 2 left out after the run
+    (run / "timing.excluded.json").write_text(json.dumps({"epochs": {"1": {**epoch, "seconds": 1070.0, "reason": "paused"}}}))
     float32 = evaluate_name(run)
     # as the training backend measured it: 0.3 points away, more than the tolerance, which compares
     # the run's weights with the staged ones on one backend
@@ -240,6 +245,9 @@ def test_stage_release_converts_to_float16_shards_and_checks_the_drift(sandbox, 
     assert config["weights"]["storage_dtype"] == "float16"
     assert config["metrics"] == staged.metrics
     assert config["metrics_before_conversion"] == {"storage_dtype": "float32", "measured_with": keras.backend.backend(), **float32}
+    assert config["training"]["epochs"] == 2  # the rest of the run's training record kept
+    assert config["training"]["timing"]["epochs_excluded"] == {"2": "paused"}  # summarized again from the run folder
+    assert config["training"]["timing"]["images_per_second"] == 100.0 and config["training"]["timing"]["epochs_timed"] == 1
     reloaded = zoo.load(str(folder))
     assert reloaded.get_layer("conv1").kernel.dtype == "float32"  # stored float16, computed in float32
     x = sample_batch(trained)

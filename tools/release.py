@@ -367,6 +367,18 @@ def _fill_staging(
     return metrics, config, names
 
 
+def _training_with_current_timing(run_dir: Path, training: Any) -> Any:
+    """The run's ``training`` record with its time and speed figures summarized again from its
+    ``timing.json``: epochs left out after the run ended (``zoo.training.callbacks.exclude_epoch``)
+    leave the figures and are named on the card."""
+    from zoo.training.callbacks import summarize_timing
+
+    timing = (training or {}).get("timing") if isinstance(training, dict) else None
+    if not timing or not (run_dir / "timing.json").exists():
+        return training
+    return {**training, "timing": summarize_timing(run_dir / "timing.json", timing["epochs"])}
+
+
 def _convert_weights(
     run_dir: Path,
     target: Path,
@@ -392,6 +404,7 @@ def _convert_weights(
     run_config = run.fields
     model = load(run_dir)
     metadata = {key: value for key, value in run.metadata.items() if key not in _FOLDER_KEYS}
+    metadata["training"] = _training_with_current_timing(run_dir, metadata.get("training"))
     zoo_format.save_folder(
         model, target, metadata=metadata, storage_dtype=storage_dtype,
         max_shard_size=max_shard_size or DEFAULT_MAX_SHARD_SIZE, overwrite=True,
